@@ -1,0 +1,137 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+/// Settings shared by every target of ours (not by dependencies): Swift 6 mode, the upcoming features the
+/// Swift server anchors enable, and warnings as errors.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("NonisolatedNonsendingByDefault"),
+    .treatAllWarnings(as: .error),
+]
+
+let package = Package(
+    name: "P8",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "p8", targets: ["p8"]),
+        .executable(name: "p8ctl", targets: ["p8ctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+    ],
+    targets: [
+        // The wire formats as values: routes and config parsers, GRIP instructions, publish items, Grip-Sig.
+        // No I/O.
+        .target(
+            name: "GRIP",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto")
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // libzmq headers and link (no pkgConfig: libzmq's .pc drags in Kerberos flags SwiftPM rejects).
+        .systemLibrary(
+            name: "CZeroMQ",
+            providers: [.apt(["libzmq3-dev"])]
+        ),
+        // SQLite through GRDB: migrations (from migrations/ via the Migrations symlink), channel logs,
+        // held-request records.
+        .target(
+            name: "Store",
+            dependencies: [
+                "GRIP",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.process("Migrations")],
+            swiftSettings: swiftSettings
+        ),
+        // The handler: publish intake, subscriptions and fan-out, held-session bookkeeping. No NIO.
+        .target(
+            name: "Publish",
+            dependencies: [
+                "GRIP",
+                "Store",
+                "CZeroMQ",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The connection side: NIO listeners, routing, forwarding to backends. The only target importing NIO.
+        .target(
+            name: "Proxy",
+            dependencies: [
+                "GRIP",
+                "Publish",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The composition root: reads p-8.conf and routes, builds and runs the services.
+        .target(
+            name: "Runner",
+            dependencies: [
+                "GRIP",
+                "Store",
+                "Publish",
+                "Proxy",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "p8",
+            dependencies: [
+                "Runner",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "p8ctl",
+            dependencies: [
+                "Runner",
+                "Store",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GRIPTests",
+            dependencies: ["GRIP"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "StoreTests",
+            dependencies: ["Store", "GRIP"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ProxyTests",
+            dependencies: [
+                "GRIP",
+                "Proxy",
+                "Runner",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

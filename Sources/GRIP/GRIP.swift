@@ -1,0 +1,2 @@
+/// The GRIP wire formats as values (filled in by the foundation issue).
+package enum GRIPModule {}

@@ -1,0 +1,2 @@
+/// The connection side (filled in by the foundation issue).
+package enum ProxyModule {}

@@ -1,0 +1,2 @@
+/// The composition root (filled in by the foundation issue).
+package enum RunnerModule {}

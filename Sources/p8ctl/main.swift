@@ -1,0 +1,1 @@
+print("p8ctl")

@@ -1,0 +1,2 @@
+-- Placeholder replaced by the Store issue's schema.
+SELECT 1;
