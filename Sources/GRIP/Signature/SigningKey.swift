@@ -1,0 +1,40 @@
+import Foundation
+
+/// A Grip-Sig HMAC secret: `sig_key`, `upstream_key`, `push_in_http_key` and the route option `sig_key`.
+package struct SigningKey: Sendable, Hashable {
+    /// The secret bytes.
+    package var bytes: [UInt8]
+
+    /// A key from raw bytes.
+    package init(bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
+    /// Parses Pushpin's key syntax: a plain string (its UTF-8 bytes) or `base64:<standard base64>`.
+    ///
+    /// - Returns: nil for an empty value (and for `base64:` with nothing after it): P-8 treats an empty key as
+    ///   no key, unlike Pushpin 1.36.
+    /// - Throws: ``ConfigError`` `invalidSigningKey` for bad base64, `unsupported` for `file:` (PEM keys).
+    package static func parse(_ text: String) throws(ConfigError) -> SigningKey? {
+        if text.hasPrefix("file:") {
+            throw ConfigError(
+                .unsupported,
+                "file: signing keys (PEM, ES256/RS256) are not supported yet; use a plain or base64: secret"
+            )
+        }
+        if text.hasPrefix("base64:") {
+            var encoded = String(text.dropFirst("base64:".count))
+            if encoded.isEmpty {
+                return nil
+            }
+            while encoded.utf8.count % 4 != 0 {
+                encoded += "="
+            }
+            guard let data = Data(base64Encoded: encoded) else {
+                throw ConfigError(.invalidSigningKey, "the text after base64: is not valid base64")
+            }
+            return data.isEmpty ? nil : SigningKey(bytes: Array(data))
+        }
+        return text.isEmpty ? nil : SigningKey(bytes: Array(text.utf8))
+    }
+}
