@@ -1,0 +1,475 @@
+/// Turns the merged INI entries of the config file and its include into ``P8Configuration``.
+struct ConfigReader {
+    /// One effective value with where it came from.
+    struct Located {
+        var value: String
+        var line: Int
+        var file: String
+    }
+
+    struct SectionKey: Hashable {
+        var section: String
+        var key: String
+    }
+
+    private var values: [SectionKey: Located] = [:]
+    private var order: [SectionKey] = []
+    private var emptySections: [String] = []
+    private var warnings: [String] = []
+    private let configDirectory: String
+    private var rundir = ""
+    private var libdir = ""
+    private var ipcPrefix = "pushpin-"
+    private var portOffset = 0
+
+    private init(configDirectory: String) {
+        self.configDirectory = configDirectory
+    }
+
+    static func read(
+        text: String,
+        configDirectory: String,
+        configFile: String,
+        readFile: (String) -> String?
+    ) throws(ConfigError) -> P8Configuration {
+        var reader = ConfigReader(configDirectory: configDirectory)
+        let main = INIDocument(parsing: text)
+        reader.warnings += main.warnings.map { "\(configFile): \($0)" }
+
+        // include= is read from the main file only; its keys lose against the main file's.
+        reader.libdir = reader.resolvedPath(main.value(section: "global", key: "libdir")?.value, default: ".")
+        var included: (document: INIDocument, file: String)?
+        if let include = main.value(section: "global", key: "include"), !include.value.isEmpty {
+            let path = ConfigPath.resolve(reader.substitute(include.value), against: configDirectory)
+            if let includedText = readFile(path) {
+                let document = INIDocument(parsing: includedText)
+                reader.warnings += document.warnings.map { "\(path): \($0)" }
+                included = (document, path)
+            } else {
+                reader.warnings.append(
+                    "include file \(path) (include=\(include.value)) not found; continuing without it"
+                )
+            }
+        }
+        if let included {
+            reader.add(included.document, file: included.file, includeKeys: false)
+        }
+        reader.add(main, file: configFile, includeKeys: true)
+        reader.reportKeys()
+
+        let global = try reader.readGlobal()
+        let runner = try reader.readRunner()
+        let proxy = try reader.readProxy()
+        let handler = try reader.readHandler()
+        let store = try reader.readStore()
+        return P8Configuration(
+            global: global,
+            runner: runner,
+            proxy: proxy,
+            handler: handler,
+            store: store,
+            configFile: configFile,
+            warnings: reader.warnings
+        )
+    }
+
+    // MARK: - Merging and key reports
+
+    private mutating func add(_ document: INIDocument, file: String, includeKeys: Bool) {
+        for entry in document.entries {
+            if !includeKeys && entry.section == "global" && entry.key == "include" {
+                continue  // no nested includes
+            }
+            let sectionKey = SectionKey(section: entry.section, key: entry.key)
+            if self.values[sectionKey] == nil {
+                self.order.append(sectionKey)
+            }
+            self.values[sectionKey] = Located(value: entry.value, line: entry.line, file: file)
+        }
+        for section in document.sections where !document.entries.contains(where: { $0.section == section }) {
+            self.emptySections.append(section)
+        }
+    }
+
+    private mutating func reportKeys() {
+        var unknown: [String] = []
+        var unsupported: [String] = []
+        for sectionKey in self.order {
+            let name = "[\(sectionKey.section)] \(sectionKey.key)"
+            switch ConfigKeys.classify(section: sectionKey.section, key: sectionKey.key) {
+            case .supported:
+                break
+            case .acceptedUnsupported:
+                unsupported.append(name)
+            case .unknown:
+                unknown.append(name)
+            }
+        }
+        for section in self.emptySections where ConfigKeys.supported[section] == nil {
+            unknown.append("[\(section)]")
+        }
+        if !unknown.isEmpty {
+            self.warnings.append("ignoring unknown config keys: \(unknown.joined(separator: ", "))")
+        }
+        if !unsupported.isEmpty {
+            self.warnings.append(
+                "config keys accepted but not supported (ignored): \(unsupported.joined(separator: ", "))"
+            )
+        }
+    }
+
+    // MARK: - Sections
+
+    private mutating func readGlobal() throws(ConfigError) -> GlobalConfiguration {
+        self.ipcPrefix = self.raw("global", "ipc_prefix")?.value ?? "pushpin-"
+        self.portOffset = try self.int("global", "port_offset", minimum: 0) ?? 0
+        let rundirValue = self.raw("global", "rundir") ?? self.raw("runner", "rundir")
+        self.rundir = self.resolvedPath(rundirValue.map { self.substitute($0.value) }, default: "run")
+        return GlobalConfiguration(
+            rundir: self.rundir,
+            libdir: self.libdir,
+            ipcPrefix: self.ipcPrefix,
+            portOffset: self.portOffset
+        )
+    }
+
+    private func readRunner() throws(ConfigError) -> RunnerConfiguration {
+        var listeners = [ListenAddress(host: "0.0.0.0", port: 7999)]
+        if let located = self.raw("runner", "http_port") {
+            listeners = []
+            for item in self.list(located.value) {
+                let address: ListenAddress
+                do {
+                    address = try ListenAddress(parsing: item)
+                } catch {
+                    throw self.located(error, located, "runner", "http_port")
+                }
+                if !listeners.contains(address) {
+                    listeners.append(address)
+                }
+            }
+            if listeners.isEmpty {
+                throw self.failure(located, "runner", "http_port", "must name at least one [addr:]port")
+            }
+        }
+        var logLevel = 2
+        if let located = self.raw("runner", "log_level"), let first = self.list(located.value).first,
+            !first.contains(":")
+        {
+            guard let level = Int(first), level >= 0 else {
+                throw self.failure(located, "runner", "log_level", "\"\(first)\" is not a log level >= 0")
+            }
+            logLevel = level
+        }
+        return RunnerConfiguration(
+            httpListeners: listeners,
+            logdir: self.resolvedPath(self.string("runner", "logdir"), default: "log"),
+            logLevel: logLevel,
+            clientBufferSize: try self.int("runner", "client_buffer_size", minimum: 1) ?? 8192,
+            clientMaxConn: try self.int("runner", "client_maxconn", minimum: 1) ?? 50_000,
+            services: self.raw("runner", "services").map { self.list($0.value) } ?? []
+        )
+    }
+
+    private func readProxy() throws(ConfigError) -> ProxyConfiguration {
+        var mode = XForwardedProtocolMode.protoOnly
+        if let located = self.raw("proxy", "set_x_forwarded_protocol") {
+            switch located.value {
+            case "proto-only": mode = .protoOnly
+            case "true": mode = .protoAndProtocol
+            default: mode = .off
+            }
+        }
+        return ProxyConfiguration(
+            routesFile: self.resolvedPath(self.string("proxy", "routesfile"), default: "routes"),
+            debug: try self.bool("proxy", "debug") ?? false,
+            autoCrossOrigin: try self.bool("proxy", "auto_cross_origin") ?? false,
+            acceptXForwardedProtocol: try self.bool("proxy", "accept_x_forwarded_protocol") ?? false,
+            setXForwardedProtocol: mode,
+            xForwardedFor: try self.forwardedForRule("proxy", "x_forwarded_for"),
+            xForwardedForTrusted: try self.forwardedForRule("proxy", "x_forwarded_for_trusted"),
+            acceptPushpinRoute: try self.bool("proxy", "accept_pushpin_route") ?? false,
+            sigIss: self.raw("proxy", "sig_iss").map { self.substitute($0.value) } ?? "pushpin",
+            sigKey: try self.signingKey("proxy", "sig_key"),
+            upstreamKey: try self.signingKey("proxy", "upstream_key"),
+            maxOpenRequests: try self.optionalLimit("proxy", "max_open_requests"),
+            backendConnectTimeout: try self.int("proxy", "backend_connect_timeout", minimum: 1) ?? 10,
+            backendResponseTimeout: try self.int("proxy", "backend_response_timeout", minimum: 1) ?? 60
+        )
+    }
+
+    private func readHandler() throws(ConfigError) -> HandlerConfiguration {
+        var subSpecs = ["tcp://127.0.0.1:5562"]
+        if let located = self.raw("handler", "push_in_sub_specs") ?? self.raw("handler", "push_in_sub_spec") {
+            subSpecs = []
+            for item in self.list(located.value) {
+                subSpecs.append(try self.offsetSpec(self.substitute(item), located, "handler", "push_in_sub_specs"))
+            }
+        }
+        var httpPort = 5561
+        if let port = try self.int("handler", "push_in_http_port", minimum: 0) {
+            httpPort = port
+        }
+        httpPort += self.portOffset
+        if httpPort > 65535, let located = self.raw("handler", "push_in_http_port") {
+            throw self.failure(located, "handler", "push_in_http_port", "\(httpPort) with port_offset is > 65535")
+        }
+        var statsFormat = StatsFormat.tnetstring
+        if let located = self.raw("handler", "stats_format"), !located.value.isEmpty {
+            guard let format = StatsFormat(rawValue: located.value) else {
+                throw self.failure(located, "handler", "stats_format", "must be tnetstring or json")
+            }
+            statsFormat = format
+        }
+        var prometheusPort: Int?
+        if let port = try self.int("handler", "prometheus_port", minimum: 0) {
+            if port > 65535 {
+                throw self.failure(self.raw("handler", "prometheus_port")!, "handler", "prometheus_port", "> 65535")
+            }
+            prometheusPort = port
+        }
+        return HandlerConfiguration(
+            pushInSpec: try self.spec("handler", "push_in_spec", default: "tcp://127.0.0.1:5560"),
+            pushInSubSpecs: subSpecs,
+            pushInSubConnect: try self.bool("handler", "push_in_sub_connect") ?? false,
+            pushInHTTPAddr: self.string("handler", "push_in_http_addr") ?? "127.0.0.1",
+            pushInHTTPPort: httpPort,
+            statsSpec: try self.spec("handler", "stats_spec", default: "ipc://{rundir}/{ipc_prefix}stats"),
+            commandSpec: try self.spec("handler", "command_spec", default: "tcp://127.0.0.1:5563"),
+            messageRate: try self.optionalLimit("handler", "message_rate"),
+            messageHWM: try self.optionalLimit("handler", "message_hwm"),
+            messageWait: try self.int("handler", "message_wait", minimum: 0) ?? 5000,
+            idCacheTTL: try self.int("handler", "id_cache_ttl", minimum: 0) ?? 60,
+            subscriptionLinger: try self.int("handler", "subscription_linger", minimum: 0) ?? 60,
+            connectionSubscriptionMax: try self.int("handler", "connection_subscription_max", minimum: 1) ?? 20,
+            statsFormat: statsFormat,
+            statsReportInterval: try self.int("handler", "stats_report_interval", minimum: 0) ?? 10,
+            prometheusPort: prometheusPort,
+            pushInHTTPMaxBodySize: try self.int("handler", "push_in_http_max_body_size", minimum: 1) ?? 1_000_000,
+            publishKey: try self.signingKey("handler", "push_in_http_key")
+        )
+    }
+
+    private func readStore() throws(ConfigError) -> StoreConfiguration {
+        var synchronous = SynchronousMode.normal
+        if let located = self.raw("store", "synchronous"), !located.value.isEmpty {
+            guard let mode = SynchronousMode(rawValue: located.value.lowercased()) else {
+                throw self.failure(located, "store", "synchronous", "must be normal or full")
+            }
+            synchronous = mode
+        }
+        let defaults = RetentionPolicy()
+        let retention = RetentionPolicy(
+            maxItems: try self.int("store", "max_items", minimum: 1) ?? defaults.maxItems,
+            maxAgeSeconds: try self.int("store", "max_age", minimum: 1) ?? defaults.maxAgeSeconds,
+            maxBytes: try self.int("store", "max_bytes", minimum: 1) ?? defaults.maxBytes
+        )
+        var overrides: [StoreConfiguration.RetentionOverride] = []
+        if let located = self.raw("store", "retention_overrides") {
+            for item in self.list(located.value) {
+                overrides.append(try self.retentionOverride(item, base: retention, located))
+            }
+        }
+        return StoreConfiguration(
+            databaseFile: self.resolvedPath(
+                self.substitute(self.raw("store", "database_file")?.value ?? "{rundir}/p8.sqlite"),
+                default: "{rundir}/p8.sqlite"
+            ),
+            synchronous: synchronous,
+            defaultRetention: retention,
+            retentionOverrides: overrides,
+            maxTotalBytes: try self.int("store", "max_total_bytes", minimum: 1) ?? 1_000_000_000
+        )
+    }
+
+    /// `PREFIX:items=N:age=S:bytes=B`, every part after the prefix optional (missing ones from `base`).
+    private func retentionOverride(
+        _ item: String,
+        base: RetentionPolicy,
+        _ located: Located
+    ) throws(ConfigError) -> StoreConfiguration.RetentionOverride {
+        let parts = item.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard let prefix = parts.first, !prefix.isEmpty else {
+            throw self.failure(located, "store", "retention_overrides", "\"\(item)\" has no channel prefix")
+        }
+        var policy = base
+        for part in parts.dropFirst() {
+            let pair = part.split(separator: "=", maxSplits: 1).map(String.init)
+            guard pair.count == 2, let number = Int(pair[1]), number > 0 else {
+                throw self.failure(
+                    located,
+                    "store",
+                    "retention_overrides",
+                    "\"\(part)\" in \"\(item)\" is not items=N, age=S or bytes=B with a positive number"
+                )
+            }
+            switch pair[0] {
+            case "items": policy.maxItems = number
+            case "age": policy.maxAgeSeconds = number
+            case "bytes": policy.maxBytes = number
+            default:
+                throw self.failure(
+                    located,
+                    "store",
+                    "retention_overrides",
+                    "unknown limit \"\(pair[0])\" in \"\(item)\" (expected items, age or bytes)"
+                )
+            }
+        }
+        return StoreConfiguration.RetentionOverride(channelPrefix: prefix, policy: policy)
+    }
+
+    // MARK: - Values
+
+    private func raw(_ section: String, _ key: String) -> Located? {
+        self.values[SectionKey(section: section, key: key)]
+    }
+
+    /// The value with templates substituted; nil when absent or empty.
+    private func string(_ section: String, _ key: String) -> String? {
+        guard let located = self.raw(section, key), !located.value.isEmpty else {
+            return nil
+        }
+        return self.substitute(located.value)
+    }
+
+    private func substitute(_ value: String) -> String {
+        guard value.contains("{") else {
+            return value
+        }
+        return
+            value
+            .replacingAll("{libdir}", with: self.libdir)
+            .replacingAll("{rundir}", with: self.rundir)
+            .replacingAll("{ipc_prefix}", with: self.ipcPrefix)
+    }
+
+    private func resolvedPath(_ value: String?, default defaultValue: String) -> String {
+        let path = (value?.isEmpty ?? true) ? self.substitute(defaultValue) : value!
+        return ConfigPath.resolve(path, against: self.configDirectory)
+    }
+
+    private func list(_ value: String) -> [String] {
+        value.split(separator: ",").map { $0.trimmingINIWhitespace() }.filter { !$0.isEmpty }
+    }
+
+    private func int(_ section: String, _ key: String, minimum: Int) throws(ConfigError) -> Int? {
+        guard let located = self.raw(section, key), !located.value.isEmpty else {
+            return nil
+        }
+        guard let number = Int(located.value) else {
+            throw self.failure(located, section, key, "\"\(located.value)\" is not an integer")
+        }
+        guard number >= minimum else {
+            throw self.failure(located, section, key, "\(number) is less than \(minimum)")
+        }
+        return number
+    }
+
+    /// A limit where Pushpin uses a negative number for "unlimited": negative or empty is nil, 0 is refused.
+    private func optionalLimit(_ section: String, _ key: String) throws(ConfigError) -> Int? {
+        guard let number = try self.int(section, key, minimum: Int.min), number >= 0 else {
+            return nil
+        }
+        if number == 0 {
+            throw self.failure(
+                self.raw(section, key)!,
+                section,
+                key,
+                "must be at least 1 (leave it empty for unlimited)"
+            )
+        }
+        return number
+    }
+
+    private func bool(_ section: String, _ key: String) throws(ConfigError) -> Bool? {
+        guard let located = self.raw(section, key), !located.value.isEmpty else {
+            return nil
+        }
+        switch located.value.lowercased() {
+        case "true", "yes", "on", "1": return true
+        case "false", "no", "off", "0": return false
+        default:
+            throw self.failure(located, section, key, "\"\(located.value)\" is not a boolean (true or false)")
+        }
+    }
+
+    private func signingKey(_ section: String, _ key: String) throws(ConfigError) -> SigningKey? {
+        guard let located = self.raw(section, key) else {
+            return nil
+        }
+        do {
+            return try SigningKey.parse(located.value)
+        } catch {
+            throw self.located(error, located, section, key)
+        }
+    }
+
+    private func forwardedForRule(_ section: String, _ key: String) throws(ConfigError) -> XForwardedForRule {
+        guard let located = self.raw(section, key) else {
+            return XForwardedForRule()
+        }
+        do {
+            return try XForwardedForRule(parsing: located.value)
+        } catch {
+            throw self.located(error, located, section, key)
+        }
+    }
+
+    /// A ZeroMQ spec with templates substituted and `port_offset` added to a `tcp://` port; "" when empty.
+    private func spec(_ section: String, _ key: String, default defaultValue: String) throws(ConfigError) -> String {
+        guard let located = self.raw(section, key) else {
+            return try self.offsetSpec(self.substitute(defaultValue), nil, section, key)
+        }
+        return try self.offsetSpec(self.substitute(located.value), located, section, key)
+    }
+
+    private func offsetSpec(
+        _ spec: String,
+        _ located: Located?,
+        _ section: String,
+        _ key: String
+    ) throws(ConfigError) -> String {
+        guard spec.hasPrefix("tcp://"), self.portOffset != 0 else {
+            return spec
+        }
+        guard let colon = spec.lastIndex(of: ":"), let port = Int(spec[spec.index(after: colon)...]),
+            (0...65535).contains(port + self.portOffset)
+        else {
+            var error = ConfigError(.invalidValue, "\"\(spec)\" is not tcp://host:PORT with room for port_offset")
+            error.section = section
+            error.key = key
+            error.line = located?.line
+            error.file = located?.file
+            throw error
+        }
+        return "\(spec[...colon])\(port + self.portOffset)"
+    }
+
+    private func failure(_ located: Located, _ section: String, _ key: String, _ message: String) -> ConfigError {
+        ConfigError(.invalidValue, message, section: section, key: key, line: located.line, file: located.file)
+    }
+
+    private func located(_ error: ConfigError, _ located: Located, _ section: String, _ key: String) -> ConfigError {
+        var error = error
+        error.section = section
+        error.key = key
+        error.line = located.line
+        error.file = located.file
+        return error
+    }
+}
+
+extension String {
+    /// The string with every occurrence of `target` replaced (no Foundation needed).
+    func replacingAll(_ target: String, with replacement: String) -> String {
+        var result = ""
+        var rest = self[...]
+        while let range = rest.firstRange(of: target) {
+            result += rest[..<range.lowerBound]
+            result += replacement
+            rest = rest[range.upperBound...]
+        }
+        return result + rest
+    }
+}
