@@ -1,0 +1,34 @@
+import NIOHTTP1
+
+/// The responses the proxy itself produces, worded as Pushpin words them (grip-spec §2.7). Bodies are safe to
+/// show a client: they never carry backend addresses, keys or internal details.
+struct ProxyErrorResponse: Error, Equatable {
+    var status: HTTPResponseStatus
+    var body: String
+
+    static func noRoute(host: String) -> Self {
+        Self(status: .badGateway, body: "No route for host: \(host)\n")
+    }
+
+    static let originError = Self(status: .badGateway, body: "Error while proxying to origin.\n")
+    static let originTimeout = Self(status: .gatewayTimeout, body: "Timed out waiting for origin.\n")
+    static let malformedRequest = Self(status: .badRequest, body: "Malformed request.\n")
+    static let headersTooLarge = Self(status: .requestHeaderFieldsTooLarge, body: "Request headers too large.\n")
+    static let requestTooLargeForGrip = Self(
+        status: .badRequest,
+        body: "Request too large to accept GRIP instruct.\n"
+    )
+    static let acceptServiceUnavailable = Self(status: .internalServerError, body: "Accept service unavailable.\n")
+    static let testTargetUnsupported = Self(status: .badGateway, body: "Error while proxying to origin.\n")
+
+    /// The response head; `close` adds `Connection: close` when the connection ends after this response.
+    func head(version: HTTPVersion, close: Bool) -> HTTPResponseHead {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "text/plain")
+        headers.add(name: "Content-Length", value: String(self.body.utf8.count))
+        if close {
+            headers.add(name: "Connection", value: "close")
+        }
+        return HTTPResponseHead(version: version, status: self.status, headers: headers)
+    }
+}

@@ -1,0 +1,430 @@
+import GRIP
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// One client request and its way through a backend: routing, connecting (with failover over the route's
+/// targets), streaming the request body up and the response down with back-pressure both ways, timeouts,
+/// and the decision whether the response is plain or GRIP.
+///
+/// Lives on the client connection's event loop, as does every backend connection it uses.
+final class ProxyExchange {
+    private unowned let client: ClientConnectionHandler
+    private let engine: ProxyEngine
+    private let pool: BackendConnectionPool
+    private let requestHead: HTTPRequestHead
+    private let logger: Logger
+
+    private var route: Route?
+    private var originForm = "/"
+    private var targets: [RouteTarget] = []
+    private var targetIndex = 0
+    private var trusted = false
+    private var backendHead: HTTPRequestHead?
+    private var connection: BackendConnection?
+    private var retriedOnFreshConnection = false
+
+    /// Client body received while no backend connection is attached yet.
+    private var pendingBody: [ByteBuffer] = []
+    private var pendingBodyBytes = 0
+    /// The first part of the request body, kept so the request can be re-sent on a fresh connection.
+    private var replayableBody: [ByteBuffer] = []
+    private var requestBodyBytes = 0
+    private var requestComplete = false
+
+    private enum ResponseState {
+        case waitingForHead
+        /// A plain response being relayed; `keepAlive` says whether the backend connection may be reused.
+        case relaying(backendKeepAlive: Bool)
+        /// A GRIP response, buffered whole before it is acted on.
+        case bufferingGrip(HTTPResponseHead, ByteBuffer)
+        case complete
+    }
+
+    private var response = ResponseState.waitingForHead
+    private var finished = false
+    private var timeout: Scheduled<Void>?
+    private var lastBackendActivity = NIODeadline.now()
+
+    init(
+        client: ClientConnectionHandler,
+        engine: ProxyEngine,
+        pool: BackendConnectionPool,
+        requestHead: HTTPRequestHead,
+        logger: Logger
+    ) {
+        self.client = client
+        self.engine = engine
+        self.pool = pool
+        self.requestHead = requestHead
+        self.logger = logger
+    }
+
+    private var eventLoop: any EventLoop { self.client.eventLoop }
+
+    // MARK: - Client events
+
+    func start() {
+        let target = RequestTarget(uri: self.requestHead.uri, hostHeader: self.requestHead.headers.first(name: "host"))
+        let routes = self.engine.routes.current
+        var route: Route?
+        if self.engine.settings.proxy.acceptPushpinRoute, let id = self.requestHead.headers.first(name: "pushpin-route")
+        {
+            route = routes.route(id: id)
+        }
+        if route == nil {
+            route = routes.route(host: target.host, path: target.path, isTLS: false, isWebSocket: false)
+        }
+        guard let route else {
+            self.fail(with: .noRoute(host: target.host))
+            return
+        }
+        self.route = route
+        self.originForm = target.originForm
+        self.targets = route.targets
+        self.trusted = self.engine.requestBuilder.isTrusted(self.requestHead, now: ProxyClock.unixSeconds())
+        self.connectToCurrentTarget(fresh: false)
+    }
+
+    func clientBody(_ buffer: ByteBuffer) {
+        guard !self.finished else { return }
+        self.requestBodyBytes += buffer.readableBytes
+        if self.requestBodyBytes <= ProxyLimits.maxBufferedRequestBody {
+            self.replayableBody.append(buffer)
+        } else {
+            self.replayableBody = []
+        }
+        if let connection = self.connection {
+            connection.write(.body(.byteBuffer(buffer)))
+            if !connection.isWritable {
+                self.client.setReadPaused(true)
+            }
+        } else {
+            self.pendingBody.append(buffer)
+            self.pendingBodyBytes += buffer.readableBytes
+            if self.pendingBodyBytes > ProxyLimits.maxPendingRequestBody {
+                self.client.setReadPaused(true)
+            }
+        }
+    }
+
+    func clientEnd() {
+        guard !self.finished else { return }
+        self.requestComplete = true
+        if let connection = self.connection {
+            connection.write(.end(nil))
+            connection.flush()
+        }
+    }
+
+    func clientReadComplete() {
+        self.connection?.flush()
+    }
+
+    func clientWritabilityChanged(isWritable: Bool) {
+        if isWritable {
+            self.connection?.isReadPaused = false
+        }
+    }
+
+    /// The client went away: abandon the backend request (its connection cannot be reused mid-exchange).
+    func clientClosed() {
+        guard !self.finished else { return }
+        self.finished = true
+        self.timeout?.cancel()
+        if let connection = self.connection {
+            self.connection = nil
+            connection.close()
+        }
+    }
+
+    // MARK: - Connecting
+
+    private func connectToCurrentTarget(fresh: Bool) {
+        guard let route = self.route else { return }
+        let target = self.targets[self.targetIndex]
+        guard case .host(let host, let port) = target.kind else {
+            self.fail(with: .testTargetUnsupported)
+            return
+        }
+        self.backendHead = self.engine.requestBuilder.backendHead(
+            for: self.requestHead,
+            originForm: self.originForm,
+            route: route,
+            target: target,
+            clientAddress: self.client.remoteAddressText,
+            clientIsTLS: false,
+            trusted: self.trusted,
+            now: ProxyClock.unixSeconds()
+        )
+        let key = BackendKey(host: host, port: port)
+        let completion: (Result<BackendConnection, any Error>) -> Void = { result in
+            switch result {
+            case .success(let connection):
+                self.attach(connection)
+            case .failure(let error):
+                self.connectFailed(error)
+            }
+        }
+        if fresh {
+            self.pool.connect(key, completion: completion)
+        } else {
+            self.pool.acquire(key, completion: completion)
+        }
+    }
+
+    private func connectFailed(_ error: any Error) {
+        guard !self.finished else { return }
+        self.logger.debug("backend connect failed", metadata: ["error": "\(error)"])
+        self.targetIndex += 1
+        if self.targetIndex < self.targets.count {
+            self.connectToCurrentTarget(fresh: false)
+        } else {
+            self.fail(with: .originError)
+        }
+    }
+
+    private func attach(_ connection: BackendConnection) {
+        guard !self.finished, let backendHead = self.backendHead else {
+            // The client left while we were connecting; the connection is clean, so keep it.
+            self.pool.release(connection)
+            return
+        }
+        self.connection = connection
+        connection.delegate = self
+        connection.exchangesServed += 1
+        connection.write(.head(backendHead))
+        for part in self.pendingBody {
+            connection.write(.body(.byteBuffer(part)))
+        }
+        self.pendingBody = []
+        self.pendingBodyBytes = 0
+        if self.requestComplete {
+            connection.write(.end(nil))
+        }
+        connection.flush()
+        self.client.setReadPaused(!connection.isWritable)
+        self.lastBackendActivity = .now()
+        self.armTimeout(after: self.engine.responseTimeout)
+    }
+
+    /// A reused connection failed before any response byte: the backend probably closed it while it was
+    /// idle. Send the request again on a new connection when the whole body is still at hand.
+    private func retryOnFreshConnection() -> Bool {
+        guard !self.retriedOnFreshConnection, let connection = self.connection, connection.exchangesServed > 1,
+            case .waitingForHead = self.response,
+            self.requestBodyBytes <= ProxyLimits.maxBufferedRequestBody
+        else {
+            return false
+        }
+        self.retriedOnFreshConnection = true
+        self.connection = nil
+        connection.close()
+        self.pendingBody = self.replayableBody
+        self.pendingBodyBytes = self.requestBodyBytes
+        self.timeout?.cancel()
+        self.connectToCurrentTarget(fresh: true)
+        return true
+    }
+
+    // MARK: - Timeout
+
+    private func armTimeout(after delay: TimeAmount) {
+        self.timeout?.cancel()
+        self.timeout = self.eventLoop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
+            self?.timeoutFired()
+        }
+    }
+
+    /// Fires at most once per timeout period; activity since the last arming only moves the deadline.
+    private func timeoutFired() {
+        guard !self.finished, let connection = self.connection else { return }
+        let deadline = self.lastBackendActivity + self.engine.responseTimeout
+        if connection.isReadPaused || deadline > .now() {
+            // Waiting on the client, not on the backend, or the backend was active meanwhile.
+            self.armTimeout(after: connection.isReadPaused ? self.engine.responseTimeout : deadline - .now())
+            return
+        }
+        self.logger.debug("backend timed out")
+        self.connection = nil
+        connection.close()
+        if case .waitingForHead = self.response {
+            self.fail(with: .originTimeout)
+        } else {
+            self.abort()
+        }
+    }
+
+    // MARK: - Finishing
+
+    /// Answers the client with one of the proxy's own responses and ends the exchange.
+    private func fail(with error: ProxyErrorResponse) {
+        guard !self.finished else { return }
+        if let connection = self.connection {
+            self.connection = nil
+            connection.close()
+        }
+        self.finished = true
+        self.timeout?.cancel()
+        self.response = .complete
+        let keepAlive = self.requestHead.isKeepAlive && self.requestComplete
+        self.client.respond(with: error, version: self.requestHead.version, keepAlive: keepAlive)
+    }
+
+    /// Ends the client connection abruptly: the response has started and cannot be completed.
+    private func abort() {
+        guard !self.finished else { return }
+        self.finished = true
+        self.timeout?.cancel()
+        if let connection = self.connection {
+            self.connection = nil
+            connection.close()
+        }
+        self.client.abortConnection()
+    }
+
+    private func completeRelayedResponse(backendKeepAlive: Bool, trailers: HTTPHeaders?) {
+        self.finished = true
+        self.timeout?.cancel()
+        self.response = .complete
+        if let connection = self.connection {
+            self.connection = nil
+            if backendKeepAlive && self.requestComplete {
+                self.pool.release(connection)
+            } else {
+                connection.close()
+            }
+        }
+        self.client.endResponse(trailers: trailers, keepAlive: self.clientKeepAlive && self.requestComplete)
+    }
+
+    /// Whether the client connection may carry another request after this response.
+    private var clientKeepAlive = true
+
+    // MARK: - GRIP responses
+
+    private func gripResponseComplete(head: HTTPResponseHead, body: ByteBuffer) {
+        if let connection = self.connection {
+            self.connection = nil
+            if head.isKeepAlive && self.requestComplete {
+                self.pool.release(connection)
+            } else {
+                connection.close()
+            }
+        }
+        if GripResponseInspection.needsHandler(head) {
+            // Holds and next links are the publish side's work (the GRIP core issue).
+            self.fail(with: .acceptServiceUnavailable)
+            return
+        }
+        self.finished = true
+        self.timeout?.cancel()
+        self.response = .complete
+        let answer = GripResponseInspection.directAnswerHead(
+            head,
+            bodyLength: body.readableBytes,
+            version: self.requestHead.version
+        )
+        let keepAlive = self.requestHead.isKeepAlive && self.requestComplete
+        self.client.respond(head: answer, body: body, keepAlive: keepAlive)
+    }
+}
+
+// MARK: - Backend events
+
+extension ProxyExchange: BackendConnectionDelegate {
+    func backendResponsePart(_ part: HTTPClientResponsePart) {
+        guard !self.finished else { return }
+        self.lastBackendActivity = .now()
+        switch (part, self.response) {
+        case (.head(var head), .waitingForHead):
+            if let connection = self.connection {
+                head.status = connection.wireStatus(head.status)
+            }
+            self.responseHeadReceived(head)
+        case (.body(let buffer), .relaying):
+            self.client.writeBody(buffer)
+            if !self.client.isWritable {
+                self.connection?.isReadPaused = true
+            }
+        case (.body(var buffer), .bufferingGrip(let head, var body)):
+            guard body.readableBytes + buffer.readableBytes <= ProxyLimits.maxGripResponseBody else {
+                self.logger.debug("GRIP instruct response too large")
+                self.fail(with: .originError)
+                return
+            }
+            self.response = .complete  // drop the reference so `body` stays uniquely owned
+            body.writeBuffer(&buffer)
+            self.response = .bufferingGrip(head, body)
+        case (.end(let trailers), .relaying(let backendKeepAlive)):
+            self.completeRelayedResponse(backendKeepAlive: backendKeepAlive, trailers: trailers)
+        case (.end, .bufferingGrip(let head, let body)):
+            self.gripResponseComplete(head: head, body: body)
+        default:
+            self.logger.debug("unexpected response part from backend")
+            self.fail(with: .originError)
+        }
+    }
+
+    private func responseHeadReceived(_ head: HTTPResponseHead) {
+        guard let route = self.route else { return }
+        if !self.trusted && !route.noGrip && GripResponseInspection.isGripResponse(head) {
+            guard self.requestBodyBytes <= ProxyLimits.maxBufferedRequestBody else {
+                self.fail(with: .requestTooLargeForGrip)
+                return
+            }
+            self.response = .bufferingGrip(head, ByteBuffer())
+            return
+        }
+        var headers = head.headers
+        HopByHopHeaders.remove(from: &headers)
+        // A close-delimited body cannot be re-framed for an HTTP/1.0 client without closing afterwards.
+        let hasLength = headers.contains(name: "content-length")
+        let bodyless =
+            self.requestHead.method == .HEAD || head.status == .noContent || head.status == .notModified
+            || head.status.code < 200
+        self.clientKeepAlive =
+            self.requestHead.isKeepAlive && (self.requestHead.version.minor >= 1 || hasLength || bodyless)
+        if !self.clientKeepAlive {
+            headers.replaceOrAdd(name: "Connection", value: "close")
+        } else if self.requestHead.version.minor == 0 {
+            headers.replaceOrAdd(name: "Connection", value: "keep-alive")
+        }
+        self.response = .relaying(backendKeepAlive: head.isKeepAlive)
+        self.client.writeHead(
+            HTTPResponseHead(version: self.requestHead.version, status: head.status, headers: headers)
+        )
+    }
+
+    func backendReadComplete() {
+        if case .relaying = self.response {
+            self.client.flush()
+        }
+    }
+
+    func backendWritabilityChanged(isWritable: Bool) {
+        self.client.setReadPaused(!isWritable)
+    }
+
+    func backendFailed(_ error: any Error) {
+        self.logger.debug("backend connection failed", metadata: ["error": "\(error)"])
+        self.backendClosed()
+    }
+
+    func backendClosed() {
+        guard !self.finished else { return }
+        if self.retryOnFreshConnection() {
+            return
+        }
+        self.connection = nil
+        switch self.response {
+        case .waitingForHead, .bufferingGrip:
+            self.fail(with: .originError)
+        case .relaying, .complete:
+            self.abort()
+        }
+    }
+}
+
+@available(*, unavailable)
+extension ProxyExchange: Sendable {}

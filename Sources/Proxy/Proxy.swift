@@ -1,2 +1,0 @@
-/// The connection side (filled in by the foundation issue).
-package enum ProxyModule {}

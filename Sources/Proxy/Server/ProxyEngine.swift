@@ -1,0 +1,34 @@
+import GRIP
+import Logging
+import NIOCore
+import Synchronization
+
+/// What every client connection shares: settings, the live routes, the request builder, and the count of
+/// open connections (for graceful shutdown and stats).
+final class ProxyEngine: Sendable {
+    let settings: ProxySettings
+    let routes: RouteTableBox
+    let requestBuilder: BackendRequestBuilder
+    /// How long the backend may stay silent (before its response head, or between body bytes).
+    let responseTimeout: TimeAmount
+    private let openConnections = Atomic<Int>(0)
+
+    init(settings: ProxySettings, routes: RouteTableBox) {
+        self.settings = settings
+        self.routes = routes
+        self.requestBuilder = BackendRequestBuilder(proxy: settings.proxy, signatures: GripSignatureCache())
+        self.responseTimeout = .seconds(Int64(settings.proxy.backendResponseTimeout))
+    }
+
+    var openConnectionCount: Int {
+        self.openConnections.load(ordering: .relaxed)
+    }
+
+    func connectionOpened() {
+        self.openConnections.add(1, ordering: .relaxed)
+    }
+
+    func connectionClosed() {
+        self.openConnections.subtract(1, ordering: .relaxed)
+    }
+}

@@ -1,0 +1,169 @@
+package import GRIP
+package import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+/// The client-facing HTTP proxy: listens on the configured ports and forwards each request to its route's
+/// backend. Runs until graceful shutdown, then stops accepting, lets responses in flight finish for the grace
+/// period, ends the rest, and returns when every client connection is closed.
+package final class ProxyServer: Service {
+    private let engine: ProxyEngine
+    private let group: MultiThreadedEventLoopGroup
+    private let logger: Logger
+    private let onListening: @Sendable ([ListenAddress]) -> Void
+    private let clients = ConnectionRegistry()
+
+    /// - Parameters:
+    ///   - onListening: called once every listener is bound, with the bound addresses (port 0 resolved).
+    package init(
+        settings: ProxySettings,
+        routes: RouteTableBox,
+        logger: Logger,
+        onListening: @escaping @Sendable ([ListenAddress]) -> Void
+    ) {
+        self.engine = ProxyEngine(settings: settings, routes: routes)
+        self.group = .singleton
+        self.logger = logger
+        self.onListening = onListening
+    }
+
+    package func run() async throws {
+        let pools = BackendPools(
+            group: self.group,
+            connectTimeout: .seconds(Int64(self.engine.settings.proxy.backendConnectTimeout))
+        )
+        var listeners: [any Channel] = []
+        do {
+            for address in self.engine.settings.listeners {
+                listeners.append(try await self.bind(address, pools: pools))
+            }
+        } catch {
+            for listener in listeners {
+                try? await listener.close()
+            }
+            throw error
+        }
+        let bound = listeners.compactMap { channel -> ListenAddress? in
+            guard let address = channel.localAddress, let port = address.port else { return nil }
+            return ListenAddress(host: address.ipAddress ?? "0.0.0.0", port: port)
+        }
+        self.logger.info("proxy listening", metadata: ["p8.listen": "\(bound.map { "\($0.host):\($0.port)" })"])
+        self.onListening(bound)
+
+        try? await gracefulShutdown()
+
+        // Stop accepting, then let each connection finish its response in flight (idle ones close now).
+        for listener in listeners {
+            try? await listener.close()
+        }
+        // A cancelled run (not a graceful shutdown) skips the grace period.
+        if !Task.isCancelled {
+            self.clients.broadcast(ChannelShouldQuiesceEvent())
+            let grace = Duration.seconds(self.engine.settings.shutdownGracePeriodSeconds)
+            await self.clients.waitUntilEmpty(timeout: grace)
+        }
+        self.clients.broadcast(ProxyShutdownDeadlineEvent())
+        await self.clients.waitUntilEmpty(timeout: .seconds(2))
+        await pools.closeAll()
+    }
+
+    private func bind(_ address: ListenAddress, pools: BackendPools) async throws -> any Channel {
+        let engine = self.engine
+        let logger = self.logger
+        let clients = self.clients
+        let limits: NIOHTTPDecoderLimitConfiguration = {
+            var limits = NIOHTTPDecoderLimitConfiguration()
+            limits.maxHeaderListSize = engine.settings.maxRequestHeadBytes
+            limits.maxHeaderFieldSize = engine.settings.maxRequestHeadBytes
+            return limits
+        }()
+        return try await ServerBootstrap(group: self.group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    clients.add(channel)
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withPipeliningAssistance: true,
+                        withErrorHandling: false,
+                        withEncoderConfiguration: HTTPResponseEncoder.Configuration(),
+                        withDecoderLimitConfiguration: limits
+                    )
+                    try channel.pipeline.syncOperations.addHandler(
+                        ClientConnectionHandler(
+                            engine: engine,
+                            pool: pools.pool(for: channel.eventLoop),
+                            logger: logger
+                        )
+                    )
+                }
+            }
+            .bind(host: address.host, port: address.port)
+            .get()
+    }
+}
+
+/// One ``BackendConnectionPool`` per event loop of the group.
+private final class BackendPools: Sendable {
+    private let pools: [ObjectIdentifier: NIOLoopBoundBox<BackendConnectionPool>]
+
+    init(group: MultiThreadedEventLoopGroup, connectTimeout: TimeAmount) {
+        var pools: [ObjectIdentifier: NIOLoopBoundBox<BackendConnectionPool>] = [:]
+        for eventLoop in group.makeIterator() {
+            pools[ObjectIdentifier(eventLoop)] = NIOLoopBoundBox.makeBoxSendingValue(
+                BackendConnectionPool(eventLoop: eventLoop, connectTimeout: connectTimeout),
+                eventLoop: eventLoop
+            )
+        }
+        self.pools = pools
+    }
+
+    /// The pool of `eventLoop`; must be called on that loop.
+    func pool(for eventLoop: any EventLoop) -> BackendConnectionPool {
+        self.pools[ObjectIdentifier(eventLoop)]!.value
+    }
+
+    func closeAll() async {
+        for bound in self.pools.values {
+            try? await bound.eventLoop.submit { bound.value.closeAll() }.get()
+        }
+    }
+}
+
+/// The open client connections, so shutdown can reach each of them.
+private final class ConnectionRegistry: Sendable {
+    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+
+    func add(_ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        self.channels.withLock { $0[id] = channel }
+        channel.closeFuture.whenComplete { _ in
+            _ = self.channels.withLock { $0.removeValue(forKey: id) }
+        }
+    }
+
+    func broadcast(_ event: any Sendable) {
+        for channel in self.channels.withLock({ Array($0.values) }) {
+            channel.pipeline.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    /// Waits until every connection closed, at most `timeout` (polling: this runs once, at shutdown).
+    /// Uses a clock sleep that ignores cancellation, so a cancelled shutdown still waits for the closes.
+    func waitUntilEmpty(timeout: Duration) async {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while clock.now < deadline, !self.channels.withLock({ $0.isEmpty }) {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .milliseconds(20)) {
+                    continuation.resume()
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+package import GRIP
+package import Logging
+import Proxy
+import ServiceLifecycle
+import UnixSignals
+
+/// Everything `p8` runs, built from a configuration: the client-facing proxy and the routes reloader, in
+/// one service group that shuts down gracefully on SIGTERM or SIGINT. Tests start exactly this.
+package struct P8Server: Sendable {
+    /// What the command line overrides in the config file.
+    package struct Overrides: Sendable {
+        /// `--port`: replaces `[runner] http_port`.
+        package var listeners: [ListenAddress]?
+        /// `--route`: replaces the routes file.
+        package var routeLines: [String]?
+
+        package init(listeners: [ListenAddress]? = nil, routeLines: [String]? = nil) {
+            self.listeners = listeners
+            self.routeLines = routeLines
+        }
+    }
+
+    /// The bound addresses, reported once every listener is up.
+    package struct Readiness: Sendable, Equatable {
+        package var http: [ListenAddress]
+
+        /// The one line `p8` prints on stdout when it is ready.
+        package var line: String {
+            "p8 ready http=" + self.http.map(\.description).joined(separator: ",")
+        }
+    }
+
+    package let configuration: P8Configuration
+    package let overrides: Overrides
+    private let logger: Logger
+
+    package init(configuration: P8Configuration, overrides: Overrides = Overrides(), logger: Logger) {
+        self.configuration = configuration
+        self.overrides = overrides
+        self.logger = logger
+    }
+
+    /// Runs until a graceful shutdown (SIGTERM, SIGINT) completes or the task is cancelled.
+    ///
+    /// - Parameter onReady: called once, when every listener is bound.
+    /// - Throws: ``RunnerError`` when the routes cannot be read; bind errors.
+    package func run(onReady: @escaping @Sendable (Readiness) -> Void) async throws {
+        for warning in self.configuration.warnings {
+            self.logger.warning("\(warning)")
+        }
+        let source: RoutesSource =
+            self.overrides.routeLines.map { .lines($0) } ?? .file(self.configuration.proxy.routesFile)
+        let (table, warnings) = try source.load()
+        for warning in warnings {
+            self.logger.warning("\(warning)")
+        }
+        let routes = RouteTableBox(table)
+        let settings = ProxySettings(
+            listeners: self.overrides.listeners ?? self.configuration.runner.httpListeners,
+            proxy: self.configuration.proxy,
+            maxRequestHeadBytes: self.configuration.runner.clientBufferSize
+        )
+        let proxy = ProxyServer(settings: settings, routes: routes, logger: self.logger) { bound in
+            onReady(Readiness(http: bound))
+        }
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: proxy)
+        ]
+        if case .file = source {
+            services.append(.init(service: RoutesReloadService(source: source, routes: routes, logger: self.logger)))
+        }
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: services,
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: self.logger
+            )
+        )
+        try await group.run()
+    }
+}

@@ -1,2 +1,0 @@
-/// The composition root (filled in by the foundation issue).
-package enum RunnerModule {}

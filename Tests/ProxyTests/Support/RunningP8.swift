@@ -1,0 +1,79 @@
+import Foundation
+import GRIP
+import Logging
+import Runner
+
+/// The signing key every test config uses.
+let testSigningKey = "proxy-tests-signing-key"
+
+/// Starts a real P-8 (what `p8` starts) on 127.0.0.1 and an ephemeral port with `routes` and extra config
+/// lines, runs `body` with its client port, then stops it.
+func withRunningP8(
+    routes: [String],
+    config extraConfig: String = "",
+    _ body: (Int) async throws -> Void
+) async throws {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("p8-test-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let text = """
+        [global]
+        rundir=run
+        [runner]
+        http_port=127.0.0.1:0
+        [proxy]
+        sig_iss=pushpin
+        sig_key=\(testSigningKey)
+        x_forwarded_for=append
+        \(extraConfig)
+        """
+    let configuration = try P8Configuration.parse(
+        text: text,
+        configDirectory: directory.path,
+        readFile: { _ in nil }
+    )
+    let server = P8Server(
+        configuration: configuration,
+        overrides: P8Server.Overrides(routeLines: routes),
+        logger: Logger(label: "p8-test", factory: { _ in SwiftLogNoOpLogHandler() })
+    )
+    let (readiness, continuation) = AsyncStream<P8Server.Readiness>.makeStream()
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask {
+            try await server.run { continuation.yield($0) }
+        }
+        var iterator = readiness.makeAsyncIterator()
+        guard let ready = await iterator.next(), let port = ready.http.first?.port else {
+            throw RunnerError("p8 did not become ready")
+        }
+        do {
+            try await body(port)
+        } catch {
+            group.cancelAll()
+            throw error
+        }
+        group.cancelAll()
+    }
+}
+
+/// Runs `body` with a started ``TestBackend`` and stops it afterwards.
+func withTestBackend(_ body: (TestBackend) async throws -> Void) async throws {
+    let backend = try await TestBackend.start()
+    do {
+        try await body(backend)
+    } catch {
+        await backend.stop()
+        throw error
+    }
+    await backend.stop()
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+func eventually(timeout: Duration = .seconds(5), _ condition: () -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    return condition()
+}

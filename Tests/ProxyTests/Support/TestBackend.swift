@@ -1,0 +1,284 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// A real HTTP/1.1 backend on 127.0.0.1 and an ephemeral port, answering by path:
+///
+/// - `/echo`: 200 with a text summary of the request (see ``EchoedRequest``).
+/// - `/plain?status=N&body=TEXT&header=Name:Value...`: that status, body and headers.
+/// - `/large?size=N`: N bytes of ``TestBackend/pattern(_:)`` with a Content-Length.
+/// - `/gated?chunks=N`: a chunked response whose first chunk is sent at once and the rest only after
+///   ``openGate()``.
+/// - `/hang`: never answers.
+final class TestBackend: Sendable {
+    let port: Int
+    private let channel: any Channel
+    private let state = Mutex(State())
+
+    private struct State {
+        var requests: [EchoedRequest] = []
+        var gateOpen = false
+        var gateWaiters: [EventLoopPromise<Void>] = []
+        var openConnections = 0
+        var connectionsAccepted = 0
+    }
+
+    private init(channel: any Channel, port: Int) {
+        self.channel = channel
+        self.port = port
+    }
+
+    static func start() async throws -> TestBackend {
+        let box = Mutex<TestBackend?>(nil)
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(BackendHandler(backend: box.withLock { $0! }))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0)
+            .get()
+        let backend = TestBackend(channel: channel, port: channel.localAddress!.port!)
+        box.withLock { $0 = backend }
+        return backend
+    }
+
+    func stop() async {
+        try? await self.channel.close()
+    }
+
+    /// Every request received so far, in order.
+    var requests: [EchoedRequest] {
+        self.state.withLock { $0.requests }
+    }
+
+    var openConnections: Int {
+        self.state.withLock { $0.openConnections }
+    }
+
+    var connectionsAccepted: Int {
+        self.state.withLock { $0.connectionsAccepted }
+    }
+
+    /// Lets every `/gated` response finish.
+    func openGate() {
+        let waiters = self.state.withLock { state in
+            state.gateOpen = true
+            defer { state.gateWaiters = [] }
+            return state.gateWaiters
+        }
+        for waiter in waiters {
+            waiter.succeed()
+        }
+    }
+
+    fileprivate func gate(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        let promise = eventLoop.makePromise(of: Void.self)
+        let open = self.state.withLock { state in
+            if !state.gateOpen {
+                state.gateWaiters.append(promise)
+            }
+            return state.gateOpen
+        }
+        if open {
+            promise.succeed()
+        }
+        return promise.futureResult
+    }
+
+    fileprivate func record(_ request: EchoedRequest) {
+        self.state.withLock { $0.requests.append(request) }
+    }
+
+    fileprivate func connectionChanged(opened: Bool) {
+        self.state.withLock { state in
+            state.openConnections += opened ? 1 : -1
+            if opened {
+                state.connectionsAccepted += 1
+            }
+        }
+    }
+
+    /// The deterministic bytes `/large` sends: byte i is `i % 251`.
+    static func pattern(_ count: Int) -> [UInt8] {
+        (0..<count).map { UInt8($0 % 251) }
+    }
+}
+
+/// What the backend saw of one request.
+struct EchoedRequest: Sendable {
+    var method: String
+    var uri: String
+    var headers: [(name: String, value: String)]
+    var body: [UInt8]
+
+    func values(_ name: String) -> [String] {
+        self.headers.filter { $0.name.lowercased() == name.lowercased() }.map(\.value)
+    }
+}
+
+private final class BackendHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let backend: TestBackend
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+
+    init(backend: TestBackend) {
+        self.backend = backend
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.backend.connectionChanged(opened: true)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.backend.connectionChanged(opened: false)
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch Self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            self.body = []
+        case .body(var buffer):
+            self.body += buffer.readBytes(length: buffer.readableBytes) ?? []
+        case .end:
+            guard let head = self.head else { return }
+            let request = EchoedRequest(
+                method: head.method.rawValue,
+                uri: head.uri,
+                headers: head.headers.map { ($0.name, $0.value) },
+                body: self.body
+            )
+            self.backend.record(request)
+            self.respond(to: request, context: context)
+        }
+    }
+
+    private func respond(to request: EchoedRequest, context: ChannelHandlerContext) {
+        let (path, query) = Self.split(request.uri)
+        switch path {
+        case "/echo":
+            var text = "method=\(request.method)\nuri=\(request.uri)\nbody-length=\(request.body.count)\n"
+            text += "body-checksum=\(Checksum.of(request.body))\n"
+            self.send(status: .ok, headers: [("Content-Type", "text/plain")], body: Array(text.utf8), context: context)
+        case "/plain":
+            let statusText = query["status"]?.first ?? "200"
+            let code = Int(statusText.prefix { $0.isNumber }) ?? 200
+            let reason = statusText.drop { $0.isNumber }.drop { $0 == " " }
+            let status: HTTPResponseStatus =
+                reason.isEmpty
+                ? HTTPResponseStatus(statusCode: code) : .custom(code: UInt(code), reasonPhrase: String(reason))
+            let headers = (query["header"] ?? []).compactMap { line -> (String, String)? in
+                guard let colon = line.firstIndex(of: ":") else { return nil }
+                return (String(line[..<colon]), String(line[line.index(after: colon)...].drop { $0 == " " }))
+            }
+            self.send(
+                status: status,
+                headers: headers,
+                body: Array((query["body"]?.first ?? "hello\n").utf8),
+                context: context
+            )
+        case "/large":
+            let size = Int(query["size"]?.first ?? "0") ?? 0
+            self.send(status: .ok, headers: [], body: TestBackend.pattern(size), context: context)
+        case "/gated":
+            let chunks = Int(query["chunks"]?.first ?? "2") ?? 2
+            var head = HTTPResponseHead(version: .http1_1, status: .ok)
+            head.headers.add(name: "Transfer-Encoding", value: "chunked")
+            context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
+            context.writeAndFlush(
+                Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "chunk-0;")))),
+                promise: nil
+            )
+            self.backend.gate(on: context.eventLoop).assumeIsolated().whenSuccess {
+                for index in 1..<max(chunks, 1) {
+                    context.write(
+                        Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "chunk-\(index);")))),
+                        promise: nil
+                    )
+                }
+                context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+            }
+        case "/hang":
+            break
+        default:
+            self.send(status: .notFound, headers: [], body: Array("no such test path\n".utf8), context: context)
+        }
+    }
+
+    private func send(
+        status: HTTPResponseStatus,
+        headers: [(String, String)],
+        body: [UInt8],
+        context: ChannelHandlerContext
+    ) {
+        var head = HTTPResponseHead(version: .http1_1, status: status)
+        for (name, value) in headers {
+            head.headers.add(name: name, value: value)
+        }
+        if !head.headers.contains(name: "content-length") && status != .noContent {
+            head.headers.add(name: "Content-Length", value: String(body.count))
+        }
+        context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
+        var offset = 0
+        while offset < body.count {
+            let end = min(offset + 65536, body.count)
+            context.write(Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body[offset..<end])))), promise: nil)
+            offset = end
+        }
+        context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    private static func split(_ uri: String) -> (String, [String: [String]]) {
+        guard let mark = uri.firstIndex(of: "?") else { return (uri, [:]) }
+        var query: [String: [String]] = [:]
+        for pair in uri[uri.index(after: mark)...].split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            let value = parts.count > 1 ? String(parts[1]).removingPercentEncodingForTests() : ""
+            query[String(parts[0]), default: []].append(value)
+        }
+        return (String(uri[..<mark]), query)
+    }
+}
+
+/// FNV-1a, enough to tell whether a large body arrived intact.
+enum Checksum {
+    static func of(_ bytes: [UInt8]) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        return hash
+    }
+}
+
+extension String {
+    /// `%XX` and `+` decoding for the test backend's query strings.
+    fileprivate func removingPercentEncodingForTests() -> String {
+        var bytes: [UInt8] = []
+        var iterator = Array(self.utf8).makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "%"), let high = iterator.next(), let low = iterator.next(),
+                let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16)
+            {
+                bytes.append(value)
+            } else if byte == UInt8(ascii: "+") {
+                bytes.append(UInt8(ascii: " "))
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+@available(*, unavailable)
+extension BackendHandler: Sendable {}
