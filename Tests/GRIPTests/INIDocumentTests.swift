@@ -49,6 +49,29 @@ import Testing
         #expect(document.value(section: "handler", key: "ok")?.line == 5)
     }
 
+    @Test func inlineSemicolonComments() {
+        let document = INIDocument(
+            parsing: """
+                [runner]
+                http_port=7999 ; the client port
+                [proxy]
+                sig_key="a;b" ; quoted
+                sig_iss=x#y
+                """
+        )
+        #expect(document.value(section: "runner", key: "http_port")?.value == "7999")
+        #expect(document.value(section: "proxy", key: "sig_key")?.value == "a;b")
+        #expect(document.value(section: "proxy", key: "sig_iss")?.value == "x#y")
+    }
+
+    @Test func repeatedSectionsMerge() {
+        // The conformance suite appends P8_EXTRA_CONFIG to its generated file, repeating section headers.
+        let document = INIDocument(parsing: "[proxy]\na=1\n[handler]\nb=2\n[proxy]\na=3\nc=4")
+        #expect(document.sections == ["proxy", "handler"])
+        #expect(document.value(section: "proxy", key: "a")?.value == "3")
+        #expect(document.value(section: "proxy", key: "c")?.value == "4")
+    }
+
     @Test func crlfLineEndings() {
         let document = INIDocument(parsing: "[a]\r\nb=c\r\nd=e\r\n")
         #expect(document.warnings.isEmpty)
