@@ -95,6 +95,13 @@ import Testing
         #expect(error?.description.contains("not supported") == true)
     }
 
+    @Test func keyDescriptionHidesTheSecret() {
+        let key = SigningKey(bytes: Array("changeme".utf8))
+        #expect(key.description == "SigningKey(8 bytes)")
+        #expect(!String(describing: key).contains("changeme"))
+        #expect(!String(reflecting: key).contains("changeme"))
+    }
+
     static func decode(_ part: Substring) throws -> String {
         var text = part.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while text.count % 4 != 0 {
