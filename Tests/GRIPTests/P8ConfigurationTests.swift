@@ -396,6 +396,15 @@ import Testing
         #expect(error?.description.hasPrefix("/etc/p8/p-8.conf:2: [\(section)] \(key): ") == true)
     }
 
+    @Test func configErrorDescription() {
+        #expect(ConfigError(.invalidValue, "bad").description == "bad")
+        #expect(ConfigError(.invalidValue, "bad", line: 3).description == "line 3: bad")
+        #expect(
+            ConfigError(.invalidValue, "bad", section: "proxy", key: "debug", line: 3, file: "/c").description
+                == "/c:3: [proxy] debug: bad"
+        )
+    }
+
     @Test func limitsPushpinWritesAsNegativeMeanUnlimited() throws {
         let config = try TestSupport.parse("[proxy]\nmax_open_requests=-1\n[handler]\nmessage_rate=-1\nmessage_hwm=")
         #expect(config.proxy.maxOpenRequests == nil)
