@@ -470,6 +470,7 @@ import Testing
         #expect(config.warnings.isEmpty)
         #expect(config.runner.httpListeners == [ListenAddress(host: "0.0.0.0", port: 7999)])
         #expect(config.global.rundir == TestSupport.projectRoot + "/run")
+        #expect(config.runner.logdir == TestSupport.projectRoot + "/run/log")
         #expect(config.store.databaseFile == TestSupport.projectRoot + "/run/p8.sqlite")
         #expect(config.proxy.routesFile == TestSupport.projectRoot + "/config/routes.example")
         #expect(config.proxy.sigKey == SigningKey(bytes: Array("changeme".utf8)))
