@@ -112,6 +112,7 @@ let package = Package(
         .testTarget(
             name: "GRIPTests",
             dependencies: ["GRIP"],
+            resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

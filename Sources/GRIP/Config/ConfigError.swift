@@ -45,6 +45,7 @@ package struct ConfigError: Error, Sendable, Hashable, CustomStringConvertible {
         self.file = file
     }
 
+    /// `file:line: [section] key: message`, leaving out the parts that are unknown.
     package var description: String {
         var location = ""
         if let file = self.file {

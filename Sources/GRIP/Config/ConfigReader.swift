@@ -199,7 +199,7 @@ struct ConfigReader {
     }
 
     private func readHandler() throws(ConfigError) -> HandlerConfiguration {
-        var subSpecs = ["tcp://127.0.0.1:5562"]
+        var subSpecs = [try self.offsetSpec("tcp://127.0.0.1:5562", nil, "handler", "push_in_sub_specs")]
         if let located = self.raw("handler", "push_in_sub_specs") ?? self.raw("handler", "push_in_sub_spec") {
             subSpecs = []
             for item in self.list(located.value) {

@@ -1,5 +1,6 @@
 /// An INI document as Pushpin's config files use it: `[section]` headers, `key=value` lines, full-line
-/// comments starting with `;` or `#`, surrounding whitespace trimmed.
+/// comments starting with `;` or `#`, surrounding whitespace trimmed. As in Qt's QSettings, a `;` outside
+/// double quotes also ends a value (the rest of the line is a comment); quote values that contain `;`.
 ///
 /// Keys before the first section header belong to the section `""`. A value wrapped in double quotes has the
 /// quotes removed. Malformed lines are skipped and reported in ``warnings``; parsing never fails.
@@ -57,12 +58,28 @@ package struct INIDocument: Sendable, Hashable {
                 self.warnings.append("line \(lineNumber): missing key before \"=\"")
                 continue
             }
-            var value = line[line.index(after: equals)...].trimmingINIWhitespace()
+            var value = Self.withoutComment(line[line.index(after: equals)...]).trimmingINIWhitespace()
             if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") {
                 value = String(value.dropFirst().dropLast())
             }
             self.entries.append(Entry(section: section, key: key, value: value, line: lineNumber))
         }
+    }
+
+    /// `value` up to the first `;` outside double quotes (QSettings treats the rest of the line as a comment).
+    private static func withoutComment(_ value: Substring) -> Substring {
+        var inQuotes = false
+        for index in value.indices {
+            switch value[index] {
+            case "\"":
+                inQuotes.toggle()
+            case ";" where !inQuotes:
+                return value[..<index]
+            default:
+                continue
+            }
+        }
+        return value
     }
 
     /// The last entry for `key` in `section`, or nil.

@@ -6,7 +6,7 @@ import Foundation
 /// Paths are absolute, templates (`{rundir}`, `{libdir}`, `{ipc_prefix}`) substituted and `port_offset`
 /// applied. Keys P-8 does not know, and Pushpin keys it accepts without acting on them, are reported once
 /// each in ``warnings``; bad values make loading fail with a ``ConfigError``.
-package struct P8Configuration: Sendable {
+package struct P8Configuration: Sendable, Hashable {
     /// `[global]`.
     package var global: GlobalConfiguration
     /// `[runner]`.

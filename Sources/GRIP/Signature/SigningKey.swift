@@ -1,13 +1,25 @@
 import Foundation
 
 /// A Grip-Sig HMAC secret: `sig_key`, `upstream_key`, `push_in_http_key` and the route option `sig_key`.
-package struct SigningKey: Sendable, Hashable {
+///
+/// Its description never shows the secret, so a key can be logged or printed by a failing test safely.
+package struct SigningKey: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
     /// The secret bytes.
     package var bytes: [UInt8]
 
     /// A key from raw bytes.
     package init(bytes: [UInt8]) {
         self.bytes = bytes
+    }
+
+    /// `SigningKey(<n> bytes)`: the length, never the secret.
+    package var description: String {
+        "SigningKey(\(self.bytes.count) bytes)"
+    }
+
+    /// Same as ``description``.
+    package var debugDescription: String {
+        self.description
     }
 
     /// Parses Pushpin's key syntax: a plain string (its UTF-8 bytes) or `base64:<standard base64>`.
