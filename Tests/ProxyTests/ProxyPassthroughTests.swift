@@ -164,4 +164,26 @@ struct ProxyPassthroughTests {
             }
         }
     }
+
+    @Test("an ssl target is reached over TLS; its certificate is verified unless the target is insecure")
+    func tlsBackend() async throws {
+        try await withTestBackend(tls: true) { backend in
+            let routes = [
+                "*,path_beg=/insecure/ localhost:\(backend.port),ssl,insecure",
+                "*,path_beg=/verified/ localhost:\(backend.port),ssl",
+            ]
+            try await withRunningP8(routes: routes) { port in
+                let client = try await RawHTTPConnection.connect(port: port)
+                try await client.send("GET /insecure/x HTTP/1.1\r\nHost: a\r\n\r\n")
+                #expect(try await client.readResponse().status == 404)
+                #expect(backend.requests.last?.uri == "/insecure/x")
+                // The self-signed certificate is not trusted: the request never reaches the backend.
+                try await client.send("GET /verified/x HTTP/1.1\r\nHost: a\r\n\r\n")
+                let refused = try await client.readResponse()
+                #expect(refused.status == 502)
+                #expect(backend.requests.count == 1)
+                await client.close()
+            }
+        }
+    }
 }

@@ -6,22 +6,13 @@ enum GripResponseInspection {
     /// A response is a GRIP response when its media type is `application/grip-instruct` or it carries any
     /// `Grip-*` header, even an unknown one.
     static func isGripResponse(_ head: HTTPResponseHead) -> Bool {
-        if let contentType = head.headers.first(name: "content-type"),
-            Self.mediaType(contentType) == "application/grip-instruct"
-        {
-            return true
-        }
-        return head.headers.contains { $0.name.lowercased().hasPrefix("grip-") }
+        Self.isInstructForm(head) || head.headers.contains { $0.name.isGripHeaderName }
     }
 
     /// Whether the response asks for more than a direct answer: a hold, a next link, or the JSON form.
     static func needsHandler(_ head: HTTPResponseHead) -> Bool {
-        if let contentType = head.headers.first(name: "content-type"),
-            Self.mediaType(contentType) == "application/grip-instruct"
-        {
-            return true
-        }
-        return head.headers.contains(name: "grip-hold") || head.headers.contains(name: "grip-link")
+        Self.isInstructForm(head) || head.headers.contains(name: "grip-hold")
+            || head.headers.contains(name: "grip-link")
     }
 
     /// The head of a direct answer to a GRIP response without hold or link: the backend's status (or
@@ -32,10 +23,7 @@ enum GripResponseInspection {
             status = parsed
         }
         var headers = head.headers
-        let gripNames = Set(headers.map(\.name).filter { $0.lowercased().hasPrefix("grip-") })
-        for name in gripNames {
-            headers.remove(name: name)
-        }
+        headers.removeGripHeaders()
         HopByHopHeaders.remove(from: &headers)
         headers.remove(name: "content-encoding")
         headers.replaceOrAdd(name: "Content-Length", value: String(bodyLength))
@@ -52,8 +40,15 @@ enum GripResponseInspection {
             ? HTTPResponseStatus(statusCode: code) : .custom(code: UInt(code), reasonPhrase: String(reason))
     }
 
-    private static func mediaType(_ contentType: String) -> String {
-        let type = contentType.split(separator: ";", maxSplits: 1).first ?? ""
-        return String(type.drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed()).lowercased()
+    /// Whether the media type is `application/grip-instruct` (the JSON instruct form), in any case, with
+    /// or without parameters.
+    static func isInstructForm(_ head: HTTPResponseHead) -> Bool {
+        guard let contentType = head.headers.first(name: "content-type") else { return false }
+        var bytes = contentType.utf8.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }.makeIterator()
+        for expected in "application/grip-instruct".utf8 {
+            guard let byte = bytes.next(), byte | 0x20 == expected | 0x20 else { return false }
+        }
+        let next = bytes.next()
+        return next == nil || next == UInt8(ascii: ";") || next == UInt8(ascii: " ") || next == UInt8(ascii: "\t")
     }
 }

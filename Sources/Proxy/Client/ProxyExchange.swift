@@ -157,7 +157,13 @@ final class ProxyExchange {
             trusted: self.trusted,
             now: ProxyClock.unixSeconds()
         )
-        let key = BackendKey(host: host, port: port)
+        let key = BackendKey(
+            host: host,
+            port: port,
+            tls: target.ssl,
+            verifyCertificate: !target.insecure,
+            serverName: Self.tlsServerName(connectHost: host, target: target)
+        )
         let completion: (Result<BackendConnection, any Error>) -> Void = { result in
             switch result {
             case .success(let connection):
@@ -171,6 +177,17 @@ final class ProxyExchange {
         } else {
             self.pool.acquire(key, completion: completion)
         }
+    }
+
+    /// The name a TLS backend's certificate is checked against: the `host=` override's host unless
+    /// `trust_connect_host` is set, else the host connected to; none for an IP address (SNI cannot carry one).
+    private static func tlsServerName(connectHost: String, target: RouteTarget) -> String? {
+        var name = connectHost
+        if !target.trustConnectHost, let hostHeader = target.hostHeader {
+            name = RequestTarget.hostWithoutPort(hostHeader)
+        }
+        let isIPAddress = name.contains(":") || name.allSatisfy { $0.isNumber || $0 == "." }
+        return isIPAddress ? nil : name
     }
 
     private func connectFailed(_ error: any Error) {

@@ -10,7 +10,8 @@ struct RequestTarget: Equatable {
     init(uri: String, hostHeader: String?) {
         var rest = Substring(uri)
         var authority: Substring?
-        for scheme in ["http://", "https://", "ws://", "wss://"] where rest.lowercased().hasPrefix(scheme) {
+        let isOriginForm = uri.utf8.first == UInt8(ascii: "/")
+        for scheme in ["http://", "https://", "ws://", "wss://"] where !isOriginForm && rest.lowercased().hasPrefix(scheme) {
             rest = rest.dropFirst(scheme.count)
             let end = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
             authority = rest[..<end]

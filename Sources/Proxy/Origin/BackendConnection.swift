@@ -11,10 +11,16 @@ protocol BackendConnectionDelegate: AnyObject {
     func backendClosed()
 }
 
-/// Where a backend connection goes: connections are pooled per key.
+/// Where a backend connection goes, and how: connections are pooled per key.
 struct BackendKey: Hashable {
     var host: String
     var port: Int
+    /// TLS toward the backend (the `ssl` target option).
+    var tls = false
+    /// Whether the backend's certificate is verified (false with the `insecure` target option).
+    var verifyCertificate = true
+    /// The name sent with SNI and checked against the certificate; nil for an IP address.
+    var serverName: String?
 }
 
 /// One pooled keep-alive HTTP/1.1 connection to a backend, used by one exchange at a time.

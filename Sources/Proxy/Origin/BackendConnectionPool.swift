@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// Keep-alive connections to backends, one pool per event loop: a client connection only ever uses
 /// backend connections on its own loop, so no request hops between threads and the pool needs no lock.
@@ -8,6 +9,8 @@ final class BackendConnectionPool {
     private let eventLoop: any EventLoop
     private let connectTimeout: TimeAmount
     private var idle: [BackendKey: [BackendConnection]] = [:]
+    /// TLS client contexts, by whether they verify certificates (made once: they load the trust roots).
+    private var tlsContexts: [Bool: NIOSSLContext] = [:]
 
     init(eventLoop: any EventLoop, connectTimeout: TimeAmount) {
         self.eventLoop = eventLoop
@@ -30,11 +33,23 @@ final class BackendConnectionPool {
 
     /// Opens a new connection, never a pooled one (used to retry after a reused connection failed).
     func connect(_ key: BackendKey, completion: @escaping (Result<BackendConnection, any Error>) -> Void) {
+        let tlsContext: NIOSSLContext?
+        do {
+            tlsContext = key.tls ? try self.tlsContext(verifyingCertificates: key.verifyCertificate) : nil
+        } catch {
+            completion(.failure(error))
+            return
+        }
         ClientBootstrap(group: self.eventLoop)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(self.connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tlsContext {
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: tlsContext, serverHostname: key.serverName)
+                        )
+                    }
                     try channel.pipeline.syncOperations.addHandler(StatusLineSniffer())
                     try channel.pipeline.syncOperations.addHTTPClientHandlers(
                         leftOverBytesStrategy: .fireError,
@@ -60,6 +75,19 @@ final class BackendConnectionPool {
                     }
                 )
             }
+    }
+
+    private func tlsContext(verifyingCertificates verify: Bool) throws -> NIOSSLContext {
+        if let context = self.tlsContexts[verify] {
+            return context
+        }
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if !verify {
+            configuration.certificateVerification = .none
+        }
+        let context = try NIOSSLContext(configuration: configuration)
+        self.tlsContexts[verify] = context
+        return context
     }
 
     /// Returns a connection whose last exchange completed cleanly, for the next request to the same backend.

@@ -59,10 +59,7 @@ struct BackendRequestBuilder {
 
         // 3-4. GRIP headers: only a trusted upstream may pass its own; everyone else gets ours.
         if !trusted {
-            let gripNames = Set(headers.map(\.name).filter { $0.lowercased().hasPrefix("grip-") })
-            for name in gripNames {
-                headers.remove(name: name)
-            }
+            headers.removeGripHeaders()
             if !route.noGrip {
                 let issuer: String
                 let key: SigningKey?

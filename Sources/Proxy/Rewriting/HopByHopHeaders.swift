@@ -17,3 +17,25 @@ enum HopByHopHeaders {
         }
     }
 }
+
+extension String {
+    /// Whether this header name starts with `Grip-`, in any case, without allocating.
+    var isGripHeaderName: Bool {
+        var utf8 = self.utf8.makeIterator()
+        for expected in "grip-".utf8 {
+            guard let byte = utf8.next(), byte | 0x20 == expected | 0x20 else { return false }
+        }
+        return true
+    }
+}
+
+extension HTTPHeaders {
+    /// Removes every `Grip-*` header.
+    mutating func removeGripHeaders() {
+        guard self.contains(where: { $0.name.isGripHeaderName }) else { return }
+        let names = Set(self.lazy.map(\.name).filter(\.isGripHeaderName))
+        for name in names {
+            self.remove(name: name)
+        }
+    }
+}

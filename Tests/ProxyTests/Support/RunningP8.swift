@@ -57,8 +57,8 @@ func withRunningP8(
 }
 
 /// Runs `body` with a started ``TestBackend`` and stops it afterwards.
-func withTestBackend(_ body: (TestBackend) async throws -> Void) async throws {
-    let backend = try await TestBackend.start()
+func withTestBackend(tls: Bool = false, _ body: (TestBackend) async throws -> Void) async throws {
+    let backend = try await TestBackend.start(tls: tls)
     do {
         try await body(backend)
     } catch {

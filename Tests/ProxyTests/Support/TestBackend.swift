@@ -1,7 +1,10 @@
+import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
+import Testing
 
 /// A real HTTP/1.1 backend on 127.0.0.1 and an ephemeral port, answering by path:
 ///
@@ -29,12 +32,18 @@ final class TestBackend: Sendable {
         self.port = port
     }
 
-    static func start() async throws -> TestBackend {
+    /// Starts the backend; with `tls`, it speaks HTTPS with the self-signed certificate of `localhost` and
+    /// `127.0.0.1` in Fixtures/.
+    static func start(tls: Bool = false) async throws -> TestBackend {
         let box = Mutex<TestBackend?>(nil)
+        let tlsContext = tls ? try Self.makeTLSContext() : nil
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tlsContext {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tlsContext))
+                    }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(BackendHandler(backend: box.withLock { $0! }))
                 }
@@ -44,6 +53,18 @@ final class TestBackend: Sendable {
         let backend = TestBackend(channel: channel, port: channel.localAddress!.port!)
         box.withLock { $0 = backend }
         return backend
+    }
+
+    private static func makeTLSContext() throws -> NIOSSLContext {
+        func fixture(_ name: String) throws -> String {
+            let url = try #require(Bundle.module.url(forResource: name, withExtension: "pem", subdirectory: "Fixtures"))
+            return url.path
+        }
+        let configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(try fixture("backend-cert")).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: try fixture("backend-key"), format: .pem))
+        )
+        return try NIOSSLContext(configuration: configuration)
     }
 
     func stop() async {
