@@ -11,7 +11,8 @@ struct RequestTarget: Equatable {
         var rest = Substring(uri)
         var authority: Substring?
         let isOriginForm = uri.utf8.first == UInt8(ascii: "/")
-        for scheme in ["http://", "https://", "ws://", "wss://"] where !isOriginForm && rest.lowercased().hasPrefix(scheme) {
+        for scheme in ["http://", "https://", "ws://", "wss://"]
+        where !isOriginForm && rest.lowercased().hasPrefix(scheme) {
             rest = rest.dropFirst(scheme.count)
             let end = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
             authority = rest[..<end]
