@@ -1,0 +1,170 @@
+import Foundation
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The `p8` executable as an operator runs it: readiness line, signals, exit status.
+@Suite("The p8 process", .timeLimit(.minutes(1)))
+struct P8ProcessTests {
+    @Test("prints one readiness line with the bound port, and exits 0 on SIGTERM")
+    func readinessAndSigterm() async throws {
+        try await withTestBackend { backend in
+            let p8 = try P8Process.start(arguments: ["--port", "127.0.0.1:0", "--route", "* 127.0.0.1:\(backend.port)"])
+            let port = try await p8.readyPort()
+            let client = try await RawHTTPConnection.connect(port: port)
+            try await client.send("GET /plain?body=up HTTP/1.1\r\nHost: a\r\n\r\n")
+            #expect(try await client.readResponse().text == "up")
+            await client.close()
+            p8.signal(SIGTERM)
+            #expect(try await p8.waitForExit() == 0)
+        }
+    }
+
+    @Test("SIGTERM with a stream open ends the stream with its final chunk and exits 0")
+    func sigtermEndsOpenStreams() async throws {
+        try await withTestBackend { backend in
+            let p8 = try P8Process.start(arguments: ["--port", "127.0.0.1:0", "--route", "* 127.0.0.1:\(backend.port)"])
+            let port = try await p8.readyPort()
+            let client = try await RawHTTPConnection.connect(port: port)
+            try await client.send("GET /gated HTTP/1.1\r\nHost: a\r\n\r\n")
+            _ = try await client.readHead()
+            _ = try await client.readBytes(Array("8\r\nchunk-0;\r\n".utf8).count)
+            p8.signal(SIGTERM)
+            // The backend never finishes: after the grace period the client gets a well-framed end.
+            #expect(try await client.readBytes(5, timeout: .seconds(15)) == Array("0\r\n\r\n".utf8))
+            try await client.waitForClose(timeout: .seconds(5))
+            #expect(try await p8.waitForExit() == 0)
+        }
+    }
+
+    @Test("SIGHUP reloads the routes file")
+    func sighupReloadsRoutes() async throws {
+        try await withTestBackend { backend in
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("p8-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let routes = directory.appendingPathComponent("routes")
+            try "old.example 127.0.0.1:\(backend.port)\n".write(to: routes, atomically: true, encoding: .utf8)
+            let config = directory.appendingPathComponent("p-8.conf")
+            try "[global]\nrundir=run\n[runner]\nhttp_port=127.0.0.1:0\n[proxy]\nroutesfile=routes\n"
+                .write(to: config, atomically: true, encoding: .utf8)
+            let p8 = try P8Process.start(arguments: ["--config", config.path])
+            let port = try await p8.readyPort()
+
+            let before = try await RawHTTPConnection.connect(port: port)
+            try await before.send("GET /plain HTTP/1.1\r\nHost: new.example\r\n\r\n")
+            #expect(try await before.readResponse().status == 502)
+            await before.close()
+
+            try "new.example 127.0.0.1:\(backend.port)\n".write(to: routes, atomically: true, encoding: .utf8)
+            p8.signal(SIGHUP)
+            let reloaded = try await eventually {
+                p8.stderrText.contains("routes reloaded")
+            }
+            #expect(reloaded)
+            let after = try await RawHTTPConnection.connect(port: port)
+            try await after.send("GET /plain?body=new HTTP/1.1\r\nHost: new.example\r\n\r\n")
+            #expect(try await after.readResponse().text == "new")
+            await after.close()
+            p8.signal(SIGTERM)
+            #expect(try await p8.waitForExit() == 0)
+        }
+    }
+
+    @Test("a missing config file is a one-line error and a non-zero exit")
+    func missingConfig() async throws {
+        let p8 = try P8Process.start(arguments: ["--config", "/nonexistent/p-8.conf"])
+        #expect(try await p8.waitForExit() != 0)
+        #expect(p8.stderrText.contains("cannot read the config file"))
+    }
+}
+
+/// A `p8` child process built beside the test bundle, with its stdout and stderr captured.
+final class P8Process: Sendable {
+    private let process: Process
+    private let stdout: Pipe
+    private let stderr: Pipe
+    /// What was read from stderr so far (reading consumes it).
+    private let stderrSeen = Mutex<[UInt8]>([])
+
+    private init(process: Process, stdout: Pipe, stderr: Pipe) {
+        self.process = process
+        self.stdout = stdout
+        self.stderr = stderr
+    }
+
+    static func start(arguments: [String]) throws -> P8Process {
+        let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        var executable = products.appendingPathComponent("p8")
+        if !FileManager.default.fileExists(atPath: executable.path) {
+            // Swift Testing may run the bundle from inside the .xctest directory.
+            executable = products.deletingLastPathComponent().appendingPathComponent("p8")
+        }
+        guard FileManager.default.fileExists(atPath: executable.path) else {
+            throw P8ProcessError(description: "p8 not built beside the tests (looked in \(products.path))")
+        }
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let stdout = Pipe()
+        let stderr = Pipe()
+        process.standardOutput = stdout
+        process.standardError = stderr
+        try process.run()
+        return P8Process(process: process, stdout: stdout, stderr: stderr)
+    }
+
+    /// Reads the readiness line and returns the first HTTP port it names.
+    func readyPort() async throws -> Int {
+        let handle = self.stdout.fileHandleForReading
+        let line = try await Task.detached {
+            var bytes: [UInt8] = []
+            while let chunk = try handle.read(upToCount: 1), let byte = chunk.first, byte != UInt8(ascii: "\n") {
+                bytes.append(byte)
+            }
+            return String(decoding: bytes, as: UTF8.self)
+        }.value
+        guard line.hasPrefix("p8 ready http="), let port = line.split(separator: ":").last.flatMap({ Int($0) }) else {
+            throw P8ProcessError(description: "unexpected readiness line \"\(line)\"; stderr: \(self.stderrText)")
+        }
+        return port
+    }
+
+    func signal(_ signal: Int32) {
+        kill(self.process.processIdentifier, signal)
+    }
+
+    /// Everything p8 wrote on stderr so far (its log).
+    var stderrText: String {
+        let descriptor = self.stderr.fileHandleForReading.fileDescriptor
+        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
+        return self.stderrSeen.withLock { seen in
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let count = Glibc.read(descriptor, &buffer, buffer.count)
+                guard count > 0 else { break }
+                seen += buffer[0..<count]
+            }
+            return String(decoding: seen, as: UTF8.self)
+        }
+    }
+
+    func waitForExit(timeout: Duration = .seconds(15)) async throws -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        while self.process.isRunning {
+            guard ContinuousClock.now < deadline else {
+                self.signal(SIGKILL)
+                throw P8ProcessError(description: "p8 did not exit")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return self.process.terminationStatus
+    }
+}
+
+struct P8ProcessError: Error, CustomStringConvertible {
+    var description: String
+}
