@@ -49,6 +49,7 @@ let package = Package(
                 "GRIP",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             resources: [.process("Migrations")],
             swiftSettings: swiftSettings

@@ -1,0 +1,247 @@
+import Foundation
+import GRDB
+import Logging
+import Synchronization
+
+// Group commit, leader/follower style, without a background task.
+//
+// An append (or hold write) puts a waiter in `commitQueue` and suspends on its continuation. The caller that finds
+// no commit loop running starts one on GRDB's writer queue (`asyncWriteWithoutTransaction`); the loop takes every
+// waiter queued so far, writes them all in one transaction, resumes their continuations after COMMIT, and goes
+// on while more waiters arrived meanwhile, so concurrent appenders share transactions. When the last batch had
+// several waiters, the loop first waits up to `maxBatchDelay` (about a millisecond) for as many waiters, or for
+// `maxBatchItems` items, before it commits; a lone appender never waits. The loop runs on the writer's own
+// serial queue, never on the cooperative pool, and stops by itself when the queue is empty: nothing outlives
+// the calls that need it, so there is no `Task {}` and no service to run.
+
+/// The waiters of the next commit.
+struct CommitQueue: Sendable {
+    var waiters: [CommitWaiter] = []
+    var itemCount = 0
+    var isCommitting = false
+    /// Waiters in the previous batch: an estimate of how many appenders are concurrent.
+    var lastBatchWaiters = 1
+}
+
+/// One caller's share of a commit.
+struct CommitWaiter: Sendable {
+    var items: [NewItem]
+    var holdUpserts: [HoldRecord] = []
+    var holdDeletes: [String] = []
+    /// `nil` for fire-and-forget hold writes (``ChannelStore/enqueueHolds(upserts:deletes:)``).
+    var continuation: CheckedContinuation<[AppendResult], any Error>?
+}
+
+extension ChannelStore {
+    /// Appends items to their channels' logs and returns once they are committed.
+    ///
+    /// Concurrent calls share transactions (group commit). Each new item gets the next sequence of its channel.
+    /// An item without an id is given `"{epoch}-{sequence}"`. An item whose `(channel, id)` is still retained
+    /// (or appears earlier in the same call) is not appended again: its result carries the original sequence
+    /// and `isDuplicate`. The call is not cancellable: once submitted, it completes with the commit.
+    ///
+    /// - Parameter items: The items, in order; items of one channel get increasing sequences in this order.
+    /// - Returns: One result per item, in the same order.
+    /// - Throws: ``StoreError/Code/readOnly`` on a read-only store, or the SQLite error that failed the commit
+    ///   (then none of the batch's items were written).
+    package func append(_ items: [NewItem]) async throws -> [AppendResult] {
+        try self.checkWritable()
+        if items.isEmpty {
+            return []
+        }
+        return try await withCheckedThrowingContinuation { continuation in
+            self.submit(CommitWaiter(items: items, continuation: continuation))
+        }
+    }
+
+    /// Queues a waiter, and starts the commit loop if none runs.
+    func submit(_ waiter: CommitWaiter) {
+        let startsLoop = self.commitQueue.withLock { queue in
+            queue.waiters.append(waiter)
+            queue.itemCount += waiter.items.count
+            if queue.isCommitting {
+                return false
+            }
+            queue.isCommitting = true
+            return true
+        }
+        if startsLoop {
+            self.pool.asyncWriteWithoutTransaction { db in
+                self.commitLoop(db)
+            }
+        }
+    }
+
+    /// Commits queued waiters until there are none; runs on the writer queue.
+    private func commitLoop(_ db: Database) {
+        while true {
+            self.waitForBatch()
+            let batch = self.commitQueue.withLock { queue -> [CommitWaiter] in
+                if queue.waiters.isEmpty {
+                    queue.isCommitting = false
+                    return []
+                }
+                let batch = queue.waiters
+                queue.waiters = []
+                queue.itemCount = 0
+                queue.lastBatchWaiters = batch.count
+                return batch
+            }
+            if batch.isEmpty {
+                return
+            }
+            self.commit(batch, db)
+        }
+    }
+
+    /// Waits briefly for as many waiters as the last batch had, when it had more than one.
+    private func waitForBatch() {
+        let start = ContinuousClock.now
+        while true {
+            let ready = self.commitQueue.withLock { queue in
+                queue.lastBatchWaiters <= 1 || queue.waiters.count >= queue.lastBatchWaiters
+                    || queue.itemCount >= self.maxBatchItems
+            }
+            if ready || ContinuousClock.now - start >= self.maxBatchDelay {
+                return
+            }
+            usleep(20)
+        }
+    }
+
+    /// Writes one batch in one transaction, then updates caches and resumes the waiters.
+    private func commit(_ batch: [CommitWaiter], _ db: Database) {
+        var writer = BatchWriter(epoch: self.epoch) { name in self.channelCache.withLock { $0[name] } }
+        var results: [[AppendResult]] = []
+        results.reserveCapacity(batch.count)
+        do {
+            try db.inTransaction(.immediate) {
+                for waiter in batch {
+                    var waiterResults: [AppendResult] = []
+                    waiterResults.reserveCapacity(waiter.items.count)
+                    for item in waiter.items {
+                        waiterResults.append(try writer.insert(item, db))
+                    }
+                    results.append(waiterResults)
+                    try HoldWriter.write(upserts: waiter.holdUpserts, deletes: waiter.holdDeletes, db)
+                }
+                try writer.updateChannels(db)
+                return .commit
+            }
+        } catch {
+            for waiter in batch {
+                if let continuation = waiter.continuation {
+                    continuation.resume(throwing: error)
+                } else {
+                    self.logger.info("hold records not written", metadata: ["error": "\(error)"])
+                }
+            }
+            return
+        }
+        self.channelCache.withLock { cache in
+            for (name, channel) in writer.touched {
+                cache[name] = CachedChannel(id: channel.id, lastSequence: channel.lastSequence)
+            }
+        }
+        self.tails.append(writer.appended)
+        for (waiter, waiterResults) in zip(batch, results) {
+            waiter.continuation?.resume(returning: waiterResults)
+        }
+    }
+}
+
+/// The writes of one batch: sequences, de-duplication, and what to update afterwards.
+private struct BatchWriter {
+    struct Touched {
+        var id: Int64
+        var lastSequence: Int64
+        var addedItems = 0
+        var addedBytes = 0
+    }
+
+    let epoch: String
+    let cached: (String) -> CachedChannel?
+    var touched: [String: Touched] = [:]
+    var appended: [StoredItem] = []
+
+    init(epoch: String, cached: @escaping (String) -> CachedChannel?) {
+        self.epoch = epoch
+        self.cached = cached
+    }
+
+    mutating func insert(_ item: NewItem, _ db: Database) throws -> AppendResult {
+        var channel = try self.channel(named: item.channel, db)
+        if let id = item.id {
+            let existing = try Int64.fetchOne(
+                db.cachedStatement(sql: "SELECT sequence FROM item WHERE channelId = ? AND id = ?"),
+                arguments: [channel.id, id]
+            )
+            if let existing {
+                return AppendResult(channel: item.channel, sequence: existing, id: id, isDuplicate: true)
+            }
+        }
+        let sequence = channel.lastSequence + 1
+        var id = item.id ?? "\(self.epoch)-\(sequence)"
+        let publishedAt = item.publishedAt.storeMilliseconds
+        let insert = try db.cachedStatement(
+            sql: """
+                INSERT INTO item (channelId, sequence, id, prevId, formats, size, publishedAt)
+                VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channelId, id) DO NOTHING
+                """
+        )
+        try insert.execute(arguments: [channel.id, sequence, id, item.prevId, item.formats, item.size, publishedAt])
+        if db.changesCount == 0 {
+            // A publisher chose an id of the assigned form for another item: assign a different one.
+            id = "\(self.epoch)-\(sequence)-\(UUID().uuidString.prefix(8).lowercased())"
+            try insert.execute(
+                arguments: [channel.id, sequence, id, item.prevId, item.formats, item.size, publishedAt]
+            )
+        }
+        channel.lastSequence = sequence
+        channel.addedItems += 1
+        channel.addedBytes += item.size
+        self.touched[item.channel] = channel
+        self.appended.append(
+            StoredItem(
+                channel: item.channel,
+                sequence: sequence,
+                id: id,
+                prevId: item.prevId,
+                formats: item.formats,
+                size: item.size,
+                publishedAt: Date(storeMilliseconds: publishedAt)
+            )
+        )
+        return AppendResult(channel: item.channel, sequence: sequence, id: id, isDuplicate: false)
+    }
+
+    mutating func updateChannels(_ db: Database) throws {
+        let update = try db.cachedStatement(
+            sql: """
+                UPDATE channel SET lastSequence = ?, itemCount = itemCount + ?, byteCount = byteCount + ?
+                WHERE id = ?
+                """
+        )
+        for channel in self.touched.values where channel.addedItems > 0 {
+            try update.execute(arguments: [channel.lastSequence, channel.addedItems, channel.addedBytes, channel.id])
+        }
+    }
+
+    private mutating func channel(named name: String, _ db: Database) throws -> Touched {
+        if let touched = self.touched[name] {
+            return touched
+        }
+        if let cached = self.cached(name) {
+            return Touched(id: cached.id, lastSequence: cached.lastSequence)
+        }
+        let row = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT id, lastSequence FROM channel WHERE name = ?"),
+            arguments: [name]
+        )
+        if let row {
+            return Touched(id: row["id"], lastSequence: row["lastSequence"])
+        }
+        try db.execute(sql: "INSERT INTO channel (name) VALUES (?)", arguments: [name])
+        return Touched(id: db.lastInsertedRowID, lastSequence: 0)
+    }
+}
