@@ -54,6 +54,17 @@ let package = Package(
             resources: [.process("Migrations")],
             swiftSettings: swiftSettings
         ),
+        // Store's benchmark (`swift run -c release p8-store-bench`) and the child process of its crash test.
+        .executableTarget(
+            name: "p8-store-bench",
+            dependencies: [
+                "GRIP",
+                "Store",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/StoreBenchmark",
+            swiftSettings: swiftSettings
+        ),
         // The handler: publish intake, subscriptions and fan-out, held-session bookkeeping. No NIO.
         .target(
             name: "Publish",
