@@ -73,12 +73,17 @@ package final class ChannelStore: Sendable {
 
         var config = Configuration()
         config.busyMode = .timeout(10)
-        let synchronous = configuration.synchronous == .full ? "FULL" : "NORMAL"
-        config.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
-        }
         let pool = try Self.classifyingErrors(path: path) {
             try DatabasePool(path: path, configuration: config)
+        }
+        // Only the writer's setting matters. GRDB sets NORMAL when it enables WAL, after `prepareDatabase`
+        // would run, so set it on the writer once the pool is open.
+        let synchronous = configuration.synchronous == .full ? "FULL" : "NORMAL"
+        try await Self.classifyingErrors(path: path) {
+            try await pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+                try db.execute(sql: "PRAGMA wal_autocheckpoint = 10000")
+            }
         }
         let migrator = try StoreMigrations.migrator()
         let epoch = try await Self.classifyingErrors(path: path) {
@@ -152,6 +157,14 @@ package final class ChannelStore: Sendable {
             try db.execute(sql: "UPDATE store SET epoch = lower(hex(randomblob(8))) WHERE id = 1")
         }
         try destination.close()
+    }
+
+    /// The durability the writer connection actually uses (`PRAGMA synchronous`), for diagnostics.
+    package func writerSynchronousMode() async throws -> SynchronousMode {
+        let value = try await self.pool.writeWithoutTransaction { db in
+            try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? 1
+        }
+        return value >= 2 ? .full : .normal
     }
 
     /// Refuses a file that is another application's database or one written by a newer P-8.

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRIP
 import Store
 import Testing
 
@@ -128,5 +129,17 @@ import Testing
         let copy = try await ChannelStore.openReadOnly(path: directory.path("backup.sqlite"), logger: testLogger)
         #expect(copy.epoch != store.epoch)
         #expect(try await copy.read(channel: "c", after: .sequence(0)).items?.count == 10)
+    }
+}
+
+@Suite struct DurabilityTests {
+    @Test(arguments: [SynchronousMode.normal, .full])
+    func theWriterUsesTheConfiguredSynchronousMode(_ mode: SynchronousMode) async throws {
+        let directory = try TemporaryDirectory()
+        let store = try await ChannelStore.open(
+            configuration: StoreConfiguration(databaseFile: directory.path("p8.sqlite"), synchronous: mode),
+            logger: testLogger
+        )
+        #expect(try await store.writerSynchronousMode() == mode)
     }
 }
