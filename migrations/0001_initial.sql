@@ -27,21 +27,24 @@ CREATE TABLE channel (
     byteCount INTEGER NOT NULL DEFAULT 0
 );
 
--- A published item in its channel's log.
+-- A published item in its channel's log. Rows are stored in append order (`id`), so that a commit writes few
+-- pages whatever the number of channels; `(channelId, sequence)` finds a channel's items.
 CREATE TABLE item (
+    id INTEGER PRIMARY KEY,
     channelId INTEGER NOT NULL REFERENCES channel(id) ON DELETE CASCADE,
     sequence INTEGER NOT NULL,
-    -- The publisher's id, or the one P-8 assigned ("{epoch}-{sequence}").
-    id TEXT NOT NULL,
+    -- The publisher's id, or the one P-8 assigned ("{epoch}-{sequence}", with the epoch of the time).
+    itemId TEXT NOT NULL,
+    -- 1 if P-8 assigned the id: such ids resolve through their sequence and need no index entry.
+    isAssignedId INTEGER NOT NULL,
     prevId TEXT,
     -- The published formats, opaque to the store (as encoded by the publisher side).
     formats BLOB NOT NULL,
     size INTEGER NOT NULL,
-    publishedAt INTEGER NOT NULL,
-    PRIMARY KEY (channelId, sequence)
-) WITHOUT ROWID;
-CREATE UNIQUE INDEX item_on_channelId_id ON item(channelId, id);
-CREATE INDEX item_on_publishedAt ON item(publishedAt);
+    publishedAt INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX item_on_channelId_sequence ON item(channelId, sequence);
+CREATE UNIQUE INDEX item_on_channelId_itemId ON item(channelId, itemId) WHERE isAssignedId = 0;
 
 -- A held request (long-poll or stream) or WebSocket session, recorded for p8ctl and restart reconciliation.
 CREATE TABLE hold (

@@ -6,18 +6,25 @@ import Store
 /// Appends 200-byte items from 1, 16 and 256 concurrent appenders for each `synchronous` mode, then times reads
 /// of 1,000 items after a cursor.
 enum Benchmark {
-    static func run(seconds: Double, directory: String, logger: Logger) async throws {
+    static func run(
+        seconds: Double,
+        directory: String,
+        modes: [SynchronousMode],
+        appenderCounts: [Int],
+        channels: Int,
+        logger: Logger
+    ) async throws {
         let root = URL(fileURLWithPath: directory).appendingPathComponent("p8-store-bench-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: root) }
         let formats = Data(String(repeating: "x", count: 200).utf8)
 
-        print("p8-store-bench: \(seconds) s per run, one 200-byte item per append")
+        print("p8-store-bench: \(seconds) s per run, one 200-byte item per append, \(channels) channels")
         print("")
         print("synchronous  appenders      items/s   avg append latency")
         print("-----------  ---------  -----------  -------------------")
-        for mode in [SynchronousMode.normal, .full] {
-            for appenders in [1, 16, 256] {
+        for mode in modes {
+            for appenders in appenderCounts {
                 let file = root.appendingPathComponent("append-\(mode.rawValue)-\(appenders).sqlite").path
                 let store = try await ChannelStore.open(
                     configuration: StoreConfiguration(databaseFile: file, synchronous: mode),
@@ -28,7 +35,7 @@ enum Benchmark {
                 let total = try await withThrowingTaskGroup(of: Int.self) { group in
                     for appender in 0..<appenders {
                         group.addTask {
-                            let item = NewItem(channel: "bench-\(appender % 64)", formats: formats)
+                            let item = NewItem(channel: "bench-\(appender % channels)", formats: formats)
                             var count = 0
                             while ContinuousClock.now < deadline {
                                 _ = try await store.append([item])

@@ -8,9 +8,10 @@ import Synchronization
 // An append (or hold write) puts a waiter in `commitQueue` and suspends on its continuation. The caller that finds
 // no commit loop running starts one on GRDB's writer queue (`asyncWriteWithoutTransaction`); the loop takes every
 // waiter queued so far, writes them all in one transaction, resumes their continuations after COMMIT, and goes
-// on while more waiters arrived meanwhile, so concurrent appenders share transactions. When the last batch had
-// several waiters, the loop first waits up to `maxBatchDelay` (about a millisecond) for as many waiters, or for
-// `maxBatchItems` items, before it commits; a lone appender never waits. The loop runs on the writer's own
+// on while more waiters arrived meanwhile, so concurrent appenders share transactions. When recent batches had
+// several waiters, the loop first waits up to `maxBatchDelay` (about a millisecond) for as many waiters as the
+// recent peak (a decaying estimate of the number of concurrent appenders), or for `maxBatchItems` items, before
+// it commits; a lone appender never waits. The loop runs on the writer's own
 // serial queue, never on the cooperative pool, and stops by itself when the queue is empty: nothing outlives
 // the calls that need it, so there is no `Task {}` and no service to run.
 
@@ -19,8 +20,9 @@ struct CommitQueue: Sendable {
     var waiters: [CommitWaiter] = []
     var itemCount = 0
     var isCommitting = false
-    /// Waiters in the previous batch: an estimate of how many appenders are concurrent.
-    var lastBatchWaiters = 1
+    /// An estimate of how many appenders are concurrent: the recent peak of waiters per batch, decaying by 1/8
+    /// per batch.
+    var concurrency = 1
 }
 
 /// One caller's share of a commit.
@@ -84,7 +86,7 @@ extension ChannelStore {
                 let batch = queue.waiters
                 queue.waiters = []
                 queue.itemCount = 0
-                queue.lastBatchWaiters = batch.count
+                queue.concurrency = max(batch.count, queue.concurrency - queue.concurrency / 8)
                 return batch
             }
             if batch.isEmpty {
@@ -94,12 +96,12 @@ extension ChannelStore {
         }
     }
 
-    /// Waits briefly for as many waiters as the last batch had, when it had more than one.
+    /// Waits briefly for as many waiters as there are concurrent appenders, when there are several.
     private func waitForBatch() {
         let start = ContinuousClock.now
         while true {
             let ready = self.commitQueue.withLock { queue in
-                queue.lastBatchWaiters <= 1 || queue.waiters.count >= queue.lastBatchWaiters
+                queue.concurrency <= 1 || queue.waiters.count >= queue.concurrency
                     || queue.itemCount >= self.maxBatchItems
             }
             if ready || ContinuousClock.now - start >= self.maxBatchDelay {
@@ -159,44 +161,66 @@ private struct BatchWriter {
         var addedBytes = 0
     }
 
-    let epoch: String
+    /// The statements of the hot path, prepared once per batch (GRDB's statement cache hashes the SQL per call).
+    struct Statements {
+        private var insertStatement: Statement?
+        private var publisherLookupStatement: Statement?
+
+        mutating func insert(_ db: Database) throws -> Statement {
+            if let statement = self.insertStatement {
+                return statement
+            }
+            let statement = try db.cachedStatement(
+                sql: """
+                    INSERT INTO item (channelId, sequence, itemId, isAssignedId, prevId, formats, size, publishedAt)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """
+            )
+            self.insertStatement = statement
+            return statement
+        }
+
+        mutating func publisherLookup(_ db: Database) throws -> Statement {
+            if let statement = self.publisherLookupStatement {
+                return statement
+            }
+            let statement = try db.cachedStatement(
+                sql: "SELECT sequence FROM item WHERE channelId = ? AND itemId = ? AND isAssignedId = 0"
+            )
+            self.publisherLookupStatement = statement
+            return statement
+        }
+    }
+
+    let epochDash: String
     let cached: (String) -> CachedChannel?
+    var statements = Statements()
     var touched: [String: Touched] = [:]
     var appended: [StoredItem] = []
 
     init(epoch: String, cached: @escaping (String) -> CachedChannel?) {
-        self.epoch = epoch
+        self.epochDash = epoch + "-"
         self.cached = cached
     }
 
     mutating func insert(_ item: NewItem, _ db: Database) throws -> AppendResult {
         var channel = try self.channel(named: item.channel, db)
-        if let id = item.id {
-            let existing = try Int64.fetchOne(
-                db.cachedStatement(sql: "SELECT sequence FROM item WHERE channelId = ? AND id = ?"),
-                arguments: [channel.id, id]
-            )
-            if let existing {
-                return AppendResult(channel: item.channel, sequence: existing, id: id, isDuplicate: true)
-            }
+        if let id = item.id, let existing = try ItemLookup.sequence(ofID: id, channelID: channel.id, db) {
+            return AppendResult(channel: item.channel, sequence: existing, id: id, isDuplicate: true)
         }
         let sequence = channel.lastSequence + 1
-        var id = item.id ?? "\(self.epoch)-\(sequence)"
-        let publishedAt = item.publishedAt.storeMilliseconds
-        let insert = try db.cachedStatement(
-            sql: """
-                INSERT INTO item (channelId, sequence, id, prevId, formats, size, publishedAt)
-                VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channelId, id) DO NOTHING
-                """
-        )
-        try insert.execute(arguments: [channel.id, sequence, id, item.prevId, item.formats, item.size, publishedAt])
-        if db.changesCount == 0 {
-            // A publisher chose an id of the assigned form for another item: assign a different one.
-            id = "\(self.epoch)-\(sequence)-\(UUID().uuidString.prefix(8).lowercased())"
-            try insert.execute(
-                arguments: [channel.id, sequence, id, item.prevId, item.formats, item.size, publishedAt]
-            )
+        var id = item.id ?? self.epochDash + String(sequence)
+        if item.id == nil {
+            let lookup = try self.statements.publisherLookup(db)
+            if try Int64.fetchOne(lookup, arguments: [channel.id, id]) != nil {
+                // A publisher chose this id for another item: assign a different one.
+                id += "-\(UUID().uuidString.prefix(8).lowercased())"
+            }
         }
+        let publishedAt = item.publishedAt.storeMilliseconds
+        try self.statements.insert(db).execute(arguments: [
+            channel.id, sequence, id, item.id == nil, item.prevId, item.formats, item.size, publishedAt,
+        ])
         channel.lastSequence = sequence
         channel.addedItems += 1
         channel.addedBytes += item.size
@@ -243,5 +267,44 @@ private struct BatchWriter {
         }
         try db.execute(sql: "INSERT INTO channel (name) VALUES (?)", arguments: [name])
         return Touched(id: db.lastInsertedRowID, lastSequence: 0)
+    }
+}
+
+/// Finds items by id: publisher ids through the partial index, assigned ids (`"{epoch}-{sequence}[-suffix]"`)
+/// through their sequence.
+enum ItemLookup {
+    /// The sequence of the retained item with this id in the channel, if any.
+    static func sequence(ofID id: String, channelID: Int64, _ db: Database) throws -> Int64? {
+        if let sequence = try self.publisherSequence(ofID: id, channelID: channelID, db) {
+            return sequence
+        }
+        guard let (_, sequence) = self.parseAssigned(id) else {
+            return nil
+        }
+        return try Int64.fetchOne(
+            db.cachedStatement(sql: "SELECT sequence FROM item WHERE channelId = ? AND sequence = ? AND itemId = ?"),
+            arguments: [channelID, sequence, id]
+        )
+    }
+
+    /// The sequence of the retained item to which a publisher gave this id, if any.
+    static func publisherSequence(ofID id: String, channelID: Int64, _ db: Database) throws -> Int64? {
+        try Int64.fetchOne(
+            db.cachedStatement(
+                sql: "SELECT sequence FROM item WHERE channelId = ? AND itemId = ? AND isAssignedId = 0"
+            ),
+            arguments: [channelID, id]
+        )
+    }
+
+    /// The epoch and sequence of an id of the assigned form, if `id` has that form.
+    static func parseAssigned(_ id: String) -> (epoch: Substring, sequence: Int64)? {
+        let parts = id.split(separator: "-", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count >= 2, parts[0].count == 16, parts[0].allSatisfy(\.isHexDigit),
+            let sequence = Int64(parts[1]), sequence > 0
+        else {
+            return nil
+        }
+        return (parts[0], sequence)
     }
 }

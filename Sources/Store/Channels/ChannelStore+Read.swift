@@ -62,14 +62,6 @@ extension ChannelStore {
         }
     }
 
-    /// The sequence of an id the store assigned in this epoch, if `id` has that form.
-    func assignedSequence(_ id: String) -> Int64? {
-        guard id.hasPrefix(self.epoch + "-") else {
-            return nil
-        }
-        return Int64(id.dropFirst(self.epoch.count + 1))
-    }
-
     private func readFromDatabase(
         _ db: Database,
         channel: String,
@@ -104,13 +96,12 @@ extension ChannelStore {
         case .sequence(let sequence):
             after = sequence
         case .id(let id):
-            let found = try Int64.fetchOne(
-                db.cachedStatement(sql: "SELECT sequence FROM item WHERE channelId = ? AND id = ?"),
-                arguments: [channelID, id]
-            )
-            if let found {
+            if let found = try ItemLookup.sequence(ofID: id, channelID: channelID, db) {
                 after = found
-            } else if let assigned = self.assignedSequence(id), assigned <= lastSequence {
+            } else if let (epoch, assigned) = ItemLookup.parseAssigned(id), epoch == self.epoch,
+                assigned <= lastSequence
+            {
+                // An id this database assigned, whose item has been trimmed.
                 after = assigned
             } else {
                 return unknown
@@ -170,7 +161,7 @@ extension ChannelStore {
     ) throws -> [StoredItem] {
         let statement = try db.cachedStatement(
             sql: """
-                SELECT sequence, id, prevId, formats, size, publishedAt FROM item
+                SELECT sequence, itemId, prevId, formats, size, publishedAt FROM item
                 WHERE channelId = ? AND \(condition) ORDER BY sequence \(order) LIMIT ?
                 """
         )
@@ -181,7 +172,7 @@ extension ChannelStore {
                 StoredItem(
                     channel: channel,
                     sequence: row["sequence"],
-                    id: row["id"],
+                    id: row["itemId"],
                     prevId: row["prevId"],
                     formats: row["formats"],
                     size: row["size"],

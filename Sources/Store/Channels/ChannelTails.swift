@@ -9,6 +9,14 @@ final class ChannelTails: Sendable {
     private struct Tail {
         var items: [StoredItem]
         var lastUse: UInt64
+
+        mutating func append(_ item: StoredItem, keeping limit: Int, at clock: UInt64) {
+            if self.items.count >= limit {
+                self.items.removeFirst(self.items.count - limit + 1)
+            }
+            self.items.append(item)
+            self.lastUse = clock
+        }
     }
 
     private struct State {
@@ -32,14 +40,14 @@ final class ChannelTails: Sendable {
         }
         self.state.withLock { state in
             state.clock += 1
+            let clock = state.clock
             for item in items {
-                var tail = state.tails[item.channel] ?? Tail(items: [], lastUse: state.clock)
-                tail.items.append(item)
-                if tail.items.count > self.itemsPerChannel {
-                    tail.items.removeFirst(tail.items.count - self.itemsPerChannel)
-                }
-                tail.lastUse = state.clock
-                state.tails[item.channel] = tail
+                // Mutated in place (no copy of the tail's array).
+                state.tails[item.channel, default: Tail(items: [], lastUse: clock)].append(
+                    item,
+                    keeping: self.itemsPerChannel,
+                    at: clock
+                )
             }
             if state.tails.count > self.maxChannels {
                 // Evict the least recently used quarter.

@@ -26,7 +26,7 @@ private struct ChannelCounts: Sendable {
 
 extension ChannelStore {
     /// Applies retention now: each channel's count, age and byte limits (``StoreConfiguration/retention(forChannel:)``),
-    /// then the global byte budget (oldest items anywhere first).
+    /// then the global byte budget (the items appended first go first, whatever their channel).
     ///
     /// Work is done in many short write transactions (one per channel, or per slice of the global budget), so
     /// appends interleave with a trim and wait at most for one small transaction. Sequences are never reused:
@@ -106,15 +106,13 @@ extension ChannelStore {
                     if total <= budget {
                         return .commit
                     }
-                    // The oldest items whose sizes cover the excess (at most 1,000 per slice), per channel.
+                    // The oldest appended items whose sizes cover the excess (at most 1,000 per slice), per channel.
                     let rows = try Row.fetchAll(
                         db,
                         sql: """
                             SELECT channelId, MAX(sequence) AS through FROM (
-                                SELECT channelId, sequence, SUM(size) OVER (ORDER BY publishedAt, channelId, sequence)
-                                    - size AS before
-                                FROM (SELECT channelId, sequence, size, publishedAt FROM item
-                                    ORDER BY publishedAt LIMIT 1000)
+                                SELECT channelId, sequence, SUM(size) OVER (ORDER BY id) - size AS before
+                                FROM (SELECT id, channelId, sequence, size FROM item ORDER BY id LIMIT 1000)
                             ) WHERE before < ? GROUP BY channelId
                             """,
                         arguments: [total - budget]
