@@ -103,10 +103,11 @@ import Testing
         try handle.seek(toOffset: 100)
         try handle.write(contentsOf: Data(repeating: 0xFF, count: 20_000))
         try handle.close()
-        await #expect(throws: (any Error).self) {
-            let damaged = try await openStore(directory.path("copy.sqlite"))
-            _ = try await damaged.read(channel: "c", after: .sequence(0))
+        // The schema page is damaged: opening fails with a clear error.
+        let error = await #expect(throws: StoreError.self) {
+            try await openStore(directory.path("copy.sqlite"))
         }
+        #expect(error?.code == .corruptDatabase)
     }
 
     @Test func readOnlyOpenSeesTheDataAndRefusesWrites() async throws {

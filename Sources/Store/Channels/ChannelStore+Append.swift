@@ -11,9 +11,9 @@ import Synchronization
 // on while more waiters arrived meanwhile, so concurrent appenders share transactions. When recent batches had
 // several waiters, the loop first waits up to `maxBatchDelay` (about a millisecond) for as many waiters as the
 // recent peak (a decaying estimate of the number of concurrent appenders), or for `maxBatchItems` items, before
-// it commits; a lone appender never waits. The loop runs on the writer's own
-// serial queue, never on the cooperative pool, and stops by itself when the queue is empty: nothing outlives
-// the calls that need it, so there is no `Task {}` and no service to run.
+// it commits; a lone appender never waits (once a burst has decayed). The loop runs on the writer's own serial
+// queue, never on the cooperative pool, and stops by itself when the queue is empty: nothing outlives the calls
+// that need it, so there is no `Task {}` and no service to run.
 
 /// The waiters of the next commit.
 struct CommitQueue: Sendable {
@@ -21,7 +21,7 @@ struct CommitQueue: Sendable {
     var itemCount = 0
     var isCommitting = false
     /// An estimate of how many appenders are concurrent: the recent peak of waiters per batch, decaying by 1/8
-    /// per batch.
+    /// (at least 1) per batch.
     var concurrency = 1
 }
 
@@ -86,7 +86,7 @@ extension ChannelStore {
                 let batch = queue.waiters
                 queue.waiters = []
                 queue.itemCount = 0
-                queue.concurrency = max(batch.count, queue.concurrency - queue.concurrency / 8)
+                queue.concurrency = max(batch.count, queue.concurrency - max(1, queue.concurrency / 8))
                 return batch
             }
             if batch.isEmpty {
@@ -131,6 +131,9 @@ extension ChannelStore {
                 return .commit
             }
         } catch {
+            // Forget the cached sequences: if another writer appended to this file (there should be one writer
+            // per database), the next batch reloads them instead of failing again.
+            self.channelCache.withLock { $0 = [:] }
             for waiter in batch {
                 if let continuation = waiter.continuation {
                     continuation.resume(throwing: error)
