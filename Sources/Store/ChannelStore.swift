@@ -107,9 +107,13 @@ package final class ChannelStore: Sendable {
     /// - Parameters:
     ///   - path: The database file.
     ///   - logger: The logger for store events.
-    /// - Throws: A ``StoreError`` as ``open(configuration:logger:)`` does, also when the database is not fully
-    ///   migrated (start the server once to migrate it); an SQLite error if the file does not exist.
+    /// - Throws: A ``StoreError`` as ``open(configuration:logger:)`` does, also when the file does not exist
+    ///   (``StoreError/Code/notFound``) or the database is not fully migrated (``StoreError/Code/outdatedDatabase``:
+    ///   start the server once to migrate it).
     package static func openReadOnly(path: String, logger: Logger) async throws -> ChannelStore {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw StoreError(code: .notFound, path: path, message: "there is no database file here")
+        }
         var config = Configuration()
         config.readonly = true
         config.busyMode = .timeout(10)

@@ -4,6 +4,7 @@ package struct StoreError: Error, Sendable, CustomStringConvertible {
     package struct Code: Sendable, Hashable, CustomStringConvertible {
         private enum Base: String, Sendable, Hashable {
             case notAP8Database
+            case notFound
             case newerDatabase
             case outdatedDatabase
             case corruptDatabase
@@ -15,6 +16,8 @@ package struct StoreError: Error, Sendable, CustomStringConvertible {
 
         /// The file is an SQLite database of another application.
         package static let notAP8Database = Code(base: .notAP8Database)
+        /// A read-only open found no database file.
+        package static let notFound = Code(base: .notFound)
         /// The database was written by a newer P-8 (it has migrations this build does not know).
         package static let newerDatabase = Code(base: .newerDatabase)
         /// A read-only open found a database that still needs migrations (the server migrates at start-up).

@@ -122,6 +122,30 @@ import Testing
         #expect(error?.code == .readOnly)
     }
 
+    @Test func readOnlyOpenOfAMissingFileSaysSo() async throws {
+        let directory = try TemporaryDirectory()
+        let error = await #expect(throws: StoreError.self) {
+            try await ChannelStore.openReadOnly(path: directory.path("missing.sqlite"), logger: testLogger)
+        }
+        #expect(error?.code == .notFound)
+        #expect(!FileManager.default.fileExists(atPath: directory.path("missing.sqlite")))
+    }
+
+    @Test func readOnlyOpenRefusesAnOutdatedDatabase() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path("p8.sqlite")
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { db in
+            try db.execute(sql: "CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY)")
+            try db.execute(sql: "PRAGMA application_id = \(StoreMigrations.applicationID)")
+        }
+        try queue.close()
+        let error = await #expect(throws: StoreError.self) {
+            try await ChannelStore.openReadOnly(path: path, logger: testLogger)
+        }
+        #expect(error?.code == .outdatedDatabase)
+    }
+
     @Test func backupIsACompleteCopyWithANewEpoch() async throws {
         let directory = try TemporaryDirectory()
         let store = try await openStore(directory.path("p8.sqlite"))
