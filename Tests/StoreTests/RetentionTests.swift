@@ -88,6 +88,31 @@ import Testing
         #expect(try await store.read(channel: "c", after: .sequence(3)).items?.map(\.sequence) == [4, 5, 6])
     }
 
+    @Test func trimmingIsNotStarvedBySustainedAppends() async throws {
+        let directory = try TemporaryDirectory()
+        let store = try await openStore(directory.path("p8.sqlite"), retention: RetentionPolicy(maxItems: 5))
+        let deadline = ContinuousClock.now + .milliseconds(400)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for appender in 0..<16 {
+                group.addTask {
+                    while ContinuousClock.now < deadline {
+                        _ = try await store.append([item("c\(appender % 4)", "x")])
+                    }
+                }
+            }
+            // Appends never stop before the deadline; trims must still complete meanwhile.
+            try await Task.sleep(for: .milliseconds(50))
+            var trims = 0
+            while ContinuousClock.now < deadline - .milliseconds(100) {
+                try await store.trim()
+                trims += 1
+            }
+            #expect(trims > 0)
+            #expect(ContinuousClock.now < deadline)
+            try await group.waitForAll()
+        }
+    }
+
     @Test func appendsProceedWhileTheRetentionServiceTrims() async throws {
         let directory = try TemporaryDirectory()
         let store = try await openStore(directory.path("p8.sqlite"), retention: RetentionPolicy(maxItems: 10))

@@ -6,14 +6,15 @@ import Synchronization
 // Group commit, leader/follower style, without a background task.
 //
 // An append (or hold write) puts a waiter in `commitQueue` and suspends on its continuation. The caller that finds
-// no commit loop running starts one on GRDB's writer queue (`asyncWriteWithoutTransaction`); the loop takes every
-// waiter queued so far, writes them all in one transaction, resumes their continuations after COMMIT, and goes
-// on while more waiters arrived meanwhile, so concurrent appenders share transactions. When recent batches had
-// several waiters, the loop first waits up to `maxBatchDelay` (about a millisecond) for as many waiters as the
-// recent peak (a decaying estimate of the number of concurrent appenders), or for `maxBatchItems` items, before
-// it commits; a lone appender never waits (once a burst has decayed). The loop runs on the writer's own serial
-// queue, never on the cooperative pool, and stops by itself when the queue is empty: nothing outlives the calls
-// that need it, so there is no `Task {}` and no service to run.
+// no commit running starts one on GRDB's writer queue (`asyncWriteWithoutTransaction`): the job takes every waiter
+// queued so far, writes them all in one transaction, and resumes their continuations after COMMIT. While appends
+// keep coming, the next batch is a new job on the writer queue, so concurrent appenders share transactions and
+// other writes (retention, hold maintenance) still get their turn between two batches. When recent batches had
+// several waiters, a job first waits up to `maxBatchDelay` (about a millisecond) for as many waiters as the recent
+// peak (a decaying estimate of the number of concurrent appenders), or for `maxBatchItems` items; a lone appender
+// never waits (once a burst has decayed). The jobs run on the writer's own serial queue, never on the cooperative
+// pool, and stop by themselves when nothing is queued: nothing outlives the calls that need it, so there is no
+// `Task {}` and no service to run.
 
 /// The waiters of the next commit.
 struct CommitQueue: Sendable {
@@ -74,25 +75,39 @@ extension ChannelStore {
         }
     }
 
-    /// Commits queued waiters until there are none; runs on the writer queue.
+    /// Commits the queued waiters as one batch; runs on the writer queue.
+    ///
+    /// While more waiters are queued, the next batch is committed by a new job on the writer queue rather than in
+    /// a loop here, so that other writes queued meanwhile (retention, hold maintenance) run between two batches
+    /// instead of waiting for appends to stop.
     private func commitLoop(_ db: Database) {
-        while true {
-            self.waitForBatch()
-            let batch = self.commitQueue.withLock { queue -> [CommitWaiter] in
-                if queue.waiters.isEmpty {
-                    queue.isCommitting = false
-                    return []
-                }
-                let batch = queue.waiters
-                queue.waiters = []
-                queue.itemCount = 0
-                queue.concurrency = max(batch.count, queue.concurrency - max(1, queue.concurrency / 8))
-                return batch
+        self.waitForBatch()
+        let batch = self.commitQueue.withLock { queue -> [CommitWaiter] in
+            if queue.waiters.isEmpty {
+                queue.isCommitting = false
+                return []
             }
-            if batch.isEmpty {
-                return
+            let batch = queue.waiters
+            queue.waiters = []
+            queue.itemCount = 0
+            queue.concurrency = max(batch.count, queue.concurrency - max(1, queue.concurrency / 8))
+            return batch
+        }
+        if batch.isEmpty {
+            return
+        }
+        self.commit(batch, db)
+        let continues = self.commitQueue.withLock { queue in
+            if queue.waiters.isEmpty && queue.concurrency <= 1 {
+                queue.isCommitting = false
+                return false
             }
-            self.commit(batch, db)
+            return true
+        }
+        if continues {
+            self.pool.asyncWriteWithoutTransaction { db in
+                self.commitLoop(db)
+            }
         }
     }
 
