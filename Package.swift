@@ -50,8 +50,20 @@ let package = Package(
                 "GRIP",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             resources: [.process("Migrations")],
+            swiftSettings: swiftSettings
+        ),
+        // Store's benchmark (`swift run -c release p8-store-bench`) and the child process of its crash test.
+        .executableTarget(
+            name: "p8-store-bench",
+            dependencies: [
+                "GRIP",
+                "Store",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/StoreBenchmark",
             swiftSettings: swiftSettings
         ),
         // The handler: publish intake, subscriptions and fan-out, held-session bookkeeping. No NIO.
@@ -119,7 +131,12 @@ let package = Package(
         ),
         .testTarget(
             name: "StoreTests",
-            dependencies: ["Store", "GRIP"],
+            dependencies: [
+                "Store",
+                "GRIP",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,96 @@
+package import Foundation
+
+/// An item to append to a channel's log.
+package struct NewItem: Sendable, Hashable {
+    /// The channel the item is published to.
+    package var channel: String
+    /// The publisher's id for the item, if it gave one; the store assigns one otherwise.
+    package var id: String?
+    /// The publisher's `prev-id`, kept as given.
+    package var prevId: String?
+    /// The published formats, encoded by the publisher side; opaque to the store.
+    package var formats: Data
+    /// The size counted by byte retention (defaults to `formats.count`).
+    package var size: Int
+    /// When the item was published; age retention counts from it.
+    package var publishedAt: Date
+
+    /// Creates an item to append.
+    /// - Parameters:
+    ///   - channel: The channel name.
+    ///   - id: The publisher's id, or `nil` to have the store assign one.
+    ///   - prevId: The publisher's `prev-id`, if any.
+    ///   - formats: The encoded formats.
+    ///   - size: The size for byte retention; `nil` means `formats.count`.
+    ///   - publishedAt: The publication time.
+    package init(
+        channel: String,
+        id: String? = nil,
+        prevId: String? = nil,
+        formats: Data,
+        size: Int? = nil,
+        publishedAt: Date = Date()
+    ) {
+        self.channel = channel
+        self.id = id
+        self.prevId = prevId
+        self.formats = formats
+        self.size = size ?? formats.count
+        self.publishedAt = publishedAt
+    }
+}
+
+/// The outcome of appending one ``NewItem``.
+package struct AppendResult: Sendable, Hashable {
+    /// The item's channel.
+    package var channel: String
+    /// The item's sequence in its channel (the original one if the item was a duplicate).
+    package var sequence: Int64
+    /// The item's id: the publisher's, or the one the store assigned.
+    package var id: String
+    /// Whether an item with the same `(channel, id)` was already retained, so nothing was appended.
+    package var isDuplicate: Bool
+
+    package init(channel: String, sequence: Int64, id: String, isDuplicate: Bool) {
+        self.channel = channel
+        self.sequence = sequence
+        self.id = id
+        self.isDuplicate = isDuplicate
+    }
+}
+
+/// An item as retained in a channel's log.
+package struct StoredItem: Sendable, Hashable {
+    /// The item's channel.
+    package var channel: String
+    /// The item's sequence: 1 for the channel's first item, then one more for each; never reused.
+    package var sequence: Int64
+    /// The publisher's id, or the one the store assigned.
+    package var id: String
+    /// The publisher's `prev-id`, if any.
+    package var prevId: String?
+    /// The encoded formats, as appended.
+    package var formats: Data
+    /// The size counted by byte retention.
+    package var size: Int
+    /// When the item was published (millisecond precision).
+    package var publishedAt: Date
+
+    package init(
+        channel: String,
+        sequence: Int64,
+        id: String,
+        prevId: String?,
+        formats: Data,
+        size: Int,
+        publishedAt: Date
+    ) {
+        self.channel = channel
+        self.sequence = sequence
+        self.id = id
+        self.prevId = prevId
+        self.formats = formats
+        self.size = size
+        self.publishedAt = publishedAt
+    }
+}
