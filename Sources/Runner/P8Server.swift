@@ -1,11 +1,14 @@
+import Foundation
 package import GRIP
 package import Logging
 import Proxy
 import ServiceLifecycle
+import Store
 import UnixSignals
 
-/// Everything `p8` runs, built from a configuration: the client-facing proxy and the routes reloader, in
-/// one service group that shuts down gracefully on SIGTERM or SIGINT. Tests start exactly this.
+/// Everything `p8` runs, built from a configuration: the SQLite store and its retention, the client-facing
+/// proxy and the routes reloader, in one service group that shuts down gracefully on SIGTERM or SIGINT.
+/// Tests start exactly this.
 package struct P8Server: Sendable {
     /// What the command line overrides in the config file.
     package struct Overrides: Sendable {
@@ -54,6 +57,24 @@ package struct P8Server: Sendable {
         for warning in warnings {
             self.logger.warning("\(warning)")
         }
+        let store: ChannelStore
+        do {
+            store = try await ChannelStore.open(configuration: self.configuration.store, logger: self.logger)
+        } catch {
+            throw RunnerError("cannot open the database: \(error)")
+        }
+        // Holds recorded by an earlier process are kept, marked orphaned, for inspection.
+        let orphans = try await store.markOrphans(currentInstance: UUID().uuidString)
+        if !orphans.isEmpty {
+            self.logger.info(
+                "held requests of an earlier run marked orphaned",
+                metadata: ["p8.holds": "\(orphans.count)"]
+            )
+        }
+        self.logger.info(
+            "store open",
+            metadata: ["p8.store.path": "\(store.path)", "p8.store.epoch": "\(store.epoch)"]
+        )
         let routes = RouteTableBox(table)
         let settings = ProxySettings(
             listeners: self.overrides.listeners ?? self.configuration.runner.httpListeners,
@@ -64,7 +85,8 @@ package struct P8Server: Sendable {
             onReady(Readiness(http: bound))
         }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: proxy)
+            .init(service: RetentionService(store: store, logger: self.logger)),
+            .init(service: proxy),
         ]
         if case .file = source {
             services.append(.init(service: RoutesReloadService(source: source, routes: routes, logger: self.logger)))

@@ -76,4 +76,22 @@ struct ProxyErrorTests {
             try await client.waitForClose()
         }
     }
+
+    @Test("a GRIP response to a request body over 100,000 bytes gives 400")
+    func requestTooLargeForGrip() async throws {
+        try await withTestBackend { backend in
+            try await withRunningP8(routes: ["* 127.0.0.1:\(backend.port)"]) { port in
+                let client = try await RawHTTPConnection.connect(port: port)
+                let body = [UInt8](repeating: UInt8(ascii: "x"), count: 150_000)
+                try await client.send(
+                    Array("POST /plain?header=Grip-Foo:bar HTTP/1.1\r\nHost: a\r\nContent-Length: 150000\r\n\r\n".utf8)
+                        + body
+                )
+                let response = try await client.readResponse()
+                #expect(response.status == 400)
+                #expect(response.text == "Request too large to accept GRIP instruct.\n")
+                await client.close()
+            }
+        }
+    }
 }
