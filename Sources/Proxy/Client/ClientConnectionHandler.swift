@@ -2,22 +2,37 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-/// The last handler of a client connection's pipeline, after NIO's HTTP/1 codec and pipelining handler
-/// (which hands over one request at a time). Each request becomes a ``ProxyExchange``; this handler writes
-/// what the exchange produces and holds back reads while the backend cannot take more.
+/// The last handler of a client connection's pipeline, after NIO's HTTP/1 codec. Each request becomes a
+/// ``ProxyExchange``; this handler writes what the exchange produces, holds back reads while the backend
+/// cannot take more, and keeps pipelined requests queued until the response before them is complete.
+///
+/// Pipelining is handled here rather than by NIO's `HTTPServerPipelineHandler`, which stops reading while a
+/// response is outstanding: that costs two `epoll_ctl` calls per request on a keep-alive connection.
 final class ClientConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
+    /// Bytes of pipelined requests queued before the client is paused.
+    private static let maxQueuedBytes = 64 * 1024
+
     private let engine: ProxyEngine
     private let pool: BackendConnectionPool
     private var logger: Logger
     private var context: ChannelHandlerContext?
+    /// The request being answered; nil between requests.
     private var exchange: ProxyExchange?
+    /// Whether the current request's body is still arriving.
+    private var awaitingRequestEnd = false
     /// Whether a response to the current request has started (its head is written).
     private var responseStarted = false
-    private var isReadPaused = false
+    /// Parts of pipelined requests behind the current one.
+    private var queuedParts: [HTTPServerRequestPart] = []
+    private var queuedBytes = 0
+    /// The server is shutting down: close once the current response is complete.
+    private var quiescing = false
+    private var pausedForBackend = false
+    private var pausedForQueue = false
     private var readPending = false
     private(set) var remoteAddressText: String?
 
@@ -48,8 +63,25 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch Self.unwrapInboundIn(data) {
+        let part = Self.unwrapInboundIn(data)
+        if !self.queuedParts.isEmpty || (self.exchange != nil && !self.awaitingRequestEnd) {
+            // A pipelined request behind the one being answered: it waits its turn.
+            self.queuedParts.append(part)
+            if case .body(let buffer) = part {
+                self.queuedBytes += buffer.readableBytes
+            }
+            if self.queuedParts.count > 64 || self.queuedBytes > Self.maxQueuedBytes {
+                self.pausedForQueue = true
+            }
+            return
+        }
+        self.deliver(part, context: context)
+    }
+
+    private func deliver(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let head):
+            self.awaitingRequestEnd = true
             self.responseStarted = false
             if let oversize = self.oversizedHeadResponse(head) {
                 self.respond(with: oversize, version: head.version, keepAlive: false)
@@ -71,9 +103,30 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             }
             exchange.start()
         case .body(let buffer):
-            self.exchange?.clientBody(buffer)
+            if self.awaitingRequestEnd {
+                self.exchange?.clientBody(buffer)
+            }
         case .end:
-            self.exchange?.clientEnd()
+            if self.awaitingRequestEnd {
+                self.awaitingRequestEnd = false
+                self.exchange?.clientEnd()
+            }
+        }
+    }
+
+    /// Hands queued pipelined requests over, one request at a time.
+    private func deliverQueuedParts() {
+        guard let context = self.context else { return }
+        while !self.queuedParts.isEmpty, self.exchange == nil || self.awaitingRequestEnd {
+            let part = self.queuedParts.removeFirst()
+            if case .body(let buffer) = part {
+                self.queuedBytes -= buffer.readableBytes
+            }
+            self.deliver(part, context: context)
+        }
+        if self.pausedForQueue, self.queuedParts.count <= 64, self.queuedBytes <= Self.maxQueuedBytes {
+            self.pausedForQueue = false
+            self.resumeReadingIfPossible()
         }
     }
 
@@ -116,41 +169,50 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if self.isReadPaused {
+        if self.pausedForBackend || self.pausedForQueue {
             self.readPending = true
         } else {
             context.read()
         }
     }
 
+    private func resumeReadingIfPossible() {
+        guard !self.pausedForBackend, !self.pausedForQueue, self.readPending, let context = self.context else { return }
+        self.readPending = false
+        context.read()
+    }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ProxyShutdownDeadlineEvent {
-            // The grace period is over: end the response in flight as cleanly as its framing allows.
-            if let exchange = self.exchange {
-                self.exchange = nil
-                exchange.clientClosed()
-                if self.responseStarted {
-                    context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
-                        context.close(promise: nil)
-                    }
-                    return
-                }
+        switch event {
+        case is ChannelShouldQuiesceEvent:
+            // Shutting down: idle connections close now, busy ones after their response.
+            self.quiescing = true
+            if self.exchange == nil {
+                context.close(promise: nil)
             }
-            context.close(promise: nil)
-            return
+        case is ProxyShutdownDeadlineEvent:
+            // The grace period is over: end the response in flight as cleanly as its framing allows.
+            let exchange = self.exchange
+            self.exchange = nil
+            exchange?.clientClosed()
+            if exchange != nil && self.responseStarted {
+                context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                    context.close(promise: nil)
+                }
+            } else {
+                context.close(promise: nil)
+            }
+        default:
+            context.fireUserInboundEventTriggered(event)
         }
-        context.fireUserInboundEventTriggered(event)
     }
 
     // MARK: - Used by the exchange
 
+    /// Pauses or resumes reading the client while the backend cannot take more of the request body.
     func setReadPaused(_ paused: Bool) {
-        guard paused != self.isReadPaused else { return }
-        self.isReadPaused = paused
-        if !paused, self.readPending, let context = self.context {
-            self.readPending = false
-            context.read()
-        }
+        self.pausedForBackend = paused
+        self.resumeReadingIfPossible()
     }
 
     func writeHead(_ head: HTTPResponseHead) {
@@ -169,11 +231,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// Ends the response; the connection stays open for the next request only when `keepAlive`.
     func endResponse(trailers: HTTPHeaders?, keepAlive: Bool) {
         self.exchange = nil
-        self.setReadPaused(false)
+        self.pausedForBackend = false
         guard let context = self.context else { return }
-        if keepAlive {
+        if keepAlive && !self.quiescing {
             context.writeAndFlush(Self.wrapOutboundOut(.end(trailers)), promise: nil)
+            if self.queuedParts.isEmpty {
+                self.resumeReadingIfPossible()
+            } else {
+                // Not from inside the backend's read callback that ended this response.
+                context.eventLoop.assumeIsolated().execute { self.deliverQueuedParts() }
+            }
         } else {
+            self.queuedParts = []
             context.writeAndFlush(Self.wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }

@@ -248,8 +248,9 @@ final class ProxyExchange {
 
     private func armTimeout(after delay: TimeAmount) {
         self.timeout?.cancel()
-        self.timeout = self.eventLoop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
-            self?.timeoutFired()
+        // Holds the exchange until the task fires or is cancelled; every way an exchange ends cancels it.
+        self.timeout = self.eventLoop.assumeIsolated().scheduleTask(in: delay) {
+            self.timeoutFired()
         }
     }
 

@@ -84,9 +84,11 @@ final class BackendConnectionHandler: ChannelDuplexHandler {
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
 
-    weak var delegate: (any BackendConnectionDelegate)?
-    /// Called when the connection closes, so an idle pool can forget it.
-    var onClose: (() -> Void)?
+    /// The exchange using the connection. A strong reference, not a weak one (weak references make every
+    /// retain of the exchange slower); every way an exchange ends clears it.
+    var delegate: (any BackendConnectionDelegate)?
+    /// Called when the connection closes, so the pool can forget it while it is idle.
+    var onClose: ((BackendConnectionHandler) -> Void)?
     private(set) var isReadPaused = false
     private var readPending = false
     private var context: ChannelHandlerContext?
@@ -144,7 +146,7 @@ final class BackendConnectionHandler: ChannelDuplexHandler {
         let delegate = self.delegate
         self.delegate = nil
         delegate?.backendClosed()
-        self.onClose?()
+        self.onClose?(self)
         self.onClose = nil
     }
 }

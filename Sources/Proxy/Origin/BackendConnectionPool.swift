@@ -23,7 +23,6 @@ final class BackendConnectionPool {
         while var connections = self.idle[key], let connection = connections.popLast() {
             self.idle[key] = connections.isEmpty ? nil : connections
             if connection.isActive {
-                connection.handler.onClose = nil
                 completion(.success(connection))
                 return
             }
@@ -65,10 +64,13 @@ final class BackendConnectionPool {
                     result.flatMap { channel in
                         Result {
                             let operations = channel.pipeline.syncOperations
+                            let handler = try operations.handler(type: BackendConnectionHandler.self)
+                            // The pool lives as long as its event loop, so the closure may hold it strongly.
+                            handler.onClose = { handler in self.connectionClosed(key, handler) }
                             return BackendConnection(
                                 key: key,
                                 channel: channel,
-                                handler: try operations.handler(type: BackendConnectionHandler.self),
+                                handler: handler,
                                 statusLineSniffer: try operations.handler(type: StatusLineSniffer.self)
                             )
                         }
@@ -103,10 +105,13 @@ final class BackendConnectionPool {
         }
         connections.append(connection)
         self.idle[connection.key] = connections
-        connection.handler.onClose = { [weak self, weak connection] in
-            guard let self, let connection else { return }
-            self.idle[connection.key]?.removeAll { $0 === connection }
-        }
+    }
+
+    /// A connection closed: if it was idle, it is gone from the pool.
+    private func connectionClosed(_ key: BackendKey, _ handler: BackendConnectionHandler) {
+        guard var connections = self.idle[key] else { return }
+        connections.removeAll { $0.handler === handler }
+        self.idle[key] = connections.isEmpty ? nil : connections
     }
 
     /// Closes every idle connection (shutdown).

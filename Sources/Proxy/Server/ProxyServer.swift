@@ -89,7 +89,7 @@ package final class ProxyServer: Service {
                 channel.eventLoop.makeCompletedFuture {
                     clients.add(channel)
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true,
+                        withPipeliningAssistance: false,
                         withErrorHandling: false,
                         withEncoderConfiguration: HTTPResponseEncoder.Configuration(),
                         withDecoderLimitConfiguration: limits
