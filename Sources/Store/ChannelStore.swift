@@ -174,7 +174,9 @@ package final class ChannelStore: Sendable {
     /// Refuses a file that is another application's database or one written by a newer P-8.
     private static func checkIdentity(_ db: Database, migrator: DatabaseMigrator, path: String) throws {
         let applicationID = try Int.fetchOne(db, sql: "PRAGMA application_id") ?? 0
-        let objectCount = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sqlite_master") ?? 0
+        // GRDB's own bookkeeping table alone means another P-8 process is creating this database right now.
+        let objectCount =
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sqlite_master WHERE name != 'grdb_migrations'") ?? 0
         if applicationID == StoreMigrations.applicationID {
             if try migrator.hasBeenSuperseded(db) {
                 let known = Set(migrator.migrations)

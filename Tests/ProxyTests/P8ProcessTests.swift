@@ -90,13 +90,42 @@ final class P8Process: Sendable {
     /// What was read from stderr so far (reading consumes it).
     private let stderrSeen = Mutex<[UInt8]>([])
 
-    private init(process: Process, stdout: Pipe, stderr: Pipe) {
+    /// The temporary directory made for this process, removed with it.
+    private let scratch: URL?
+
+    private init(process: Process, stdout: Pipe, stderr: Pipe, scratch: URL?) {
         self.process = process
         self.stdout = stdout
         self.stderr = stderr
+        self.scratch = scratch
     }
 
+    deinit {
+        if self.process.isRunning {
+            kill(self.process.processIdentifier, SIGKILL)
+        }
+        if let scratch = self.scratch {
+            try? FileManager.default.removeItem(at: scratch)
+        }
+    }
+
+    /// Starts `p8`; without a `--config` argument it gets one of its own in a fresh temporary directory (its
+    /// database included), so tests running side by side never share a database.
     static func start(arguments: [String]) throws -> P8Process {
+        var arguments = arguments
+        var scratch: URL?
+        if !arguments.contains("--config") {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("p8-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            let config = directory.appendingPathComponent("p-8.conf")
+            try "[global]\nrundir=run\n[runner]\nhttp_port=127.0.0.1:0\n".write(
+                to: config,
+                atomically: true,
+                encoding: .utf8
+            )
+            arguments += ["--config", config.path]
+            scratch = directory
+        }
         let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         var executable = products.appendingPathComponent("p8")
         if !FileManager.default.fileExists(atPath: executable.path) {
@@ -114,7 +143,7 @@ final class P8Process: Sendable {
         process.standardOutput = stdout
         process.standardError = stderr
         try process.run()
-        return P8Process(process: process, stdout: stdout, stderr: stderr)
+        return P8Process(process: process, stdout: stdout, stderr: stderr, scratch: scratch)
     }
 
     /// Reads the readiness line and returns the first HTTP port it names.
