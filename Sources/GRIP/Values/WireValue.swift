@@ -73,6 +73,8 @@ enum WireValue: Sendable, Hashable {
 /// Why a field of a GRIP JSON/tnetstring object was refused; `message` is worded as Pushpin words it.
 struct FieldError: Error, Sendable {
     var message: String
+    /// Set for published headers that would break HTTP (``PublishError/Code/forbiddenHeader``).
+    var isForbiddenHeader = false
 }
 
 /// Reads the fields of one object with Pushpin's messages: `<name> does not contain '<key>'`,
