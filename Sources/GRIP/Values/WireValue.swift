@@ -272,3 +272,23 @@ struct ObjectReader {
         }
     }
 }
+
+extension WireValue {
+    /// The tnetstring as a field reader sees it (byte strings stay bytes; keys are read as UTF-8).
+    init(_ tnet: TNetString) {
+        switch tnet {
+        case .bytes(let bytes): self = .bytes(bytes)
+        case .int(let number): self = .int(number)
+        case .float(let number): self = .double(number)
+        case .bool(let flag): self = .bool(flag)
+        case .null: self = .null
+        case .list(let elements): self = .list(elements.map(WireValue.init))
+        case .dict(let members):
+            var map: [String: WireValue] = [:]
+            for member in members where map[String(decoding: member.key, as: UTF8.self)] == nil {
+                map[String(decoding: member.key, as: UTF8.self)] = WireValue(member.value)
+            }
+            self = .map(map)
+        }
+    }
+}
