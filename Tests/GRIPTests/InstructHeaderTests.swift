@@ -276,6 +276,39 @@ import Testing
         #expect(instruct.response.headers == [HeaderField(name: "X-A", value: "1")])
     }
 
+    @Test func malformedQuotesInListHeaders() {
+        #expect(
+            Self.error([("Grip-Expose-Headers", #"X-A, "X-B"#)])
+                == InstructError(.invalidHeader, "failed to parse Grip-Expose-Headers")
+        )
+        #expect(
+            Self.error([("Grip-Link", #"</a>; rel="next"#)])
+                == InstructError(.invalidLink, "failed to parse Grip-Link value")
+        )
+    }
+
+    @Test func singleValuedHeadersUseTheFirstOccurrence() throws {
+        let instruct = try Self.parse([
+            ("Grip-Hold", "stream"), ("Grip-Hold", "bogus"), ("Grip-Channel", "c"), ("Grip-Timeout", "10"),
+            ("Grip-Timeout", "x"), ("Grip-Status", "201"), ("Grip-Status", "x"), ("Grip-Keep-Alive", "a"),
+            ("Grip-Keep-Alive", "b; format=nope"),
+        ])
+        #expect(instruct.holdMode == .stream)
+        #expect(instruct.timeout == 10)
+        #expect(instruct.response.code == 201)
+        #expect(instruct.keepAlive?.data == [0x61])
+    }
+
+    @Test(
+        arguments: [
+            (#"a\tb\"c"#, Array("abc".utf8)), (#"\x00\xff\xFF"#, [0, 255, 255]), (#"plain"#, Array("plain".utf8)),
+        ] as [(String, [UInt8])]
+    )
+    func cstringDropsUnknownEscapes(value: String, data: [UInt8]) throws {
+        let instruct = try Self.parse([("Grip-Keep-Alive", value + "; format=cstring")])
+        #expect(instruct.keepAlive?.data == data)
+    }
+
     // MARK: - Spec examples
 
     @Test func specResponseHoldExample() throws {

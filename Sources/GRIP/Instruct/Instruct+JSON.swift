@@ -92,7 +92,9 @@ extension Instruct {
         if let headers = try response.headers("headers") {
             for field in headers {
                 guard HeaderField.isValidName(field.name), HeaderField.isValidValue(field.value) else {
-                    throw FieldError(message: "headers contains '\(field.name)' with invalid characters")
+                    throw FieldError(
+                        message: "headers contains '\(HeaderField.printable(field.name))' with invalid characters"
+                    )
                 }
             }
             self.response.headers = Self.clientHeaders(headers, exposing: [])

@@ -69,7 +69,8 @@ extension HTTPResponseFormat {
     static func check(_ field: HeaderField) throws(FieldError) {
         guard HeaderField.isValidName(field.name), HeaderField.isValidValue(field.value) else {
             throw FieldError(
-                message: "'http-response' contains header '\(field.name)' with invalid characters",
+                message:
+                    "'http-response' contains header '\(HeaderField.printable(field.name))' with invalid characters",
                 isForbiddenHeader: true
             )
         }
