@@ -205,6 +205,20 @@ import Testing
         #expect(try PublishItem.parse(zmqMessage: tnet, channel: "topic").channel == "topic")
     }
 
+    @Test func malformedFrameDescriptions() {
+        #expect {
+            _ = try PublishItem.parse(zmqMessage: Array("5:abc".utf8))
+        } throws: { error in
+            (error as? PublishError)?.description
+                == "invalid tnetstring at byte 0: payload of 5 bytes and its type do not fit"
+        }
+        #expect {
+            _ = try PublishItem.parse(zmqMessage: Array("J{".utf8))
+        } throws: { error in
+            (error as? PublishError)?.description == "item is not valid JSON"
+        }
+    }
+
     @Test(arguments: ["Jnot json at all", "garbage that is no tnetstring", "", "T"])
     func malformedZmqFrames(frame: String) {
         #expect {

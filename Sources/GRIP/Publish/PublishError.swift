@@ -3,7 +3,7 @@
 package struct PublishError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What kind of problem this is.
     package enum Code: String, Sendable, Hashable {
-        /// The body is not JSON (or not a tnetstring).
+        /// The body is not JSON (or a ZeroMQ frame is not a tnetstring).
         case invalidJSON
         /// The body is JSON but not an object.
         case notAnObject
@@ -32,12 +32,12 @@ package struct PublishError: Error, Sendable, Hashable, CustomStringConvertible 
         self.itemIndex = itemIndex
     }
 
-    /// The 400 body without its newline: `Body is not valid JSON.` or `Invalid format: <where>: <message>`
-    /// (Pushpin's texts, with the item index added).
+    /// The 400 body without its newline: for a request body that is not JSON Pushpin's `Body is not valid
+    /// JSON.`, otherwise `Invalid format: [items[<i>]: ]<message>` (Pushpin's text with the item index added).
     package var description: String {
         switch self.code {
         case .invalidJSON:
-            return "Body is not valid JSON."
+            return self.message
         default:
             let location = self.itemIndex.map { "items[\($0)]: " } ?? ""
             return "Invalid format: \(location)\(self.message)"

@@ -46,7 +46,7 @@ package enum PublishRequest {
     /// - Throws: ``PublishError``; answer 400 with its ``PublishError/description``.
     package static func parse(body: [UInt8]) throws(PublishError) -> [PublishItem] {
         guard let value = JSONValue.parse(body) else {
-            throw PublishError(.invalidJSON, "body is not valid JSON")
+            throw PublishError(.invalidJSON, "Body is not valid JSON.")
         }
         guard case .object(let members) = value else {
             throw PublishError(.notAnObject, "the body must be a JSON object with 'items'")
