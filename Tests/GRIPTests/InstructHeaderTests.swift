@@ -298,6 +298,20 @@ import Testing
         )
     }
 
+    @Test func theFirstProblemInPushpinsOrderIsReported() {
+        #expect(
+            Self.error([
+                ("Grip-Link", "bad; rel=next"), ("Grip-Status", "x"), ("Grip-Timeout", "x"), ("Grip-Hold", "x"),
+            ])?
+            .code == .invalidHoldMode
+        )
+        #expect(
+            Self.error([("Grip-Link", "bad; rel=next"), ("Grip-Status", "x"), ("Grip-Timeout", "x")])?.code
+                == .invalidTimeout
+        )
+        #expect(Self.error([("Grip-Link", "bad; rel=next"), ("Grip-Status", "x")])?.code == .invalidStatus)
+    }
+
     @Test func singleValuedHeadersUseTheFirstOccurrence() throws {
         let instruct = try Self.parse([
             ("Grip-Hold", "stream"), ("Grip-Hold", "bogus"), ("Grip-Channel", "c"), ("Grip-Timeout", "10"),

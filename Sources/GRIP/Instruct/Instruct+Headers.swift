@@ -15,7 +15,13 @@ extension Instruct {
         body: [UInt8]
     ) throws(InstructError) {
         let fields = headers.map(HeaderField.init)
+        // Checked in Pushpin's order, so that the first problem reported is the one Pushpin reports.
+        let holdMode = try Self.holdMode(fields)
+        let channels = try Self.channels(fields)
+        let timeout = try Self.timeout(fields)
         let exposeHeaders = try Self.exposeHeaders(fields)
+        let keepAlive = try Self.keepAlive(fields)
+        let meta = try Self.meta(fields)
         let status = try Self.status(fields)
         let code = status?.code ?? responseStatus
         var responseReason = status.map { $0.reason ?? "" } ?? reason
@@ -23,14 +29,12 @@ extension Instruct {
             responseReason = StatusReason.phrase(for: code)
         }
         self.init(
-            holdMode: try Self.holdMode(fields),
-            channels: try Self.channels(fields),
-            timeout: try Self.timeout(fields),
-            keepAlive: try Self.keepAlive(fields),
-            nextLink: nil,
-            goneLink: nil,
+            holdMode: holdMode,
+            channels: channels,
+            timeout: timeout,
+            keepAlive: keepAlive,
             status: status,
-            meta: try Self.meta(fields),
+            meta: meta,
             exposeHeaders: exposeHeaders,
             response: Response(
                 code: code,
