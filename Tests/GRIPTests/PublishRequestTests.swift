@@ -361,6 +361,8 @@ import Testing
                 #"{"content-bin": "YmluYXJ5IGRhdGEK", "content": "ignored"}"#,
                 HTTPStreamFormat(content: Array("binary data\n".utf8))
             ),
+            (#"{"content-bin": "YmluYXJ5\nIGRhdGEK\n"}"#, HTTPStreamFormat(content: Array("binary data\n".utf8))),
+            (#"{"content-bin": "YQ"}"#, HTTPStreamFormat(content: Array("a".utf8))),
             (#"{"action": "close"}"#, HTTPStreamFormat(action: .close)),
             (#"{"action": "hint"}"#, HTTPStreamFormat(action: .hint)),
             (#"{"action": "close", "content": 5}"#, HTTPStreamFormat(action: .close)),
