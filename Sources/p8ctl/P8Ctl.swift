@@ -31,7 +31,7 @@ struct P8Ctl: AsyncParsableCommand {
             """,
         version: P8Ctl.versionText,
         subcommands: [
-            Channels.self, History.self, Tail.self, Held.self, Replay.self, Export.self,
+            Channels.self, History.self, Tail.self, Held.self, Replay.self, Export.self, Trim.self, Backup.self,
         ]
     )
 

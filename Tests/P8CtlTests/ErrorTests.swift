@@ -10,7 +10,7 @@ struct ErrorTests {
     func missingDatabase() async throws {
         let directory = try TemporaryDirectory()
         let path = directory.path("absent.sqlite")
-        for arguments in [["channels"], ["history", "news"], ["held"], ["export"]] {
+        for arguments in [["channels"], ["history", "news"], ["held"], ["export"], ["trim", "--all", "--keep", "1"]] {
             let result = try await ctl(arguments + ["--db", path])
             #expect(result.status == 66, "\(arguments): \(result)")
             #expect(result.stderr == "p8ctl: \(path): no such database file\n")
@@ -59,6 +59,10 @@ struct ErrorTests {
             (["history", "news", "--limit", "0"], "--limit must be at least 1"),
             (["history", "news", "--since", "yesterday-ish"], "'yesterday-ish' is invalid for '--since <time>'"),
             (["history", "news", "--limit", "x"], "'x' is invalid for '--limit <n>'"),
+            (["trim", "news"], "give one of --keep N and --before TIME"),
+            (["trim", "--keep", "3"], "name one channel, or pass --all (not both)"),
+            (["trim", "news", "--all", "--keep", "3"], "name one channel, or pass --all (not both)"),
+            (["trim", "news", "--keep", "3", "--before", "1h"], "give one of --keep N and --before TIME"),
             (["tail"], "Missing expected argument '<channel> ...'"),
             (["frobnicate"], "Unexpected argument 'frobnicate'"),
             (["channels", "--colour"], "Unknown option '--colour'"),
@@ -114,7 +118,7 @@ struct ErrorTests {
     func helpAndVersion() async throws {
         let help = try await ctl(["--help"])
         #expect(help.status == 0)
-        for command in ["channels", "history", "tail", "held", "replay", "export"] {
+        for command in ["channels", "history", "tail", "held", "replay", "export", "trim", "backup"] {
             #expect(help.stdout.contains("  \(command) "), "\(command)")
             let commandHelp = try await ctl([command, "--help"])
             #expect(commandHelp.status == 0)
