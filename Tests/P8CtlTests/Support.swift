@@ -103,16 +103,17 @@ struct CtlTestError: Error, CustomStringConvertible {
     var description: String
 }
 
-/// The built `p8ctl` beside the test bundle.
-func ctlExecutable() throws -> URL {
+/// A built executable of the package (`p8ctl`, `p8`) beside the test bundle.
+func builtExecutable(_ name: String) throws -> URL {
     let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    // Swift Testing may run the bundle from inside the .xctest directory.
     for directory in [products, products.deletingLastPathComponent()] {
-        let candidate = directory.appendingPathComponent("p8ctl")
+        let candidate = directory.appendingPathComponent(name)
         if FileManager.default.isExecutableFile(atPath: candidate.path) {
             return candidate
         }
     }
-    throw CtlTestError(description: "p8ctl not built beside the tests (looked in \(products.path))")
+    throw CtlTestError(description: "\(name) not built beside the tests (looked in \(products.path))")
 }
 
 /// Reads a file handle to its end on a thread of its own (not on the cooperative pool).
@@ -137,7 +138,7 @@ func ctl(_ arguments: [String], in directory: String? = nil) async throws -> Ctl
     )
 }
 
-/// A running `p8ctl` (for `tail`).
+/// A running `p8ctl` (for `tail`), or `p8`.
 final class CtlProcess: Sendable {
     let process: Process
     let stdout: Pipe
@@ -150,9 +151,15 @@ final class CtlProcess: Sendable {
         self.stderr = stderr
     }
 
-    static func start(_ arguments: [String], in directory: String? = nil) throws -> CtlProcess {
+    static func start(
+        _ arguments: [String],
+        in directory: String? = nil,
+        executable: String = "p8ctl"
+    ) throws
+        -> CtlProcess
+    {
         let process = Process()
-        process.executableURL = try ctlExecutable()
+        process.executableURL = try builtExecutable(executable)
         process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment["TZ"] = "UTC"
@@ -205,7 +212,7 @@ final class CtlProcess: Sendable {
         while self.process.isRunning {
             guard ContinuousClock.now < deadline else {
                 self.signal(SIGKILL)
-                throw CtlTestError(description: "p8ctl did not exit")
+                throw CtlTestError(description: "\(self.process.executableURL?.lastPathComponent ?? "") did not exit")
             }
             try await Task.sleep(for: .milliseconds(10))
         }
