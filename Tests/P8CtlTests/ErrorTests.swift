@@ -13,7 +13,7 @@ struct ErrorTests {
         for arguments in [["channels"], ["history", "news"], ["held"], ["export"], ["trim", "--all", "--keep", "1"]] {
             let result = try await ctl(arguments + ["--db", path])
             #expect(result.status == 66, "\(arguments): \(result)")
-            #expect(result.stderr == "p8ctl: \(path): no such database file\n")
+            #expect(result.stderr == "p8ctl: \(path): no such database file (p8 creates it when it first starts)\n")
             #expect(result.stdout.isEmpty)
         }
         #expect(!FileManager.default.fileExists(atPath: path))
@@ -100,7 +100,10 @@ struct ErrorTests {
         #expect(byConfig.status == 0, "\(byConfig)")
         let elsewhere = try await ctl(["channels", "--config", directory.path("other.conf")])
         #expect(elsewhere.status == 66)
-        #expect(elsewhere.stderr == "p8ctl: \(directory.path("elsewhere.sqlite")): no such database file\n")
+        #expect(
+            elsewhere.stderr
+                == "p8ctl: \(directory.path("elsewhere.sqlite")): no such database file (p8 creates it when it first starts)\n"
+        )
         let dbWins = try await ctl(["channels", "--config", directory.path("other.conf"), "--db", fixture.path])
         #expect(dbWins.status == 0)
 

@@ -42,7 +42,10 @@ struct CtlError: Error, CustomStringConvertible {
         case let error as StoreError:
             switch error.code {
             case .notFound:
-                return CtlError(.noDatabase, "\(error.path): no such database file")
+                return CtlError(
+                    .noDatabase,
+                    "\(error.path): no such database file (p8 creates it when it first starts)"
+                )
             case .notAP8Database, .newerDatabase, .outdatedDatabase, .corruptDatabase:
                 return CtlError(.badDatabase, "\(error.path): \(error.message)")
             default:
