@@ -76,7 +76,7 @@ extension P8Ctl {
             var positions = start
             let channels = positions.keys.sorted()
             while !Task.isCancelled {
-                var batch: [StoredItem] = []
+                var batches: [[StoredItem]] = []
                 for channel in channels {
                     let position = positions[channel] ?? 0
                     var result = try await store.read(channel: channel, after: .sequence(position), limit: 1000)
@@ -87,17 +87,17 @@ extension P8Ctl {
                             "\(channel): \(first - position - 1) items were trimmed before they could be shown"
                         )
                     } else if case .unknownCursor = result.status {
-                        // The database was replaced (restored, or wiped): follow the new one from its start.
+                        // The channel's log went backwards (a database restored in place): start it again.
                         Output.error("\(channel): the channel's history was reset; following it from its start")
                         result = try await store.read(channel: channel, after: .sequence(0), limit: 1000)
                     }
                     if let items = result.items, let last = items.last {
-                        batch += items
+                        batches.append(items)
                         positions[channel] = last.sequence
                     }
                 }
-                if !batch.isEmpty {
-                    batch.sort { ($0.publishedAt, $0.channel, $0.sequence) < ($1.publishedAt, $1.channel, $1.sequence) }
+                if !batches.isEmpty {
+                    let batch = Self.merged(batches)
                     Output.write(
                         batch.map {
                             (json ? ItemRendering.json($0, content: true).compact : ItemRendering.line($0)) + "\n"
@@ -107,6 +107,27 @@ extension P8Ctl {
                     continue
                 }
                 try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+
+        /// Interleaves channels' new items by publish time, each channel's items staying in sequence order.
+        static func merged(_ batches: [[StoredItem]]) -> [StoredItem] {
+            var next = batches.map { _ in 0 }
+            var merged: [StoredItem] = []
+            while true {
+                var pick: Int?
+                for (index, batch) in batches.enumerated() where next[index] < batch.count {
+                    if let current = pick, batches[current][next[current]].publishedAt <= batch[next[index]].publishedAt
+                    {
+                        continue
+                    }
+                    pick = index
+                }
+                guard let pick else {
+                    return merged
+                }
+                merged.append(batches[pick][next[pick]])
+                next[pick] += 1
             }
         }
     }
