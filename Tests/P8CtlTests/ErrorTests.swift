@@ -59,6 +59,8 @@ struct ErrorTests {
             (["history", "news", "--limit", "0"], "--limit must be at least 1"),
             (["history", "news", "--since", "yesterday-ish"], "'yesterday-ish' is invalid for '--since <time>'"),
             (["history", "news", "--limit", "x"], "'x' is invalid for '--limit <n>'"),
+            (["history", "news", "--since", "2026-02-30"], "'2026-02-30' is invalid for '--since <time>'"),
+            (["history", "news", "--since", "2026-11-24 25:00"], "is invalid for '--since <time>'"),
             (["trim", "news"], "give one of --keep N and --before TIME"),
             (["trim", "--keep", "3"], "name one channel, or pass --all (not both)"),
             (["trim", "news", "--all", "--keep", "3"], "name one channel, or pass --all (not both)"),

@@ -90,6 +90,14 @@ struct InspectionTests {
         #expect(since.stdoutLines.dropFirst().map { $0.split(separator: " ")[1] } == ["n4", "n5"])
         let rfc3339 = try await ctl(["history", "news", "--db", fixture.path, "--since", "2026-11-24T22:00:04+01:00"])
         #expect(rfc3339.stdoutLines.dropFirst().map { $0.split(separator: " ")[1] } == ["n5"])
+        for (since, ids) in [
+            ("2026-11-24", ["n1", "n2", "n3", "n4", "n5"]), ("2026-11-24T21:00:03.500Z", ["n5"]),
+            ("2026-11-24t21:00:04z", ["n5"]), ("2026-11-24 21:01", []), ("100000d", ["n1", "n2", "n3", "n4", "n5"]),
+        ] {
+            let result = try await ctl(["history", "news", "--db", fixture.path, "--since", since, "--json"])
+            let document = try #require(try result.json() as? [String: Any], "\(since): \(result)")
+            #expect((document["items"] as? [[String: Any]])?.map { $0["id"] as? String } == ids, "\(since)")
+        }
         let limited = try await ctl(["history", "news", "--db", fixture.path, "--limit", "2", "--content"])
         #expect(limited.stdoutLines.count == 3)
         #expect(limited.stdoutLines[0].hasSuffix("CONTENT"))
