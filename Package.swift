@@ -114,12 +114,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The operator CLI: reads and maintains the database directly (read-only where it only inspects).
         .executableTarget(
             name: "p8ctl",
             dependencies: [
-                "Runner",
+                "GRIP",
                 "Store",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -131,6 +134,17 @@ let package = Package(
         ),
         .testTarget(
             name: "StoreTests",
+            dependencies: [
+                "Store",
+                "GRIP",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Runs the built p8ctl against real databases.
+        .testTarget(
+            name: "P8CtlTests",
             dependencies: [
                 "Store",
                 "GRIP",

@@ -150,17 +150,33 @@ package final class ChannelStore: Sendable {
     /// after the backup and may reuse the copy's later sequences), so cursors taken from the live database
     /// must not resume against it silently.
     /// - Parameter path: The destination file; an existing database there is overwritten.
-    package func backup(to path: String) async throws {
+    /// - Returns: The copy's new epoch and what it holds.
+    @discardableResult
+    package func backup(to path: String) async throws -> BackupSummary {
         let destination = try DatabaseQueue(path: path)
         try await self.pool.read { db in
             try destination.writeWithoutTransaction { destinationDB in
                 try db.backup(to: destinationDB)
             }
         }
-        try await destination.write { db in
+        let summary = try await destination.write { db in
             try db.execute(sql: "UPDATE store SET epoch = lower(hex(randomblob(8))) WHERE id = 1")
+            let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT (SELECT epoch FROM store WHERE id = 1) AS epoch, COUNT(*) AS channels,
+                        COALESCE(SUM(itemCount), 0) AS items, COALESCE(SUM(byteCount), 0) AS bytes FROM channel
+                    """
+            )
+            return BackupSummary(
+                epoch: row?["epoch"] ?? "",
+                channelCount: row?["channels"] ?? 0,
+                itemCount: row?["items"] ?? 0,
+                byteCount: row?["bytes"] ?? 0
+            )
         }
         try destination.close()
+        return summary
     }
 
     /// The durability the writer connection actually uses (`PRAGMA synchronous`), for diagnostics.
@@ -242,6 +258,18 @@ package final class ChannelStore: Sendable {
             throw StoreError(code: .readOnly, path: self.path, message: "the store was opened read-only")
         }
     }
+}
+
+/// What ``ChannelStore/backup(to:)`` copied.
+package struct BackupSummary: Sendable, Hashable {
+    /// The copy's epoch (a new one).
+    package var epoch: String
+    /// Channels in the copy.
+    package var channelCount: Int
+    /// Retained items in the copy.
+    package var itemCount: Int
+    /// Retained bytes (item sizes) in the copy.
+    package var byteCount: Int
 }
 
 /// What the commit loop knows about a channel.

@@ -180,8 +180,8 @@ extension ChannelStore {
         return max(through, byBytes ?? 0)
     }
 
-    /// Deletes a channel's items up to `through` and updates its counters.
-    private static func deletePrefix(_ db: Database, channelID: Int64, through: Int64) throws -> (Int, Int) {
+    /// Deletes a channel's items up to `through` and updates its counters (its `lastSequence` stays).
+    static func deletePrefix(_ db: Database, channelID: Int64, through: Int64) throws -> (Int, Int) {
         if through <= 0 {
             return (0, 0)
         }

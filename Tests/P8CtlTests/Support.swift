@@ -1,0 +1,221 @@
+import Foundation
+import GRIP
+import Logging
+import Store
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A fresh temporary directory per test, removed at the end.
+final class TemporaryDirectory: Sendable {
+    let url: URL
+
+    init() throws {
+        self.url = FileManager.default.temporaryDirectory.appendingPathComponent("p8ctl-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: self.url, withIntermediateDirectories: true)
+    }
+
+    func path(_ name: String) -> String {
+        self.url.appendingPathComponent(name).path
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(at: self.url)
+    }
+}
+
+let testLogger = Logger(label: "p8ctl.tests", factory: { _ in SwiftLogNoOpLogHandler() })
+
+/// A fixed "now" for the fixtures: 2026-11-24 21:00:00 UTC.
+let fixtureTime = Date(timeIntervalSince1970: 1_795_554_000)
+
+/// A database written by P-8's store, as the server writes it.
+struct Fixture {
+    let directory: TemporaryDirectory
+    let path: String
+    let store: ChannelStore
+
+    /// Creates `p8.sqlite` in a fresh directory.
+    static func make() async throws -> Fixture {
+        let directory = try TemporaryDirectory()
+        let path = directory.path("p8.sqlite")
+        let store = try await ChannelStore.open(
+            configuration: StoreConfiguration(databaseFile: path),
+            logger: testLogger
+        )
+        return Fixture(directory: directory, path: path, store: store)
+    }
+
+    /// Appends `count` items to `channel` with ids `{prefix}1`... published a second apart from `start`.
+    @discardableResult
+    func publish(
+        _ channel: String,
+        count: Int,
+        idPrefix: String? = nil,
+        start: Date = fixtureTime,
+        content: (Int) -> String = { "{\"http-stream\":{\"content\":\"item \($0)\\n\"}}" }
+    ) async throws -> [AppendResult] {
+        let base =
+            try await self.store.channelSummaries(prefix: channel).first { $0.name == channel }?.lastSequence ?? 0
+        let items = (1...count).map { offset in
+            let number = Int(base) + offset
+            return NewItem(
+                channel: channel,
+                id: idPrefix.map { "\($0)\(number)" },
+                prevId: idPrefix.flatMap { number > 1 ? "\($0)\(number - 1)" : nil },
+                formats: Data(content(number).utf8),
+                publishedAt: start.addingTimeInterval(Double(offset - 1))
+            )
+        }
+        return try await self.store.append(items)
+    }
+}
+
+/// What a finished `p8ctl` run printed and its exit status.
+struct CtlResult: CustomStringConvertible {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+
+    var stdoutLines: [String] { self.stdout.split(separator: "\n", omittingEmptySubsequences: true).map(String.init) }
+
+    /// The stdout parsed as one JSON document.
+    func json() throws -> Any {
+        try JSONSerialization.jsonObject(with: Data(self.stdout.utf8), options: [.fragmentsAllowed])
+    }
+
+    /// Each stdout line parsed as JSON (NDJSON).
+    func jsonLines() throws -> [[String: Any]] {
+        try self.stdoutLines.map { line in
+            guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                throw CtlTestError(description: "not a JSON object: \(line)")
+            }
+            return object
+        }
+    }
+
+    var description: String { "status \(self.status)\nstdout:\n\(self.stdout)\nstderr:\n\(self.stderr)" }
+}
+
+struct CtlTestError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// A built executable of the package (`p8ctl`, `p8`) beside the test bundle.
+func builtExecutable(_ name: String) throws -> URL {
+    let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    // Swift Testing may run the bundle from inside the .xctest directory.
+    for directory in [products, products.deletingLastPathComponent()] {
+        let candidate = directory.appendingPathComponent(name)
+        if FileManager.default.isExecutableFile(atPath: candidate.path) {
+            return candidate
+        }
+    }
+    throw CtlTestError(description: "\(name) not built beside the tests (looked in \(products.path))")
+}
+
+/// Reads a file handle to its end on a thread of its own (not on the cooperative pool).
+private func readToEnd(_ handle: FileHandle) async -> Data {
+    await withCheckedContinuation { continuation in
+        Thread.detachNewThread {
+            continuation.resume(returning: handle.readDataToEndOfFile())
+        }
+    }
+}
+
+/// Runs `p8ctl` with `arguments` in `directory` (times in UTC) and waits for it to exit.
+func ctl(_ arguments: [String], in directory: String? = nil) async throws -> CtlResult {
+    let process = try CtlProcess.start(arguments, in: directory)
+    async let stdout = readToEnd(process.stdout.fileHandleForReading)
+    async let stderr = readToEnd(process.stderr.fileHandleForReading)
+    let status = try await process.waitForExit()
+    return CtlResult(
+        status: status,
+        stdout: String(decoding: await stdout, as: UTF8.self),
+        stderr: String(decoding: await stderr, as: UTF8.self)
+    )
+}
+
+/// A running `p8ctl` (for `tail`), or `p8`.
+final class CtlProcess: Sendable {
+    let process: Process
+    let stdout: Pipe
+    let stderr: Pipe
+    private let seen = Mutex<[UInt8]>([])
+
+    private init(process: Process, stdout: Pipe, stderr: Pipe) {
+        self.process = process
+        self.stdout = stdout
+        self.stderr = stderr
+    }
+
+    static func start(
+        _ arguments: [String],
+        in directory: String? = nil,
+        executable: String = "p8ctl"
+    ) throws
+        -> CtlProcess
+    {
+        let process = Process()
+        process.executableURL = try builtExecutable(executable)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["TZ"] = "UTC"
+        process.environment = environment
+        if let directory {
+            process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        }
+        let stdout = Pipe()
+        let stderr = Pipe()
+        process.standardOutput = stdout
+        process.standardError = stderr
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return CtlProcess(process: process, stdout: stdout, stderr: stderr)
+    }
+
+    func signal(_ signal: Int32) {
+        kill(self.process.processIdentifier, signal)
+    }
+
+    /// Waits until stdout has `count` lines (or `timeout` passes) and returns every line read so far.
+    func readLines(atLeast count: Int, timeout: Duration = .seconds(10)) async throws -> [String] {
+        try await self.readLines(timeout: timeout) { $0.count >= count }
+    }
+
+    /// Waits until the lines read from stdout satisfy `done` (or `timeout` passes) and returns them.
+    func readLines(timeout: Duration = .seconds(10), until done: ([String]) -> Bool) async throws -> [String] {
+        let descriptor = self.stdout.fileHandleForReading.fileDescriptor
+        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let lines = self.seen.withLock { seen in
+                var buffer = [UInt8](repeating: 0, count: 65536)
+                while true {
+                    let read = Glibc.read(descriptor, &buffer, buffer.count)
+                    guard read > 0 else { break }
+                    seen += buffer[0..<read]
+                }
+                return String(decoding: seen, as: UTF8.self).split(separator: "\n").map(String.init)
+            }
+            if done(lines) || ContinuousClock.now >= deadline {
+                return lines
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        while self.process.isRunning {
+            guard ContinuousClock.now < deadline else {
+                self.signal(SIGKILL)
+                throw CtlTestError(description: "\(self.process.executableURL?.lastPathComponent ?? "") did not exit")
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return self.process.terminationStatus
+    }
+}
