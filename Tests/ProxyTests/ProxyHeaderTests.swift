@@ -116,4 +116,43 @@ struct ProxyHeaderTests {
             }
         }
     }
+
+    @Test("a JSON instruct without a hold is answered with its response")
+    func jsonInstructWithoutHold() async throws {
+        try await withTestBackend { backend in
+            try await withRunningP8(routes: ["* 127.0.0.1:\(backend.port)"]) { port in
+                let client = try await RawHTTPConnection.connect(port: port)
+                try await client.send(
+                    "GET /plain?header=Content-Type:application/grip-instruct&body=%7B%22response%22%3A%20%7B%22code%22%3A%20202%2C%20%22reason%22%3A%20%22Taken%22%2C%20%22headers%22%3A%20%7B%22X-From%22%3A%20%22json%22%7D%2C%20%22body%22%3A%20%22from%20json%5Cn%22%7D%7D HTTP/1.1\r\nHost: a\r\n\r\n"
+                )
+                let response = try await client.readResponse()
+                #expect(response.status == 202)
+                #expect(response.reason == "Taken")
+                #expect(response.header("X-From") == "json")
+                #expect(response.text == "from json\n")
+                await client.close()
+            }
+        }
+    }
+
+    @Test("invalid GRIP instructions give 502; with debug on, the body says why")
+    func invalidInstructions() async throws {
+        try await withTestBackend { backend in
+            let routes = [
+                "*,path_beg=/dbg/,replace_beg=/,debug 127.0.0.1:\(backend.port)", "* 127.0.0.1:\(backend.port)",
+            ]
+            try await withRunningP8(routes: routes) { port in
+                let client = try await RawHTTPConnection.connect(port: port)
+                try await client.send("GET /plain?header=Grip-Hold:forever HTTP/1.1\r\nHost: a\r\n\r\n")
+                let plain = try await client.readResponse()
+                #expect(plain.status == 502)
+                #expect(plain.text == "Error while proxying to origin.\n")
+                try await client.send("GET /dbg/plain?header=Grip-Hold:forever HTTP/1.1\r\nHost: a\r\n\r\n")
+                let debug = try await client.readResponse()
+                #expect(debug.status == 502)
+                #expect(debug.text.hasPrefix("Failed to parse accept instructions: Grip-Hold must be set to either"))
+                await client.close()
+            }
+        }
+    }
 }

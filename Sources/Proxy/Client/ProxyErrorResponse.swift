@@ -18,6 +18,11 @@ struct ProxyErrorResponse: Error, Equatable {
         status: .badRequest,
         body: "Request too large to accept GRIP instruct.\n"
     )
+    /// With `debug` on: the reason the backend's GRIP instructions were refused.
+    static func invalidInstructions(_ reason: String) -> Self {
+        Self(status: .badGateway, body: "Failed to parse accept instructions: \(reason)\n")
+    }
+
     static let acceptServiceUnavailable = Self(status: .internalServerError, body: "Accept service unavailable.\n")
     static let testTargetUnsupported = Self(status: .badGateway, body: "Error while proxying to origin.\n")
 

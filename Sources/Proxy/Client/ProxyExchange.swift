@@ -330,7 +330,21 @@ final class ProxyExchange {
                 connection.close()
             }
         }
-        if GripResponseInspection.needsHandler(head) {
+        let instruct: Instruct
+        do {
+            instruct = try Instruct.parse(
+                status: Int(head.status.code),
+                reason: head.status.reasonPhrase,
+                headers: head.headers.map { ($0.name, $0.value) },
+                body: Array(body.readableBytesView)
+            )
+        } catch {
+            self.logger.debug("invalid GRIP instructions", metadata: ["error": "\(error)"])
+            let debug = self.engine.settings.proxy.debug || self.route?.debug == true
+            self.fail(with: debug ? .invalidInstructions(error.description) : .originError)
+            return
+        }
+        if instruct.holdMode != .none || instruct.nextLink != nil {
             // Holds and next links are the publish side's work (the GRIP core issue).
             self.fail(with: .acceptServiceUnavailable)
             return
@@ -338,13 +352,15 @@ final class ProxyExchange {
         self.finished = true
         self.timeout?.cancel()
         self.response = .complete
-        let answer = GripResponseInspection.directAnswerHead(
-            head,
-            bodyLength: body.readableBytes,
-            version: self.requestHead.version
+        var headers = HTTPHeaders(instruct.response.headers.map { ($0.name, $0.value) })
+        headers.add(name: "Content-Length", value: String(instruct.response.body.count))
+        let answer = HTTPResponseHead(
+            version: self.requestHead.version,
+            status: .custom(code: UInt(instruct.response.code), reasonPhrase: instruct.response.reason),
+            headers: headers
         )
         let keepAlive = self.requestHead.isKeepAlive && self.requestComplete
-        self.client.respond(head: answer, body: body, keepAlive: keepAlive)
+        self.client.respond(head: answer, body: ByteBuffer(bytes: instruct.response.body), keepAlive: keepAlive)
     }
 }
 
