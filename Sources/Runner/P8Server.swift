@@ -79,7 +79,8 @@ package struct P8Server: Sendable {
         let settings = ProxySettings(
             listeners: self.overrides.listeners ?? self.configuration.runner.httpListeners,
             proxy: self.configuration.proxy,
-            maxRequestHeadBytes: self.configuration.runner.clientBufferSize
+            maxRequestHeadBytes: self.configuration.runner.clientBufferSize,
+            maxConnections: self.configuration.runner.clientMaxConn
         )
         let proxy = ProxyServer(settings: settings, routes: routes, logger: self.logger) { bound in
             onReady(Readiness(http: bound))

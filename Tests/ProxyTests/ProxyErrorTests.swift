@@ -94,4 +94,21 @@ struct ProxyErrorTests {
             }
         }
     }
+
+    @Test("connections beyond client_maxconn are closed at once; the others are served")
+    func connectionLimit() async throws {
+        try await withTestBackend { backend in
+            try await withRunningP8(
+                routes: ["* 127.0.0.1:\(backend.port)"],
+                config: "[runner]\nclient_maxconn=1"
+            ) { port in
+                let first = try await RawHTTPConnection.connect(port: port)
+                try await first.send("GET /plain?body=first HTTP/1.1\r\nHost: a\r\n\r\n")
+                #expect(try await first.readResponse().text == "first")
+                let second = try await RawHTTPConnection.connect(port: port)
+                try await second.waitForClose()
+                await first.close()
+            }
+        }
+    }
 }

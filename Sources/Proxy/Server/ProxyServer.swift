@@ -86,7 +86,11 @@ package final class ProxyServer: Service {
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                guard engine.openConnectionCount < engine.settings.maxConnections else {
+                    logger.debug("client_maxconn reached: connection refused")
+                    return channel.close()
+                }
+                return channel.eventLoop.makeCompletedFuture {
                     clients.add(channel)
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                         withPipeliningAssistance: false,

@@ -10,17 +10,21 @@ package struct ProxySettings: Sendable {
     package var maxRequestHeadBytes: Int
     /// How long open streams may run on after a graceful shutdown starts, before they are ended.
     package var shutdownGracePeriodSeconds: Int
+    /// Most client connections open at once (`[runner] client_maxconn`); more are closed as they arrive.
+    package var maxConnections: Int
 
     package init(
         listeners: [ListenAddress],
         proxy: ProxyConfiguration,
         maxRequestHeadBytes: Int = 8192,
-        shutdownGracePeriodSeconds: Int = 5
+        shutdownGracePeriodSeconds: Int = 5,
+        maxConnections: Int = 50_000
     ) {
         self.listeners = listeners
         self.proxy = proxy
         self.maxRequestHeadBytes = maxRequestHeadBytes
         self.shutdownGracePeriodSeconds = shutdownGracePeriodSeconds
+        self.maxConnections = maxConnections
     }
 }
 
