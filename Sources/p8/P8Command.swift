@@ -87,9 +87,8 @@ struct P8Command: AsyncParsableCommand {
         if let config = self.config {
             return config
         }
-        for candidate in ["p-8.conf", "config/p-8.conf.example"] where FileManager.default.fileExists(atPath: candidate)
-        {
-            return candidate
+        if let found = P8Configuration.findDefaultConfigFile() {
+            return found
         }
         throw ValidationError("no config file: pass --config FILE, or create ./p-8.conf")
     }

@@ -63,6 +63,15 @@ package struct P8Configuration: Sendable, Hashable {
         )
     }
 
+    /// Where `p8` and `p8ctl` look for a config file when none is given, in order (relative to the current
+    /// directory).
+    package static let defaultConfigFiles = ["p-8.conf", "config/p-8.conf.example"]
+
+    /// The first of ``defaultConfigFiles`` that exists, if any.
+    package static func findDefaultConfigFile() -> String? {
+        Self.defaultConfigFiles.first { FileManager.default.fileExists(atPath: $0) }
+    }
+
     /// Parses config text without touching the file system except through `readFile`.
     ///
     /// - Parameters:

@@ -35,9 +35,7 @@ struct GlobalOptions: ParsableArguments {
         let configFile: String
         if let config = self.config {
             configFile = config
-        } else if let found = ["p-8.conf", "config/p-8.conf.example"].first(where: {
-            FileManager.default.fileExists(atPath: $0)
-        }) {
+        } else if let found = P8Configuration.findDefaultConfigFile() {
             configFile = found
         } else {
             throw CtlError(
