@@ -163,8 +163,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         } else {
             let response: ProxyErrorResponse =
                 parserError == .headerOverflow ? .headersTooLarge : .malformedRequest
-            self.responseStarted = true
-            self.writeResponse(response, version: .http1_1, keepAlive: false)
+            self.respond(with: response, version: .http1_1, keepAlive: false)
         }
     }
 
@@ -263,8 +262,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func respond(with error: ProxyErrorResponse, version: HTTPVersion, keepAlive: Bool) {
+        guard let context = self.context else { return }
         self.exchange = nil
-        self.writeResponse(error, version: version, keepAlive: keepAlive)
+        var body = context.channel.allocator.buffer(capacity: error.body.utf8.count)
+        body.writeString(error.body)
+        self.respond(head: error.head(version: version), body: body, keepAlive: keepAlive)
     }
 
     /// Closes the connection without completing the response (the backend failed mid-response).
@@ -274,14 +276,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     // MARK: - Helpers
-
-    private func writeResponse(_ error: ProxyErrorResponse, version: HTTPVersion, keepAlive: Bool) {
-        guard let context = self.context else { return }
-        self.responseStarted = true
-        var body = context.channel.allocator.buffer(capacity: error.body.utf8.count)
-        body.writeString(error.body)
-        self.respond(head: error.head(version: version, close: !keepAlive), body: body, keepAlive: keepAlive)
-    }
 
     /// NIO's decoder bounds the whole head at `maxRequestHeadBytes` already; this catches a head whose
     /// parsed size exceeds it (the decoder's count excludes the request line).

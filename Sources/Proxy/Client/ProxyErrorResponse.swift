@@ -24,16 +24,12 @@ struct ProxyErrorResponse: Error, Equatable {
     }
 
     static let acceptServiceUnavailable = Self(status: .internalServerError, body: "Accept service unavailable.\n")
-    static let testTargetUnsupported = Self(status: .badGateway, body: "Error while proxying to origin.\n")
 
-    /// The response head; `close` adds `Connection: close` when the connection ends after this response.
-    func head(version: HTTPVersion, close: Bool) -> HTTPResponseHead {
+    /// The response head (`Connection: close` is added by whoever sends it, when the connection ends).
+    func head(version: HTTPVersion) -> HTTPResponseHead {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "text/plain")
         headers.add(name: "Content-Length", value: String(self.body.utf8.count))
-        if close {
-            headers.add(name: "Connection", value: "close")
-        }
         return HTTPResponseHead(version: version, status: self.status, headers: headers)
     }
 }

@@ -17,7 +17,6 @@ final class ProxyExchange {
 
     private var route: Route?
     private var originForm = "/"
-    private var targets: [RouteTarget] = []
     private var targetIndex = 0
     private var trusted = false
     private var backendHead: HTTPRequestHead?
@@ -31,6 +30,8 @@ final class ProxyExchange {
     private var replayableBody: [ByteBuffer] = []
     private var requestBodyBytes = 0
     private var requestComplete = false
+    /// Whether the client connection may carry another request after a relayed response.
+    private var clientKeepAlive = true
 
     private enum ResponseState {
         case waitingForHead
@@ -81,7 +82,6 @@ final class ProxyExchange {
         }
         self.route = route
         self.originForm = target.originForm
-        self.targets = route.targets
         self.trusted = self.engine.requestBuilder.isTrusted(self.requestHead, now: ProxyClock.unixSeconds())
         self.connectToCurrentTarget(fresh: false)
     }
@@ -130,21 +130,17 @@ final class ProxyExchange {
     /// The client went away: abandon the backend request (its connection cannot be reused mid-exchange).
     func clientClosed() {
         guard !self.finished else { return }
-        self.finished = true
-        self.timeout?.cancel()
-        if let connection = self.connection {
-            self.connection = nil
-            connection.close()
-        }
+        self.finish(reusingConnection: false)
     }
 
     // MARK: - Connecting
 
     private func connectToCurrentTarget(fresh: Bool) {
         guard let route = self.route else { return }
-        let target = self.targets[self.targetIndex]
+        let target = route.targets[self.targetIndex]
         guard case .host(let host, let port) = target.kind else {
-            self.fail(with: .testTargetUnsupported)
+            self.logger.debug("the built-in test target is not supported")
+            self.fail(with: .originError)
             return
         }
         self.backendHead = self.engine.requestBuilder.backendHead(
@@ -194,7 +190,7 @@ final class ProxyExchange {
         guard !self.finished else { return }
         self.logger.debug("backend connect failed", metadata: ["error": "\(error)"])
         self.targetIndex += 1
-        if self.targetIndex < self.targets.count {
+        if self.targetIndex < (self.route?.targets.count ?? 0) {
             self.connectToCurrentTarget(fresh: false)
         } else {
             self.fail(with: .originError)
@@ -264,8 +260,6 @@ final class ProxyExchange {
             return
         }
         self.logger.debug("backend timed out")
-        self.connection = nil
-        connection.close()
         if case .waitingForHead = self.response {
             self.fail(with: .originTimeout)
         } else {
@@ -275,16 +269,29 @@ final class ProxyExchange {
 
     // MARK: - Finishing
 
-    /// Answers the client with one of the proxy's own responses and ends the exchange.
-    private func fail(with error: ProxyErrorResponse) {
-        guard !self.finished else { return }
-        if let connection = self.connection {
-            self.connection = nil
-            connection.close()
-        }
+    /// Ends the exchange on the backend side. The connection goes back to the pool only when `reusable`
+    /// (the backend's response is complete and keeps the connection open) and the whole request was sent.
+    private func finish(reusingConnection reusable: Bool) {
         self.finished = true
         self.timeout?.cancel()
         self.response = .complete
+        guard let connection = self.connection else { return }
+        self.connection = nil
+        if reusable && self.requestComplete {
+            self.pool.release(connection)
+        } else {
+            connection.close()
+        }
+    }
+
+    /// Answers the client with one of the proxy's own responses and ends the exchange.
+    private func fail(with error: ProxyErrorResponse) {
+        guard !self.finished else { return }
+        self.finish(reusingConnection: false)
+        self.sendErrorResponse(error)
+    }
+
+    private func sendErrorResponse(_ error: ProxyErrorResponse) {
         let keepAlive = self.requestHead.isKeepAlive && self.requestComplete
         self.client.respond(with: error, version: self.requestHead.version, keepAlive: keepAlive)
     }
@@ -292,44 +299,19 @@ final class ProxyExchange {
     /// Ends the client connection abruptly: the response has started and cannot be completed.
     private func abort() {
         guard !self.finished else { return }
-        self.finished = true
-        self.timeout?.cancel()
-        if let connection = self.connection {
-            self.connection = nil
-            connection.close()
-        }
+        self.finish(reusingConnection: false)
         self.client.abortConnection()
     }
 
     private func completeRelayedResponse(backendKeepAlive: Bool, trailers: HTTPHeaders?) {
-        self.finished = true
-        self.timeout?.cancel()
-        self.response = .complete
-        if let connection = self.connection {
-            self.connection = nil
-            if backendKeepAlive && self.requestComplete {
-                self.pool.release(connection)
-            } else {
-                connection.close()
-            }
-        }
+        self.finish(reusingConnection: backendKeepAlive)
         self.client.endResponse(trailers: trailers, keepAlive: self.clientKeepAlive && self.requestComplete)
     }
-
-    /// Whether the client connection may carry another request after this response.
-    private var clientKeepAlive = true
 
     // MARK: - GRIP responses
 
     private func gripResponseComplete(head: HTTPResponseHead, body: ByteBuffer) {
-        if let connection = self.connection {
-            self.connection = nil
-            if head.isKeepAlive && self.requestComplete {
-                self.pool.release(connection)
-            } else {
-                connection.close()
-            }
-        }
+        self.finish(reusingConnection: head.isKeepAlive)
         let instruct: Instruct
         do {
             instruct = try Instruct.parse(
@@ -341,17 +323,14 @@ final class ProxyExchange {
         } catch {
             self.logger.debug("invalid GRIP instructions", metadata: ["error": "\(error)"])
             let debug = self.engine.settings.proxy.debug || self.route?.debug == true
-            self.fail(with: debug ? .invalidInstructions(error.description) : .originError)
+            self.sendErrorResponse(debug ? .invalidInstructions(error.description) : .originError)
             return
         }
         if instruct.holdMode != .none || instruct.nextLink != nil {
             // Holds and next links are the publish side's work (the GRIP core issue).
-            self.fail(with: .acceptServiceUnavailable)
+            self.sendErrorResponse(.acceptServiceUnavailable)
             return
         }
-        self.finished = true
-        self.timeout?.cancel()
-        self.response = .complete
         var headers = HTTPHeaders(instruct.response.headers.map { ($0.name, $0.value) })
         headers.add(name: "Content-Length", value: String(instruct.response.body.count))
         let answer = HTTPResponseHead(
