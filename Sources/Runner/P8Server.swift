@@ -2,6 +2,7 @@ import Foundation
 package import GRIP
 package import Logging
 import Proxy
+import Publish
 import ServiceLifecycle
 import Store
 import UnixSignals
@@ -64,7 +65,8 @@ package struct P8Server: Sendable {
             throw RunnerError("cannot open the database: \(error)")
         }
         // Holds recorded by an earlier process are kept, marked orphaned, for inspection.
-        let orphans = try await store.markOrphans(currentInstance: UUID().uuidString)
+        let instance = UUID().uuidString
+        let orphans = try await store.markOrphans(currentInstance: instance)
         if !orphans.isEmpty {
             self.logger.info(
                 "held requests of an earlier run marked orphaned",
@@ -74,6 +76,12 @@ package struct P8Server: Sendable {
         self.logger.info(
             "store open",
             metadata: ["p8.store.path": "\(store.path)", "p8.store.epoch": "\(store.epoch)"]
+        )
+        let hub = PublishHub(
+            store: store,
+            configuration: self.configuration.handler,
+            instance: instance,
+            logger: self.logger
         )
         let routes = RouteTableBox(table)
         let settings = ProxySettings(
@@ -87,6 +95,7 @@ package struct P8Server: Sendable {
         }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: RetentionService(store: store, logger: self.logger)),
+            .init(service: hub),
             .init(service: proxy),
         ]
         if case .file = source {

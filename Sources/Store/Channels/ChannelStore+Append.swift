@@ -33,6 +33,8 @@ struct CommitWaiter: Sendable {
     var holdDeletes: [String] = []
     /// `nil` for fire-and-forget hold writes (``ChannelStore/enqueueHolds(upserts:deletes:)``).
     var continuation: CheckedContinuation<[AppendResult], any Error>?
+    /// Called on the writer queue right after the commit, before `continuation` resumes.
+    var onCommit: (@Sendable ([AppendResult]) -> Void)?
 }
 
 extension ChannelStore {
@@ -48,12 +50,25 @@ extension ChannelStore {
     /// - Throws: ``StoreError/Code/readOnly`` on a read-only store, or the SQLite error that failed the commit
     ///   (then none of the batch's items were written).
     package func append(_ items: [NewItem]) async throws -> [AppendResult] {
+        try await self.append(items, onCommit: nil)
+    }
+
+    /// Appends items like ``append(_:)``, and calls `onCommit` with the results as soon as they are committed.
+    ///
+    /// `onCommit` runs on the store's writer queue, in commit order: for two appends that touch the same channel,
+    /// the one committed first has its `onCommit` called first, and before the other's commit starts. That is
+    /// what lets the publish side deliver each channel's items in log order. Keep it short and non-blocking: the
+    /// next commit waits for it.
+    package func append(
+        _ items: [NewItem],
+        onCommit: (@Sendable ([AppendResult]) -> Void)?
+    ) async throws -> [AppendResult] {
         try self.checkWritable()
         if items.isEmpty {
             return []
         }
         return try await withCheckedThrowingContinuation { continuation in
-            self.submit(CommitWaiter(items: items, continuation: continuation))
+            self.submit(CommitWaiter(items: items, continuation: continuation, onCommit: onCommit))
         }
     }
 
@@ -165,6 +180,7 @@ extension ChannelStore {
         }
         self.tails.append(writer.appended)
         for (waiter, waiterResults) in zip(batch, results) {
+            waiter.onCommit?(waiterResults)
             waiter.continuation?.resume(returning: waiterResults)
         }
     }

@@ -1,0 +1,91 @@
+package import Foundation
+package import GRIP
+
+/// What the connection side hands over when a backend tells it to hold a client request.
+package struct HoldRequest: Sendable {
+    /// A channel of the hold.
+    package struct Channel: Sendable, Hashable {
+        /// The name as subscribed (route prefix applied).
+        package var name: String
+        /// The name the backend used (without the route prefix), for `Grip-Last`.
+        package var backendName: String
+        /// Where the client is: the backend's `prev-id`, or the client's `Last-Event-ID` on a route with
+        /// `resume_last_event_id`.
+        package var prevID: String?
+        /// `filter=` names.
+        package var filters: [String]
+
+        package init(name: String, backendName: String, prevID: String? = nil, filters: [String] = []) {
+            self.name = name
+            self.backendName = backendName
+            self.prevID = prevID
+            self.filters = filters
+        }
+    }
+
+    /// `response` (long-poll) or `stream`.
+    package var mode: Instruct.HoldMode
+    /// The channels, in order, at most `connection_subscription_max`.
+    package var channels: [Channel]
+    /// The response the client sees on timeout (response holds) or first (stream holds); a published
+    /// `http-response` is merged over it.
+    package var response: Instruct.Response
+    /// Subscription meta (`Grip-Set-Meta`), for filters.
+    package var meta: [String: String]
+    /// Whether the hold has a next link to recover through (stream holds).
+    package var hasNextLink: Bool
+    /// Whether the response is `text/event-stream`: the reset signal is then an SSE event.
+    package var isEventStream: Bool
+    /// Whether this request is already a recovery (a re-sent request or a next link): it is not sent back to
+    /// the backend again for the same reason.
+    package var isRecovery: Bool
+    /// For the held-request record: the route id, the client address, the keep-alive and links as text.
+    package var routeID: String?
+    package var clientAddress: String?
+    package var keepAliveDescription: String?
+    package var linksDescription: String?
+    /// Response holds: when the hold times out.
+    package var timeoutAt: Date?
+
+    package init(
+        mode: Instruct.HoldMode,
+        channels: [Channel],
+        response: Instruct.Response,
+        meta: [String: String] = [:],
+        hasNextLink: Bool = false,
+        isEventStream: Bool = false,
+        isRecovery: Bool = false,
+        routeID: String? = nil,
+        clientAddress: String? = nil,
+        keepAliveDescription: String? = nil,
+        linksDescription: String? = nil,
+        timeoutAt: Date? = nil
+    ) {
+        self.mode = mode
+        self.channels = channels
+        self.response = response
+        self.meta = meta
+        self.hasNextLink = hasNextLink
+        self.isEventStream = isEventStream
+        self.isRecovery = isRecovery
+        self.routeID = routeID
+        self.clientAddress = clientAddress
+        self.keepAliveDescription = keepAliveDescription
+        self.linksDescription = linksDescription
+        self.timeoutAt = timeoutAt
+    }
+}
+
+/// How a hold starts, decided once the channels' positions are checked against the log.
+package enum HoldDecision: Sendable {
+    /// Hold. The connection sends what a hold sends first (a stream's head and initial body; nothing for a
+    /// long-poll), with a `P8-Reset` header naming `resetChannels` when there are any, then calls
+    /// ``HoldSession/activate()``, which delivers what the client missed and then live items.
+    case hold(HoldSession, resetChannels: [String])
+    /// A long-poll whose client is behind and cannot be resumed, and there is no backend recovery left: answer
+    /// at once with the hold's response and a `P8-Reset` header naming these channels.
+    case reset(channels: [String])
+    /// The client is behind what the log can resume and the backend can fill the gap: re-send the request
+    /// (long-poll) or fetch the next link (stream) with these `Grip-Last` headers.
+    case recover([GripLast])
+}

@@ -1,0 +1,43 @@
+package import Synchronization
+
+/// The publish side's counters, ready for a metrics endpoint and `p8ctl stats`. Monotonic unless noted.
+package final class PublishCounters: Sendable {
+    /// Items received by a publish input (before de-duplication).
+    package let itemsReceived = Atomic<Int>(0)
+    /// Items committed to the store.
+    package let itemsCommitted = Atomic<Int>(0)
+    /// Items dropped as re-sent `(channel, id)`.
+    package let duplicates = Atomic<Int>(0)
+    /// Items or contents handed to held connections.
+    package let deliveries = Atomic<Int>(0)
+    /// Holds started (response and stream).
+    package let holdsStarted = Atomic<Int>(0)
+    /// Holds in progress (a gauge).
+    package let holdsActive = Atomic<Int>(0)
+    /// Holds that started with items read from the log after the client's position.
+    package let resumes = Atomic<Int>(0)
+    /// Reset signals sent (a position that could not be resumed).
+    package let resets = Atomic<Int>(0)
+    /// Recoveries through the backend (re-sent requests, next links with `Grip-Last`).
+    package let recoveries = Atomic<Int>(0)
+    /// Items released by the reordering buffer after `message_wait` without their predecessor.
+    package let sequencerTimeouts = Atomic<Int>(0)
+
+    package init() {}
+
+    /// Every counter by name (the names `p8ctl stats` and the metrics endpoint use).
+    package var snapshot: [(name: String, value: Int)] {
+        [
+            ("items_received", self.itemsReceived.load(ordering: .relaxed)),
+            ("items_committed", self.itemsCommitted.load(ordering: .relaxed)),
+            ("duplicates", self.duplicates.load(ordering: .relaxed)),
+            ("deliveries", self.deliveries.load(ordering: .relaxed)),
+            ("holds_started", self.holdsStarted.load(ordering: .relaxed)),
+            ("holds_active", self.holdsActive.load(ordering: .relaxed)),
+            ("resumes", self.resumes.load(ordering: .relaxed)),
+            ("resets", self.resets.load(ordering: .relaxed)),
+            ("recoveries", self.recoveries.load(ordering: .relaxed)),
+            ("sequencer_timeouts", self.sequencerTimeouts.load(ordering: .relaxed)),
+        ]
+    }
+}
