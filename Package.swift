@@ -143,6 +143,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The publish hub against a real store, through the held-connection seam.
+        .testTarget(
+            name: "PublishTests",
+            dependencies: [
+                "Publish",
+                "Store",
+                "GRIP",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Runs the built p8ctl against real databases.
         .testTarget(
             name: "P8CtlTests",
