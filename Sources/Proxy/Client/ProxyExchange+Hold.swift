@@ -20,8 +20,9 @@ final class HeldExchange {
     var linkTimer: Scheduled<Void>?
     /// A next link's retry after a failed attempt.
     var linkRetry: Scheduled<Void>?
-    /// Stream writes made while the client was not taking data.
+    /// Stream writes made, and bytes written, while the client was not taking data.
     var writesWhileUnwritable = 0
+    var bytesWhileUnwritable = 0
 
     init(generation: Int, instruct: Instruct, nextLink: NextLink?) {
         self.generation = generation
@@ -40,9 +41,11 @@ final class HeldExchange {
 /// Holds (grip-spec §3.4-3.6): handing the client to the publish side, and what the connection itself does while
 /// held: the long-poll timeout, the stream's head, content, keep-alives and end, next links and re-sent requests.
 extension ProxyExchange {
-    /// Stream writes a client may leave unread before it is disconnected (a slow client never holds back
-    /// the others; it resumes from its last id when it reconnects).
+    /// Stream writes, and bytes, a client may leave unread beyond NIO's buffer before it is disconnected (a slow
+    /// client never holds back the others, nor grows the server's memory; it resumes from its last id when it
+    /// reconnects).
     static let maxWritesWhileUnwritable = 1000
+    static let maxBytesWhileUnwritable = 2 * 1024 * 1024
     /// Attempts at a next link before the stream ends (grip-spec §3.6).
     static let maxLinkAttempts = 5
 
@@ -221,10 +224,14 @@ extension ProxyExchange {
         self.client.flush()
         guard !self.client.isWritable else {
             held.writesWhileUnwritable = 0
+            held.bytesWhileUnwritable = 0
             return
         }
         held.writesWhileUnwritable += 1
-        if held.writesWhileUnwritable > Self.maxWritesWhileUnwritable {
+        held.bytesWhileUnwritable += content.count
+        if held.writesWhileUnwritable > Self.maxWritesWhileUnwritable
+            || held.bytesWhileUnwritable > Self.maxBytesWhileUnwritable
+        {
             self.logger.info("stream client too slow: disconnected")
             self.endHold()
             self.client.abortConnection()
@@ -255,8 +262,10 @@ extension ProxyExchange {
     private func armKeepAlive(_ held: HeldExchange) {
         guard let keepAlive = held.instruct.keepAlive else { return }
         held.keepAlive?.cancel()
-        // Pushpin shortens each period by up to a second, so that many streams do not wake together.
-        let delay = TimeAmount.milliseconds(Int64(keepAlive.timeout) * 1000 - Int64.random(in: 0..<1000))
+        // Like Pushpin, shorten each period by up to a second (a tenth of it at most), so that many streams do
+        // not wake together.
+        let period = Int64(keepAlive.timeout) * 1000
+        let delay = TimeAmount.milliseconds(period - Int64.random(in: 0..<min(1000, period / 10 + 1)))
         held.keepAlive = self.eventLoop.assumeIsolated().scheduleTask(in: delay) {
             guard self.hold === held else { return }
             self.writeToStream(keepAlive.data, held)
