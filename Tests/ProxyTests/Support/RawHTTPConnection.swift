@@ -50,7 +50,7 @@ final class RawHTTPConnection: Sendable {
 
     /// Starts reading a connection made without `reading`.
     func resumeReading() async throws {
-        try await self.channel.setOption(.autoRead, value: true)
+        try await self.channel.setOption(.autoRead, value: true).get()
     }
 
     func close() async {
