@@ -168,13 +168,8 @@ final class ProxyExchange {
         self.response = .waitingForHead
         self.targetIndex = 0
         self.retriedOnFreshConnection = false
-        if case .nextLink = kind {
-            self.pendingBody = []
-            self.pendingBodyBytes = 0
-        } else {
-            self.pendingBody = self.replayableBody
-            self.pendingBodyBytes = self.requestBodyBytes
-        }
+        self.pendingBody = self.replayableBody
+        self.pendingBodyBytes = self.requestBodyBytes
         self.connectToCurrentTarget(fresh: false)
     }
 
@@ -274,16 +269,19 @@ final class ProxyExchange {
         connection.delegate = self
         connection.exchangesServed += 1
         connection.write(.head(backendHead))
-        for part in self.pendingBody {
-            connection.write(.body(.byteBuffer(part)))
+        if case .nextLink = self.requestKind {
+            // A next link is a GET without a body, whatever the client sent.
+            connection.write(.end(nil))
+        } else {
+            for part in self.pendingBody {
+                connection.write(.body(.byteBuffer(part)))
+            }
+            if self.requestComplete {
+                connection.write(.end(nil))
+            }
         }
         self.pendingBody = []
         self.pendingBodyBytes = 0
-        if case .nextLink = self.requestKind {
-            connection.write(.end(nil))
-        } else if self.requestComplete {
-            connection.write(.end(nil))
-        }
         connection.flush()
         self.client.setReadPaused(!connection.isWritable)
         self.lastBackendActivity = .now()
