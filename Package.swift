@@ -171,6 +171,7 @@ let package = Package(
                 "GRIP",
                 "Proxy",
                 "Runner",
+                "Store",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -19,8 +19,11 @@ if [[ -d $conformance ]]; then
   python3 -c 'import pytest, aiohttp, jwt, gripcontrol, websocket, sseclient, zmq' 2>/dev/null \
     || python3 -m pip install -q pytest aiohttp gripcontrol pubcontrol PyJWT pyzmq websocket-client sseclient-py
   p8=$PWD/.build/debug/p8
+  # The two deselected publish cases hold a client stream: they join when GRIP holds land.
   (cd "$conformance" && P8_TARGET=custom P8_CMD="$p8" P8_READY=proxy \
-    python3 -m pytest -q -p no:cacheprovider test_proxy_passthrough.py)
+    python3 -m pytest -q -p no:cacheprovider test_proxy_passthrough.py test_publish_api.py \
+    --deselect test_publish_api.py::test_unknown_format_next_to_a_known_one_is_ignored \
+    --deselect test_publish_api.py::test_invalid_batch_publishes_nothing)
 else
   echo "== conformance skipped: $conformance not found"
 fi

@@ -5,11 +5,12 @@ import Proxy
 import Publish
 import ServiceLifecycle
 import Store
+import Synchronization
 import UnixSignals
 
-/// Everything `p8` runs, built from a configuration: the SQLite store and its retention, the client-facing
-/// proxy and the routes reloader, in one service group that shuts down gracefully on SIGTERM or SIGINT.
-/// Tests start exactly this.
+/// Everything `p8` runs, built from a configuration: the SQLite store and its retention, the publish hub and its
+/// HTTP control API, the client-facing proxy and the routes reloader, in one service group that shuts down
+/// gracefully on SIGTERM or SIGINT. Tests start exactly this.
 package struct P8Server: Sendable {
     /// What the command line overrides in the config file.
     package struct Overrides: Sendable {
@@ -26,11 +27,20 @@ package struct P8Server: Sendable {
 
     /// The bound addresses, reported once every listener is up.
     package struct Readiness: Sendable, Equatable {
+        /// The client-facing proxy's listeners.
         package var http: [ListenAddress]
+        /// The HTTP control API (publish) listener.
+        package var publish: ListenAddress
 
-        /// The one line `p8` prints on stdout when it is ready.
+        package init(http: [ListenAddress], publish: ListenAddress) {
+            self.http = http
+            self.publish = publish
+        }
+
+        /// The one line `p8` prints on stdout when it is ready, e.g.
+        /// `p8 ready http=127.0.0.1:7999 publish=127.0.0.1:5561` (`http=` stays first: scripts parse it).
         package var line: String {
-            "p8 ready http=" + self.http.map(\.description).joined(separator: ",")
+            "p8 ready http=" + self.http.map(\.description).joined(separator: ",") + " publish=\(self.publish)"
         }
     }
 
@@ -90,12 +100,18 @@ package struct P8Server: Sendable {
             maxRequestHeadBytes: self.configuration.runner.clientBufferSize,
             maxConnections: self.configuration.runner.clientMaxConn
         )
+        let listening = ListeningReport(onReady: onReady)
         let proxy = ProxyServer(settings: settings, routes: routes, hub: hub, logger: self.logger) { bound in
-            onReady(Readiness(http: bound))
+            listening.proxyBound(bound)
+        }
+        let control = ControlServer(hub: hub, configuration: self.configuration.handler, logger: self.logger) {
+            bound in
+            listening.publishBound(bound)
         }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: RetentionService(store: store, logger: self.logger)),
             .init(service: hub),
+            .init(service: control),
             .init(service: proxy),
         ]
         if case .file = source {
@@ -109,5 +125,36 @@ package struct P8Server: Sendable {
             )
         )
         try await group.run()
+    }
+}
+
+/// Collects the bound addresses of the proxy and the control API and reports readiness once both are up.
+private final class ListeningReport: Sendable {
+    private let onReady: @Sendable (P8Server.Readiness) -> Void
+    private let bound = Mutex<(http: [ListenAddress]?, publish: ListenAddress?)>((nil, nil))
+
+    init(onReady: @escaping @Sendable (P8Server.Readiness) -> Void) {
+        self.onReady = onReady
+    }
+
+    func proxyBound(_ addresses: [ListenAddress]) {
+        self.report { $0.http = addresses }
+    }
+
+    func publishBound(_ address: ListenAddress) {
+        self.report { $0.publish = address }
+    }
+
+    private func report(_ update: (inout (http: [ListenAddress]?, publish: ListenAddress?)) -> Void) {
+        let readiness = self.bound.withLock { bound -> P8Server.Readiness? in
+            update(&bound)
+            guard let http = bound.http, let publish = bound.publish else {
+                return nil
+            }
+            return P8Server.Readiness(http: http, publish: publish)
+        }
+        if let readiness {
+            self.onReady(readiness)
+        }
     }
 }

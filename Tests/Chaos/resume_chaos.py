@@ -72,7 +72,7 @@ class P8:
         self.process = None
         self.restarts = 0
         with open(os.path.join(directory, "routes"), "w") as f:
-            f.write(f"* 127.0.0.1:{backend_port},resume_last_event_id\n")
+            f.write(f"*,resume_last_event_id 127.0.0.1:{backend_port}\n")
         with open(os.path.join(directory, "p8.conf"), "w") as f:
             f.write(
                 f"""[global]

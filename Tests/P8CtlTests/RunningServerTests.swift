@@ -24,8 +24,10 @@ struct RunningServerTests {
             )
         ])
         let config = fixture.directory.path("p-8.conf")
-        try "[global]\nrundir=run\n[runner]\nhttp_port=127.0.0.1:0\n[store]\ndatabase_file=p8.sqlite\n"
-            .write(toFile: config, atomically: true, encoding: .utf8)
+        let text =
+            "[global]\nrundir=run\n[runner]\nhttp_port=127.0.0.1:0\n[handler]\npush_in_http_port=0\n"
+            + "[store]\ndatabase_file=p8.sqlite\n"
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
         let p8 = try CtlProcess.start(["--config", config, "--route", "* 127.0.0.1:9"], executable: "p8")
         let ready = try await p8.readLines(atLeast: 1)
         #expect(ready.first?.hasPrefix("p8 ready http=127.0.0.1:") == true, "\(ready)")

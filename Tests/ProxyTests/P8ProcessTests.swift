@@ -49,8 +49,10 @@ struct P8ProcessTests {
             let routes = directory.appendingPathComponent("routes")
             try "old.example 127.0.0.1:\(backend.port)\n".write(to: routes, atomically: true, encoding: .utf8)
             let config = directory.appendingPathComponent("p-8.conf")
-            try "[global]\nrundir=run\n[runner]\nhttp_port=127.0.0.1:0\n[proxy]\nroutesfile=routes\n"
-                .write(to: config, atomically: true, encoding: .utf8)
+            let text =
+                "[global]\nrundir=run\n[runner]\nhttp_port=127.0.0.1:0\n[proxy]\nroutesfile=routes\n"
+                + "[handler]\npush_in_http_port=0\n"
+            try text.write(to: config, atomically: true, encoding: .utf8)
             let p8 = try P8Process.start(arguments: ["--config", config.path])
             let port = try await p8.readyPort()
 
@@ -118,7 +120,7 @@ final class P8Process: Sendable {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("p8-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let config = directory.appendingPathComponent("p-8.conf")
-            try "[global]\nrundir=run\n[runner]\nhttp_port=127.0.0.1:0\n".write(
+            try "[global]\nrundir=run\n[runner]\nhttp_port=127.0.0.1:0\n[handler]\npush_in_http_port=0\n".write(
                 to: config,
                 atomically: true,
                 encoding: .utf8
@@ -156,7 +158,8 @@ final class P8Process: Sendable {
             }
             return String(decoding: bytes, as: UTF8.self)
         }.value
-        guard line.hasPrefix("p8 ready http="), let port = line.split(separator: ":").last.flatMap({ Int($0) }) else {
+        let http = line.split(separator: " ").first { $0.hasPrefix("http=") }
+        guard line.hasPrefix("p8 ready http="), let port = http?.split(separator: ":").last.flatMap({ Int($0) }) else {
             throw P8ProcessError(description: "unexpected readiness line \"\(line)\"; stderr: \(self.stderrText)")
         }
         return port

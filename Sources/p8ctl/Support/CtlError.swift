@@ -18,8 +18,14 @@ struct CtlError: Error, CustomStringConvertible {
         case badDatabase = 65
         /// There is no database file.
         case noDatabase = 66
+        /// The server's publish API cannot be reached (p8 not running, wrong address).
+        case unavailable = 69
         /// The output file exists (backup without --force) or cannot be created.
         case cannotCreate = 73
+        /// The server answered with an error (its text is the message).
+        case serverError = 76
+        /// The server refused the credentials (no or a wrong `push_in_http_key` / `--key`).
+        case unauthorized = 77
         /// The config file cannot be read or is invalid.
         case badConfig = 78
     }

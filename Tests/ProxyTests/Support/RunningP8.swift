@@ -13,6 +13,28 @@ func withRunningP8(
     config extraConfig: String = "",
     _ body: (Int) async throws -> Void
 ) async throws {
+    try await withRunningP8Server(routes: routes, config: extraConfig) { p8 in
+        try await body(p8.httpPort)
+    }
+}
+
+/// A P-8 started by ``withRunningP8Server(routes:config:_:)``.
+struct RunningP8: Sendable {
+    /// The client-facing proxy port.
+    var httpPort: Int
+    /// The HTTP control API (publish) port.
+    var publishPort: Int
+    /// The SQLite database file the server writes.
+    var databasePath: String
+}
+
+/// As ``withRunningP8(routes:config:_:)``, with every port of the server (client and publish API, both
+/// ephemeral) and its database.
+func withRunningP8Server(
+    routes: [String] = ["* 127.0.0.1:1"],
+    config extraConfig: String = "",
+    _ body: (RunningP8) async throws -> Void
+) async throws {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("p8-test-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: directory) }
@@ -25,6 +47,8 @@ func withRunningP8(
         sig_iss=pushpin
         sig_key=\(testSigningKey)
         x_forwarded_for=append
+        [handler]
+        push_in_http_port=0
         \(extraConfig)
         """
     let configuration = try P8Configuration.parse(
@@ -46,8 +70,13 @@ func withRunningP8(
         guard let ready = await iterator.next(), let port = ready.http.first?.port else {
             throw RunnerError("p8 did not become ready")
         }
+        let p8 = RunningP8(
+            httpPort: port,
+            publishPort: ready.publish.port,
+            databasePath: configuration.store.databaseFile
+        )
         do {
-            try await body(port)
+            try await body(p8)
         } catch {
             group.cancelAll()
             throw error

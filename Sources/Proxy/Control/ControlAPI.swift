@@ -1,0 +1,190 @@
+import Foundation
+import GRIP
+import Logging
+import NIOHTTP1
+import Publish
+
+/// The HTTP control API's behaviour (grip-spec §4.2), apart from the wire: which endpoint a request is for, content
+/// negotiation, authentication, and what each endpoint answers. ``ControlServer`` reads requests and writes the
+/// responses.
+///
+/// Endpoints: `GET /` (`Pushpin API`), `POST /publish`, `POST /recover`, and P-8's `GET /stats` (counters and
+/// live subscribers, for `p8ctl`). A single trailing `/` is ignored; a query string makes a path unknown.
+struct ControlAPI: Sendable {
+    /// The endpoints; `root` is `GET /`.
+    enum Endpoint: Sendable {
+        case root, publish, recover, stats
+    }
+
+    /// What to do with a request, decided from its head.
+    enum Plan: Sendable {
+        /// Answer without reading the body further.
+        case respond(ControlResponse)
+        /// Read the body, then call ``ControlAPI/respond(to:body:json:)``.
+        case read(Endpoint, json: Bool)
+    }
+
+    let hub: PublishHub
+    /// `push_in_http_key`: when set, `POST` requests and `GET /stats` need a Bearer JWT signed with it.
+    let publishKey: SigningKey?
+    let logger: Logger
+
+    /// Routes a request head: 406 for an unacceptable `Accept`, 404 for an unknown path, 405 for a wrong method
+    /// (with `Allow`), 401 when authentication is required and fails.
+    func plan(_ head: HTTPRequestHead) -> Plan {
+        guard let json = Self.negotiate(head.headers[canonicalForm: "accept"]) else {
+            return .respond(
+                .text(406, "Not Acceptable. Supported formats are text/plain and application/json.")
+            )
+        }
+        var path = head.uri
+        if path.count > 1, path.hasSuffix("/") {
+            path.removeLast()
+        }
+        let routes: [String: (Endpoint, HTTPMethod)] = [
+            "/": (.root, .GET), "/publish": (.publish, .POST), "/recover": (.recover, .POST), "/stats": (.stats, .GET),
+        ]
+        guard let route = routes[path] else {
+            return .respond(.error(404, "Not Found", json: json))
+        }
+        let (endpoint, method) = route
+        guard head.method == method else {
+            return .respond(
+                .error(
+                    405,
+                    "Method not allowed: \(head.method.rawValue).",
+                    json: json,
+                    headers: [("Allow", method.rawValue)]
+                )
+            )
+        }
+        if endpoint != .root, let refusal = self.authenticate(head.headers, json: json) {
+            return .respond(refusal)
+        }
+        return .read(endpoint, json: json)
+    }
+
+    /// Answers a request whose body has been read. Publishing answers only once the items are committed.
+    func respond(to endpoint: Endpoint, body: [UInt8], json: Bool) async -> ControlResponse {
+        switch endpoint {
+        case .root:
+            return .text(200, "Pushpin API")
+        case .publish:
+            return await self.publish(body: body, json: json)
+        case .recover:
+            self.hub.recover()
+            return .message("Updated", json: json)
+        case .stats:
+            return .json(200, self.stats())
+        }
+    }
+
+    private func publish(body: [UInt8], json: Bool) async -> ControlResponse {
+        let items: [PublishItem]
+        do {
+            items = try PublishRequest.parse(body: body)
+        } catch {
+            self.logger.debug("publish request refused", metadata: ["p8.publish.error": "\(error)"])
+            return .error(400, Self.pushpinText(error), json: json)
+        }
+        do {
+            try await self.hub.publish(items)
+        } catch {
+            self.logger.warning(
+                "publish failed: the items could not be committed",
+                metadata: ["p8.publish.items": "\(items.count)", "error": "\(error)"]
+            )
+            return .error(500, "Publish failed: the items could not be stored; nothing was published.", json: json)
+        }
+        return .message("Published", json: json)
+    }
+
+    /// `{"counters": {name: n}, "channels": {channel: {"subscribers": n}}, "store": {"path", "epoch"}}`.
+    ///
+    /// The store member lets `p8ctl` tell whether the server it reached uses the database it is reading.
+    private func stats() -> JSONValue {
+        var counters: [String: JSONValue] = [:]
+        for (name, value) in self.hub.counters.snapshot {
+            counters[name] = .int(value)
+        }
+        let channels = self.hub.subscriberCounts().mapValues { count in
+            JSONValue.object(["subscribers": .int(count)])
+        }
+        return .object([
+            "counters": .object(counters),
+            "channels": .object(channels),
+            "store": .object(["path": .string(self.hub.database.path), "epoch": .string(self.hub.database.epoch)]),
+        ])
+    }
+
+    /// Pushpin's exact 400 texts: `Body is not valid JSON.`, `Invalid format.`, `Invalid format: <detail>`.
+    static func pushpinText(_ error: PublishError) -> String {
+        switch error.code {
+        case .invalidJSON:
+            return "Body is not valid JSON."
+        case .notAnObject:
+            return "Invalid format."
+        case .missingItems, .invalidItems, .invalidItem, .forbiddenHeader:
+            return "Invalid format: \(error.message)"
+        }
+    }
+
+    // MARK: - Negotiation and authentication
+
+    /// Pushpin's `Accept` rule: the last acceptable entry wins; `text/plain`, `text/*`, `*/*`, `*` mean text and
+    /// `application/json`, `application/*` mean JSON.
+    ///
+    /// - Returns: whether to answer JSON, or nil when nothing acceptable is listed (406). No header means text.
+    static func negotiate(_ values: [Substring]) -> Bool? {
+        let entries = values.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !entries.isEmpty else {
+            return false
+        }
+        var json: Bool?
+        for entry in entries {
+            let type = entry.split(separator: ";", maxSplits: 1).first.map {
+                $0.trimmingCharacters(in: .whitespaces).lowercased()
+            }
+            switch type {
+            case "text/plain", "text/*", "*/*", "*":
+                json = false
+            case "application/json", "application/*":
+                json = true
+            default:
+                continue
+            }
+        }
+        return json
+    }
+
+    /// Checks `Authorization: Bearer <JWT>` against the publish key; nil when the request may go on.
+    private func authenticate(_ headers: HTTPHeaders, json: Bool) -> ControlResponse? {
+        guard let key = self.publishKey else {
+            return nil
+        }
+        let challenge = [(name: "WWW-Authenticate", value: "Bearer")]
+        let values = headers["Authorization"]
+        guard values.count == 1, let value = values.first else {
+            return .error(
+                401,
+                "Authorization required: send 'Authorization: Bearer <token>', an HS256 JWT signed with the "
+                    + "publish key (push_in_http_key).",
+                json: json,
+                headers: challenge
+            )
+        }
+        let parts = value.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        let now = Int(Date().timeIntervalSince1970)
+        guard parts.count == 2, parts[0].lowercased() == "bearer",
+            GripSignature.verify(parts[1].trimmingCharacters(in: .whitespaces), key: key, now: now) != nil
+        else {
+            return .error(
+                401,
+                "Invalid token: the Bearer token must be an unexpired HS256 JWT signed with the publish key.",
+                json: json,
+                headers: challenge
+            )
+        }
+        return nil
+    }
+}

@@ -1,0 +1,200 @@
+package import GRIP
+package import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+package import Publish
+import ServiceLifecycle
+
+/// The HTTP control API listener (`[handler] push_in_http_addr:push_in_http_port`): publish, recover and stats
+/// (grip-spec §4.2, ``ControlAPI``). One request per connection, answered with `Connection: close` as Pushpin
+/// does. A publish is answered `200` only once ``PublishHub/publish(_:)`` has committed it.
+///
+/// Limits: request head 10,000 bytes, body `push_in_http_max_body_size` (checked against `Content-Length` before
+/// any body byte is read, and while reading), 30 seconds without a byte read.
+package final class ControlServer: Service {
+    /// Pushpin's header block limit for this server.
+    static let maxHeadBytes = 10_000
+    /// A connection that sends nothing for this long is closed.
+    static let readTimeout = TimeAmount.seconds(30)
+
+    private let api: ControlAPI
+    private let address: ListenAddress
+    private let maxBodySize: Int
+    private let logger: Logger
+    private let onListening: @Sendable (ListenAddress) -> Void
+
+    /// - Parameters:
+    ///   - configuration: the `[handler]` section: address, port, body limit, publish key.
+    ///   - onListening: called once the listener is bound, with the bound address (port 0 resolved).
+    package init(
+        hub: PublishHub,
+        configuration: HandlerConfiguration,
+        logger: Logger,
+        onListening: @escaping @Sendable (ListenAddress) -> Void
+    ) {
+        self.api = ControlAPI(hub: hub, publishKey: configuration.publishKey, logger: logger)
+        self.address = ListenAddress(host: configuration.pushInHTTPAddr, port: configuration.pushInHTTPPort)
+        self.maxBodySize = configuration.pushInHTTPMaxBodySize
+        self.logger = logger
+        self.onListening = onListening
+    }
+
+    package func run() async throws {
+        let limits: NIOHTTPDecoderLimitConfiguration = {
+            var limits = NIOHTTPDecoderLimitConfiguration()
+            limits.maxHeaderListSize = Self.maxHeadBytes
+            limits.maxHeaderFieldSize = Self.maxHeadBytes
+            return limits
+        }()
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .bind(host: self.address.host, port: self.address.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withPipeliningAssistance: false,
+                        withErrorHandling: false,
+                        withEncoderConfiguration: HTTPResponseEncoder.Configuration(),
+                        withDecoderLimitConfiguration: limits
+                    )
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: Self.readTimeout))
+                    try channel.pipeline.syncOperations.addHandler(CloseOnIdleHandler())
+                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
+                        wrappingChannelSynchronously: channel,
+                        configuration: .init(isOutboundHalfClosureEnabled: true)
+                    )
+                }
+            }
+        let bound = ListenAddress(
+            host: server.channel.localAddress?.ipAddress ?? self.address.host,
+            port: server.channel.localAddress?.port ?? self.address.port
+        )
+        self.logger.info("publish API listening", metadata: ["p8.listen": "\(bound)"])
+        self.onListening(bound)
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                try await server.executeThenClose { connections in
+                    for try await connection in connections {
+                        group.addTask {
+                            await self.serve(connection)
+                        }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            // Stop accepting; requests in flight finish (their publish commits and is answered).
+            server.channel.close(promise: nil)
+        }
+    }
+
+    /// Reads one request, answers it, closes. Errors end only this connection.
+    private func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                var parts = inbound.makeAsyncIterator()
+                let exchange = ControlExchange(channel: connection.channel, outbound: outbound)
+                let head: HTTPRequestHead
+                do {
+                    guard case .head(let first)? = try await parts.next() else {
+                        return
+                    }
+                    head = first
+                } catch let error as HTTPParserError {
+                    self.logger.debug("control API: unreadable request", metadata: ["error": "\(error)"])
+                    try await exchange.send(.text(400, Self.text(for: error)), version: .http1_1)
+                    return
+                }
+                if let refusal = self.checkFraming(head) {
+                    try await exchange.sendEarly(refusal, version: head.version, draining: &parts)
+                    return
+                }
+                switch self.api.plan(head) {
+                case .respond(let response):
+                    try await exchange.sendEarly(response, version: head.version, draining: &parts)
+                case .read(let endpoint, let json):
+                    if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+                        try await outbound.write(.head(HTTPResponseHead(version: head.version, status: .continue)))
+                    }
+                    guard let body = try await self.readBody(&parts) else {
+                        try await exchange.sendEarly(Self.bodyTooLarge, version: head.version, draining: &parts)
+                        return
+                    }
+                    let response = await self.api.respond(to: endpoint, body: body, json: json)
+                    try await exchange.send(response, version: head.version)
+                }
+            }
+        } catch {
+            self.logger.debug("control API connection ended", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Pushpin's framing rules: no chunked bodies, `Content-Length` required on requests that may carry a body,
+    /// and a body over the limit refused before it is read.
+    private func checkFraming(_ head: HTTPRequestHead) -> ControlResponse? {
+        let lengths = head.headers[canonicalForm: "content-length"]
+        let bodyless: [HTTPMethod] = [.GET, .HEAD, .DELETE, .OPTIONS]
+        if head.headers.contains(name: "transfer-encoding") || (lengths.isEmpty && !bodyless.contains(head.method)) {
+            return .text(411, "Request requires Content-Length.")
+        }
+        guard let text = lengths.first else {
+            return nil
+        }
+        guard lengths.allSatisfy({ $0 == text }), let length = Int(text), length >= 0 else {
+            return .text(400, "Bad Content-Length.")
+        }
+        return length > self.maxBodySize ? Self.bodyTooLarge : nil
+    }
+
+    /// The body, or nil as soon as it passes the limit. (``checkFraming(_:)`` already refused a larger
+    /// `Content-Length` and chunked bodies; counting here keeps the limit whatever the framing.)
+    private func readBody(
+        _ parts: inout NIOAsyncChannelInboundStream<HTTPServerRequestPart>.AsyncIterator
+    ) async throws -> [UInt8]? {
+        var body: [UInt8] = []
+        while let part = try await parts.next(isolation: #isolation) {
+            switch part {
+            case .head:
+                continue
+            case .body(let buffer):
+                guard body.count + buffer.readableBytes <= self.maxBodySize else {
+                    return nil
+                }
+                body += buffer.readableBytesView
+            case .end:
+                return body
+            }
+        }
+        return body
+    }
+
+    private static let bodyTooLarge = ControlResponse.text(413, "Request body too large.")
+
+    /// The 400 texts of Pushpin's control server for a request it cannot read.
+    private static func text(for error: HTTPParserError) -> String {
+        switch error {
+        case .headerOverflow:
+            return "Request header too large."
+        case .invalidContentLength, .unexpectedContentLength:
+            return "Bad Content-Length."
+        default:
+            return "Failed to parse request header."
+        }
+    }
+}
+
+/// Closes a connection when ``IdleStateHandler`` reports that nothing was read for a while.
+private final class CloseOnIdleHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+@available(*, unavailable)
+extension CloseOnIdleHandler: Sendable {}
