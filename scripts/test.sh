@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: formatting, the Swift test suites (unit and integration, against real
-# servers on ephemeral ports), and the end-to-end conformance cases that P-8 already covers, run against
-# the built p8 with the black-box suite in ../shared/conformance when it is present.
+# servers on ephemeral ports), the end-to-end conformance cases that P-8 already covers, run against the
+# built p8 with the black-box suite in ../shared/conformance when it is present, and the resume chaos test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -19,11 +19,12 @@ if [[ -d $conformance ]]; then
   python3 -c 'import pytest, aiohttp, jwt, gripcontrol, websocket, sseclient, zmq' 2>/dev/null \
     || python3 -m pip install -q pytest aiohttp gripcontrol pubcontrol PyJWT pyzmq websocket-client sseclient-py
   p8=$PWD/.build/debug/p8
-  # The two deselected publish cases hold a client stream: they join when GRIP holds land.
-  (cd "$conformance" && P8_TARGET=custom P8_CMD="$p8" P8_READY=proxy \
+  (cd "$conformance" && P8_TARGET=custom P8_CMD="$p8" \
     python3 -m pytest -q -p no:cacheprovider test_proxy_passthrough.py test_publish_api.py \
-    --deselect test_publish_api.py::test_unknown_format_next_to_a_known_one_is_ignored \
-    --deselect test_publish_api.py::test_invalid_batch_publishes_nothing)
+    test_longpoll.py test_stream.py test_reliability.py)
 else
   echo "== conformance skipped: $conformance not found"
 fi
+
+echo "== resume under chaos (kill -9 and restarts)"
+python3 Tests/Chaos/resume_chaos.py --p8 "$PWD/.build/debug/p8" --seconds 20

@@ -63,6 +63,15 @@ class Backend(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+class QuietServer(ThreadingHTTPServer):
+    """The backend's connections break whenever P-8 is killed: that is expected, not worth a traceback."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass
+
+
 class P8:
     def __init__(self, binary, directory, http_port, publish_port, backend_port):
         self.binary = binary
@@ -277,7 +286,7 @@ def main():
 
     directory = tempfile.mkdtemp(prefix="p8-chaos-")
     backend_port = free_port()
-    server = ThreadingHTTPServer(("127.0.0.1", backend_port), Backend)
+    server = QuietServer(("127.0.0.1", backend_port), Backend)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     p8 = P8(args.p8, directory, free_port(), free_port(), backend_port)
     p8.start()
