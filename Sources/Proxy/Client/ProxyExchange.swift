@@ -341,7 +341,10 @@ final class ProxyExchange {
     private func finish(reusingConnection reusable: Bool) {
         self.finished = true
         self.timeout?.cancel()
+        self.timeout = nil
         self.response = .complete
+        // A held client may stay for minutes: keep nothing of the backend request it no longer needs.
+        self.backendHead = nil
         guard let connection = self.connection else { return }
         self.connection = nil
         var requestSent = self.requestComplete
