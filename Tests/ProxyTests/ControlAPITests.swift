@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import GRIP
 import Logging
 import Runner
@@ -158,6 +159,31 @@ struct ControlAPITests {
             let again = try await control(p8, post("/publish/", #"{"items":[\#(items[2])]}"#))
             #expect(again.status == 200)
             #expect(try await storedIDs(p8, channel: "news") == ["n1", "n2", "n3"])
+        }
+    }
+
+    @Test("a database that fails the commit gives 500 and publishes nothing; publishing works again after")
+    func storeFailure() async throws {
+        try await withRunningP8Server { p8 in
+            // A real SQLite failure: a trigger, added through a second connection, aborts every item insert.
+            var configuration = Configuration()
+            configuration.busyMode = .timeout(5)
+            let database = try DatabaseQueue(path: p8.databasePath, configuration: configuration)
+            try await database.write { db in
+                try db.execute(
+                    sql: "CREATE TRIGGER failing BEFORE INSERT ON item BEGIN SELECT RAISE(ABORT, 'test'); END"
+                )
+            }
+            let failed = try await control(p8, post("/publish/", Self.streamItems))
+            #expect(failed.status == 500)
+            #expect(failed.text == "Publish failed: the items could not be stored; nothing was published.\n")
+            #expect(try await channels(p8).isEmpty)
+
+            try await database.write { db in
+                try db.execute(sql: "DROP TRIGGER failing")
+            }
+            #expect(try await control(p8, post("/publish/", Self.streamItems)).status == 200)
+            #expect(try await storedIDs(p8, channel: "c").count == 1)
         }
     }
 
