@@ -11,7 +11,7 @@ import Testing
 struct ControlAPITests {
     static let streamItem = #"{"channel":"c","formats":{"http-stream":{"content":"x"}}}"#
 
-    @Test("GET / names the API; every response closes the connection")
+    @Test("/ names the API, whatever the method; every response closes the connection")
     func root() async throws {
         try await withRunningP8Server { p8 in
             let response = try await control(p8, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -19,6 +19,17 @@ struct ControlAPITests {
             #expect(response.text == "Pushpin API\n")
             #expect(response.header("Content-Type") == "text/plain")
             #expect(response.header("Connection") == "close")
+            #expect(try await control(p8, post("/", "")).text == "Pushpin API\n")
+        }
+    }
+
+    @Test("errors are text/plain even for a client that asks for JSON, as Pushpin's")
+    func errorsAreText() async throws {
+        try await withRunningP8Server { p8 in
+            let response = try await control(p8, post("/publish/", "{}", accept: "application/json"))
+            #expect(response.status == 400)
+            #expect(response.header("Content-Type") == "text/plain")
+            #expect(response.text == "Invalid format: object does not contain 'items'\n")
         }
     }
 
