@@ -23,6 +23,20 @@ struct ControlAPITests {
         }
     }
 
+    @Test("a client that half-closes after its request still gets the answer")
+    func halfClose() async throws {
+        try await withRunningP8Server { p8 in
+            let client = try await RawHTTPConnection.connect(port: p8.publishPort)
+            try await client.send(post("/publish/", Self.streamItems))
+            try await client.closeOutput()
+            let response = try await client.readResponse()
+            #expect(response.status == 200)
+            #expect(response.text == "Published\n")
+            #expect(try await storedIDs(p8, channel: "c").count == 1)
+            await client.close()
+        }
+    }
+
     @Test("errors are text/plain even for a client that asks for JSON, as Pushpin's")
     func errorsAreText() async throws {
         try await withRunningP8Server { p8 in

@@ -55,6 +55,8 @@ package final class ControlServer: Service {
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // A client may shut down its sending side once the request is out; it still gets its answer.
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .bind(host: self.address.host, port: self.address.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     connections.add(channel)
