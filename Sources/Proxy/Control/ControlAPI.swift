@@ -8,10 +8,10 @@ import Publish
 /// negotiation, authentication, and what each endpoint answers. ``ControlServer`` reads requests and writes the
 /// responses.
 ///
-/// Endpoints: `GET /` (`Pushpin API`), `POST /publish`, `POST /recover`, and P-8's `GET /stats` (counters and
+/// Endpoints: `/` (`Pushpin API`, any method), `POST /publish`, `POST /recover`, and P-8's `GET /stats` (counters and
 /// live subscribers, for `p8ctl`). A single trailing `/` is ignored; a query string makes a path unknown.
 struct ControlAPI: Sendable {
-    /// The endpoints; `root` is `GET /`.
+    /// The endpoints; `root` is `/`.
     enum Endpoint: Sendable {
         case root, publish, recover, stats
     }
