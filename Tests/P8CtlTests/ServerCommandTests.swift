@@ -46,6 +46,43 @@ struct ServerCommandTests {
         }
     }
 
+    @Test("publish reads the content from stdin for - or no DATA; bytes that are not UTF-8 go as -bin")
+    func publishFromStdin() async throws {
+        try await withServer { server in
+            let text = try await ctl(
+                server.args(["publish", "news", "-", "--id", "s1"]),
+                input: Array("from stdin".utf8)
+            )
+            #expect(text.status == 0, "\(text)")
+            let binary = try await ctl(
+                server.args(["publish", "news", "--id", "s2", "--format", "ws-message"]),
+                input: [0xFF, 0x00, 0x01]
+            )
+            #expect(binary.status == 0, "\(binary)")
+            let items = try await historyItems(server)
+            let first = try #require(items.first?["formats"] as? [String: Any])
+            #expect((first["http-stream"] as? [String: Any])?["content"] as? String == "from stdin\n")
+            let second = try #require(items.last?["formats"] as? [String: Any])
+            let message = try #require(second["ws-message"] as? [String: Any])
+            #expect(message["type"] as? String == "binary")
+            #expect(message["content-bin"] as? String == "/wAB")
+        }
+    }
+
+    @Test("publish and stats have help with an example")
+    func help() async throws {
+        for command in ["publish", "stats"] {
+            let help = try await ctl([command, "--help"])
+            #expect(help.status == 0)
+            #expect(help.stdout.contains(":\n  p8ctl \(command) "), "\(command): \(help.stdout)")
+            #expect(help.stdout.contains("--url <url>"))
+            #expect(help.stdout.contains("--key <key>"))
+        }
+        let overview = try await ctl(["--help"])
+        #expect(overview.stdout.contains("  publish "))
+        #expect(overview.stdout.contains("  stats "))
+    }
+
     @Test("replay --publish restores items from another database, ids kept; a second run adds nothing")
     func replayPublish() async throws {
         let backup = try await Fixture.make()

@@ -125,9 +125,9 @@ private func readToEnd(_ handle: FileHandle) async -> Data {
     }
 }
 
-/// Runs `p8ctl` with `arguments` in `directory` (times in UTC) and waits for it to exit.
-func ctl(_ arguments: [String], in directory: String? = nil) async throws -> CtlResult {
-    let process = try CtlProcess.start(arguments, in: directory)
+/// Runs `p8ctl` with `arguments` in `directory` (times in UTC), `input` on its stdin, and waits for it to exit.
+func ctl(_ arguments: [String], in directory: String? = nil, input: [UInt8]? = nil) async throws -> CtlResult {
+    let process = try CtlProcess.start(arguments, in: directory, input: input)
     async let stdout = readToEnd(process.stdout.fileHandleForReading)
     async let stderr = readToEnd(process.stderr.fileHandleForReading)
     let status = try await process.waitForExit()
@@ -154,7 +154,8 @@ final class CtlProcess: Sendable {
     static func start(
         _ arguments: [String],
         in directory: String? = nil,
-        executable: String = "p8ctl"
+        executable: String = "p8ctl",
+        input: [UInt8]? = nil
     ) throws
         -> CtlProcess
     {
@@ -171,8 +172,13 @@ final class CtlProcess: Sendable {
         let stderr = Pipe()
         process.standardOutput = stdout
         process.standardError = stderr
-        process.standardInput = FileHandle.nullDevice
+        let stdin = input.map { _ in Pipe() }
+        process.standardInput = stdin ?? FileHandle.nullDevice
         try process.run()
+        if let stdin, let input {
+            stdin.fileHandleForWriting.write(Data(input))
+            try stdin.fileHandleForWriting.close()
+        }
         return CtlProcess(process: process, stdout: stdout, stderr: stderr)
     }
 

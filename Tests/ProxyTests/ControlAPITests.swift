@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import GRIP
 import Logging
 import Runner
@@ -10,7 +11,7 @@ import Testing
 struct ControlAPITests {
     static let streamItem = #"{"channel":"c","formats":{"http-stream":{"content":"x"}}}"#
 
-    @Test("GET / names the API; every response closes the connection")
+    @Test("/ names the API, whatever the method; every response closes the connection")
     func root() async throws {
         try await withRunningP8Server { p8 in
             let response = try await control(p8, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -18,6 +19,31 @@ struct ControlAPITests {
             #expect(response.text == "Pushpin API\n")
             #expect(response.header("Content-Type") == "text/plain")
             #expect(response.header("Connection") == "close")
+            #expect(try await control(p8, post("/", "")).text == "Pushpin API\n")
+        }
+    }
+
+    @Test("a client that half-closes after its request still gets the answer")
+    func halfClose() async throws {
+        try await withRunningP8Server { p8 in
+            let client = try await RawHTTPConnection.connect(port: p8.publishPort)
+            try await client.send(post("/publish/", Self.streamItems))
+            try await client.closeOutput()
+            let response = try await client.readResponse()
+            #expect(response.status == 200)
+            #expect(response.text == "Published\n")
+            #expect(try await storedIDs(p8, channel: "c").count == 1)
+            await client.close()
+        }
+    }
+
+    @Test("errors are text/plain even for a client that asks for JSON, as Pushpin's")
+    func errorsAreText() async throws {
+        try await withRunningP8Server { p8 in
+            let response = try await control(p8, post("/publish/", "{}", accept: "application/json"))
+            #expect(response.status == 400)
+            #expect(response.header("Content-Type") == "text/plain")
+            #expect(response.text == "Invalid format: object does not contain 'items'\n")
         }
     }
 
@@ -158,6 +184,31 @@ struct ControlAPITests {
             let again = try await control(p8, post("/publish/", #"{"items":[\#(items[2])]}"#))
             #expect(again.status == 200)
             #expect(try await storedIDs(p8, channel: "news") == ["n1", "n2", "n3"])
+        }
+    }
+
+    @Test("a database that fails the commit gives 500 and publishes nothing; publishing works again after")
+    func storeFailure() async throws {
+        try await withRunningP8Server { p8 in
+            // A real SQLite failure: a trigger, added through a second connection, aborts every item insert.
+            var configuration = Configuration()
+            configuration.busyMode = .timeout(5)
+            let database = try DatabaseQueue(path: p8.databasePath, configuration: configuration)
+            try await database.write { db in
+                try db.execute(
+                    sql: "CREATE TRIGGER failing BEFORE INSERT ON item BEGIN SELECT RAISE(ABORT, 'test'); END"
+                )
+            }
+            let failed = try await control(p8, post("/publish/", Self.streamItems))
+            #expect(failed.status == 500)
+            #expect(failed.text == "Publish failed: the items could not be stored; nothing was published.\n")
+            #expect(try await channels(p8).isEmpty)
+
+            try await database.write { db in
+                try db.execute(sql: "DROP TRIGGER failing")
+            }
+            #expect(try await control(p8, post("/publish/", Self.streamItems)).status == 200)
+            #expect(try await storedIDs(p8, channel: "c").count == 1)
         }
     }
 

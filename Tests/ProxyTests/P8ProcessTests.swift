@@ -23,6 +23,18 @@ struct P8ProcessTests {
         }
     }
 
+    @Test("SIGTERM does not wait for a publish API connection that sends nothing")
+    func sigtermClosesIdlePublishConnections() async throws {
+        let p8 = try P8Process.start(arguments: ["--route", "* 127.0.0.1:1"])
+        let ports = try await p8.readyPorts()
+        let idle = try await RawHTTPConnection.connect(port: ports.publish)
+        let started = ContinuousClock.now
+        p8.signal(SIGTERM)
+        try await idle.waitForClose(timeout: .seconds(5))
+        #expect(try await p8.waitForExit() == 0)
+        #expect(ContinuousClock.now - started < .seconds(5))
+    }
+
     @Test("SIGTERM with a stream open ends the stream with its final chunk and exits 0")
     func sigtermEndsOpenStreams() async throws {
         try await withTestBackend { backend in
@@ -150,6 +162,12 @@ final class P8Process: Sendable {
 
     /// Reads the readiness line and returns the first HTTP port it names.
     func readyPort() async throws -> Int {
+        try await self.readyPorts().http
+    }
+
+    /// Reads the readiness line (`p8 ready http=addr:port[,...] publish=addr:port`) and returns the first HTTP
+    /// port and the publish API's port.
+    func readyPorts() async throws -> (http: Int, publish: Int) {
         let handle = self.stdout.fileHandleForReading
         let line = try await Task.detached {
             var bytes: [UInt8] = []
@@ -158,11 +176,14 @@ final class P8Process: Sendable {
             }
             return String(decoding: bytes, as: UTF8.self)
         }.value
-        let http = line.split(separator: " ").first { $0.hasPrefix("http=") }
-        guard line.hasPrefix("p8 ready http="), let port = http?.split(separator: ":").last.flatMap({ Int($0) }) else {
+        func port(_ name: String) -> Int? {
+            let value = line.split(separator: " ").first { $0.hasPrefix("\(name)=") }
+            return value?.split(separator: ",").first?.split(separator: ":").last.flatMap { Int($0) }
+        }
+        guard line.hasPrefix("p8 ready http="), let http = port("http"), let publish = port("publish") else {
             throw P8ProcessError(description: "unexpected readiness line \"\(line)\"; stderr: \(self.stderrText)")
         }
-        return port
+        return (http, publish)
     }
 
     func signal(_ signal: Int32) {

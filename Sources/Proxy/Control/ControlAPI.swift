@@ -8,10 +8,10 @@ import Publish
 /// negotiation, authentication, and what each endpoint answers. ``ControlServer`` reads requests and writes the
 /// responses.
 ///
-/// Endpoints: `GET /` (`Pushpin API`), `POST /publish`, `POST /recover`, and P-8's `GET /stats` (counters and
+/// Endpoints: `/` (`Pushpin API`, any method), `POST /publish`, `POST /recover`, and P-8's `GET /stats` (counters and
 /// live subscribers, for `p8ctl`). A single trailing `/` is ignored; a query string makes a path unknown.
 struct ControlAPI: Sendable {
-    /// The endpoints; `root` is `GET /`.
+    /// The endpoints; `root` is `/`.
     enum Endpoint: Sendable {
         case root, publish, recover, stats
     }
@@ -30,7 +30,8 @@ struct ControlAPI: Sendable {
     let logger: Logger
 
     /// Routes a request head: 406 for an unacceptable `Accept`, 404 for an unknown path, 405 for a wrong method
-    /// (with `Allow`), 401 when authentication is required and fails.
+    /// (with `Allow`), 401 when authentication is required and fails. Errors are `text/plain` whatever `Accept`
+    /// says, as Pushpin's are; only success messages follow it.
     func plan(_ head: HTTPRequestHead) -> Plan {
         guard let json = Self.negotiate(head.headers[canonicalForm: "accept"]) else {
             return .respond(
@@ -41,24 +42,20 @@ struct ControlAPI: Sendable {
         if path.count > 1, path.hasSuffix("/") {
             path.removeLast()
         }
-        let routes: [String: (Endpoint, HTTPMethod)] = [
-            "/": (.root, .GET), "/publish": (.publish, .POST), "/recover": (.recover, .POST), "/stats": (.stats, .GET),
+        // `/` answers any method, as Pushpin's does.
+        let routes: [String: (Endpoint, HTTPMethod?)] = [
+            "/": (.root, nil), "/publish": (.publish, .POST), "/recover": (.recover, .POST), "/stats": (.stats, .GET),
         ]
         guard let route = routes[path] else {
-            return .respond(.error(404, "Not Found", json: json))
+            return .respond(.text(404, "Not Found"))
         }
         let (endpoint, method) = route
-        guard head.method == method else {
+        if let method, head.method != method {
             return .respond(
-                .error(
-                    405,
-                    "Method not allowed: \(head.method.rawValue).",
-                    json: json,
-                    headers: [("Allow", method.rawValue)]
-                )
+                .text(405, "Method not allowed: \(head.method.rawValue).", headers: [("Allow", method.rawValue)])
             )
         }
-        if endpoint != .root, let refusal = self.authenticate(head.headers, json: json) {
+        if endpoint != .root, let refusal = self.authenticate(head.headers) {
             return .respond(refusal)
         }
         return .read(endpoint, json: json)
@@ -85,7 +82,7 @@ struct ControlAPI: Sendable {
             items = try PublishRequest.parse(body: body)
         } catch {
             self.logger.debug("publish request refused", metadata: ["p8.publish.error": "\(error)"])
-            return .error(400, Self.pushpinText(error), json: json)
+            return .text(400, Self.pushpinText(error))
         }
         do {
             try await self.hub.publish(items)
@@ -94,7 +91,7 @@ struct ControlAPI: Sendable {
                 "publish failed: the items could not be committed",
                 metadata: ["p8.publish.items": "\(items.count)", "error": "\(error)"]
             )
-            return .error(500, "Publish failed: the items could not be stored; nothing was published.", json: json)
+            return .text(500, "Publish failed: the items could not be stored; nothing was published.")
         }
         return .message("Published", json: json)
     }
@@ -158,18 +155,17 @@ struct ControlAPI: Sendable {
     }
 
     /// Checks `Authorization: Bearer <JWT>` against the publish key; nil when the request may go on.
-    private func authenticate(_ headers: HTTPHeaders, json: Bool) -> ControlResponse? {
+    private func authenticate(_ headers: HTTPHeaders) -> ControlResponse? {
         guard let key = self.publishKey else {
             return nil
         }
         let challenge = [(name: "WWW-Authenticate", value: "Bearer")]
         let values = headers["Authorization"]
         guard values.count == 1, let value = values.first else {
-            return .error(
+            return .text(
                 401,
                 "Authorization required: send 'Authorization: Bearer <token>', an HS256 JWT signed with the "
                     + "publish key (push_in_http_key).",
-                json: json,
                 headers: challenge
             )
         }
@@ -178,10 +174,9 @@ struct ControlAPI: Sendable {
         guard parts.count == 2, parts[0].lowercased() == "bearer",
             GripSignature.verify(parts[1].trimmingCharacters(in: .whitespaces), key: key, now: now) != nil
         else {
-            return .error(
+            return .text(
                 401,
                 "Invalid token: the Bearer token must be an unexpired HS256 JWT signed with the publish key.",
-                json: json,
                 headers: challenge
             )
         }

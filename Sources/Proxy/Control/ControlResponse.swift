@@ -29,16 +29,4 @@ struct ControlResponse: Sendable {
     static func message(_ text: String, json: Bool) -> Self {
         json ? .json(200, .object(["message": .string(text)])) : .text(200, text)
     }
-
-    /// An error in the negotiated format: `text\n` or `{"error":"text"}\n` (as Pushpin answers JSON clients).
-    static func error(
-        _ status: Int,
-        _ text: String,
-        json: Bool,
-        headers: [(name: String, value: String)] = []
-    ) -> Self {
-        json
-            ? .json(status, .object(["error": .string(text)]), headers: headers) : .text(status, text, headers: headers)
-    }
-
 }

@@ -11,18 +11,22 @@ import ServiceLifecycle
 /// does. A publish is answered `200` only once ``PublishHub/publish(_:)`` has committed it.
 ///
 /// Limits: request head 10,000 bytes, body `push_in_http_max_body_size` (checked against `Content-Length` before
-/// any body byte is read, and while reading), 30 seconds without a byte read.
+/// any body byte is read, and while reading), 30 seconds without a byte read. On graceful shutdown it stops
+/// accepting, closes connections that have not sent a request, and gives requests in progress 5 seconds.
 package final class ControlServer: Service {
     /// Pushpin's header block limit for this server.
     static let maxHeadBytes = 10_000
     /// A connection that sends nothing for this long is closed.
     static let readTimeout = TimeAmount.seconds(30)
+    /// How long a request in progress may still take once graceful shutdown has begun.
+    static let shutdownGrace = TimeAmount.seconds(5)
 
     private let api: ControlAPI
     private let address: ListenAddress
     private let maxBodySize: Int
     private let logger: Logger
     private let onListening: @Sendable (ListenAddress) -> Void
+    private let connections = ControlConnections()
 
     /// - Parameters:
     ///   - configuration: the `[handler]` section: address, port, body limit, publish key.
@@ -47,11 +51,15 @@ package final class ControlServer: Service {
             limits.maxHeaderFieldSize = Self.maxHeadBytes
             return limits
         }()
+        let connections = self.connections
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // A client may shut down its sending side once the request is out; it still gets its answer.
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .bind(host: self.address.host, port: self.address.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    connections.add(channel)
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                         withPipeliningAssistance: false,
                         withErrorHandling: false,
@@ -74,8 +82,8 @@ package final class ControlServer: Service {
         self.onListening(bound)
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
-                try await server.executeThenClose { connections in
-                    for try await connection in connections {
+                try await server.executeThenClose { accepted in
+                    for try await connection in accepted {
                         group.addTask {
                             await self.serve(connection)
                         }
@@ -83,8 +91,10 @@ package final class ControlServer: Service {
                 }
             }
         } onGracefulShutdown: {
-            // Stop accepting; requests in flight finish (their publish commits and is answered).
+            // Stop accepting; requests in flight finish (their publish commits and is answered), idle
+            // connections are closed.
             server.channel.close(promise: nil)
+            connections.shutDown(grace: Self.shutdownGrace)
         }
     }
 
@@ -100,6 +110,7 @@ package final class ControlServer: Service {
                         return
                     }
                     head = first
+                    self.connections.requestStarted(on: connection.channel)
                 } catch let error as HTTPParserError {
                     self.logger.debug("control API: unreadable request", metadata: ["error": "\(error)"])
                     try await exchange.send(.text(400, Self.text(for: error)), version: .http1_1)

@@ -57,6 +57,11 @@ final class RawHTTPConnection: Sendable {
         try? await self.channel.close()
     }
 
+    /// Shuts down the sending side only (a TCP half-close), as some clients do once the request is sent.
+    func closeOutput() async throws {
+        try await self.channel.close(mode: .output)
+    }
+
     /// Waits until the peer closed the connection.
     func waitForClose(timeout: Duration = .seconds(5)) async throws {
         try await self.inbox.wait(timeout: timeout, for: "the connection to close") { $0.closed ? () : nil }
