@@ -9,7 +9,7 @@ import Synchronization
 /// ``activate()`` it delivers what the client missed (read from the log), then the items kept aside that the log
 /// read did not already include, then goes live. It ends once: released, closed, recovering, or by the connection
 /// (``end()``).
-package final class HoldSession: Sendable {
+package final class HoldSession: ChannelSubscriber {
     /// A unique id (also the held-request record's id).
     package let id: String
     package let request: HoldRequest
@@ -238,28 +238,9 @@ package final class HoldSession: Sendable {
         guard let filters = request.channels.first(where: { $0.name == channel })?.filters, !filters.isEmpty else {
             return true
         }
-        let user = request.meta["user"]
-        for filter in filters {
-            switch filter {
-            case "skip-self":
-                if let user, delivery.meta["sender"] == user { return false }
-            case "skip-users":
-                if let user, let skipped = delivery.meta["skip_users"],
-                    skipped.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == user })
-                {
-                    return false
-                }
-            case "require-sub":
-                if let required = delivery.meta["require_sub"],
-                    !request.channels.contains(where: { $0.name == required || $0.backendName == required })
-                {
-                    return false
-                }
-            default:
-                continue
-            }
+        return DeliveryFilters.passes(delivery, filters: filters, user: request.meta["user"]) { required in
+            request.channels.contains { $0.name == required || $0.backendName == required }
         }
-        return true
     }
 
     private func perform(_ actions: [Action]) {

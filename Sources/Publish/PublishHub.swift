@@ -20,8 +20,8 @@ package final class PublishHub: Sendable {
     /// The id of this process in held-request records.
     package let instance: String
     private let messageWait: Duration
-    private let maxChannelsPerHold: Int
-    private let logger: Logger
+    let maxChannelsPerHold: Int
+    let logger: Logger
     private let registry = Mutex(Registry())
     /// Serialises fan-out, so that the writer queue and the sequencer's timer never interleave a channel's items.
     private let dispatchLock = Mutex(())
@@ -36,7 +36,7 @@ package final class PublishHub: Sendable {
     }
 
     private struct ChannelEntry {
-        var sessions: [ObjectIdentifier: HoldSession] = [:]
+        var sessions: [ObjectIdentifier: any ChannelSubscriber] = [:]
         /// The reordering buffer's last id: the publisher id of the last item delivered in sequence.
         var lastID: String?
         var pending: [PendingDelivery] = []
@@ -112,8 +112,8 @@ package final class PublishHub: Sendable {
     /// Passes items through their channels' reordering buffers and hands those in sequence to the subscribers.
     private func dispatch(_ deliveries: [Delivery]) {
         self.dispatchLock.withLock { _ in
-            let ready = self.registry.withLock { registry -> [(Delivery, [HoldSession])] in
-                var ready: [(Delivery, [HoldSession])] = []
+            let ready = self.registry.withLock { registry -> [(Delivery, [any ChannelSubscriber])] in
+                var ready: [(Delivery, [any ChannelSubscriber])] = []
                 for delivery in deliveries {
                     guard var entry = registry.channels[delivery.channel] else { continue }
                     let sessions = Array(entry.sessions.values)
@@ -160,8 +160,8 @@ package final class PublishHub: Sendable {
     /// Moves the buffered items that now follow the last id out of the buffer, in chain order.
     private static func releaseSuccessors(
         _ entry: inout ChannelEntry,
-        sessions: [HoldSession],
-        into ready: inout [(Delivery, [HoldSession])]
+        sessions: [any ChannelSubscriber],
+        into ready: inout [(Delivery, [any ChannelSubscriber])]
     ) {
         while let lastID = entry.lastID, let index = entry.pending.firstIndex(where: { $0.delivery.prevID == lastID }) {
             let next = entry.pending.remove(at: index).delivery
@@ -173,8 +173,8 @@ package final class PublishHub: Sendable {
     /// Releases buffered items whose wait is over, oldest first, with the successors they unblock.
     private func releaseExpired(now: ContinuousClock.Instant) {
         self.dispatchLock.withLock { _ in
-            let ready = self.registry.withLock { registry -> [(Delivery, [HoldSession])] in
-                var ready: [(Delivery, [HoldSession])] = []
+            let ready = self.registry.withLock { registry -> [(Delivery, [any ChannelSubscriber])] in
+                var ready: [(Delivery, [any ChannelSubscriber])] = []
                 for name in registry.waitingChannels {
                     guard var entry = registry.channels[name] else {
                         registry.waitingChannels.remove(name)
@@ -277,7 +277,7 @@ package final class PublishHub: Sendable {
         return .hold(session, resetChannels: lost.map(\.backendName))
     }
 
-    private enum Position {
+    enum Position {
         /// The position is a retained item: these items follow it (up to `lastSequence`).
         case found([Delivery], lastSequence: Int64)
         /// The position means nothing to the log, and the log cannot tell of a gap: the channel has no items, or
@@ -288,7 +288,8 @@ package final class PublishHub: Sendable {
         case lost
     }
 
-    private func readAfter(channel: String, id: String) async -> Position {
+    /// Reads channel's log after the item `id`, for a resume.
+    func readAfter(channel: String, id: String) async -> Position {
         var deliveries: [Delivery] = []
         var cursor = Cursor.id(id)
         var lastSequence: Int64 = 0
@@ -345,16 +346,7 @@ package final class PublishHub: Sendable {
         let removed = self.registry.withLock { registry -> [String]? in
             let key = ObjectIdentifier(session)
             guard registry.sessions.removeValue(forKey: key) != nil else { return nil }
-            var removed: [String] = []
-            for channel in session.request.channels {
-                registry.channels[channel.name]?.sessions[key] = nil
-                if registry.channels[channel.name]?.sessions.isEmpty == true {
-                    registry.channels[channel.name] = nil
-                    registry.waitingChannels.remove(channel.name)
-                    removed.append(channel.name)
-                }
-            }
-            return removed
+            return Self.remove(key, from: session.request.channels.map(\.name), in: &registry)
         }
         guard let removed else { return }
         self.counters.holdsActive.subtract(1, ordering: .relaxed)
@@ -365,6 +357,101 @@ package final class PublishHub: Sendable {
             self.logger.debug("hold record not removed", metadata: ["error": "\(error)"])
         }
     }
+
+    // MARK: - WebSockets
+
+    /// Starts the publish side of a client WebSocket: a session its backend's control messages subscribe to
+    /// channels. End it (``WebSocketSession/end()``) when the connection closes.
+    package func openWebSocket(
+        connection: any WebSocketConnection,
+        routeID: String?,
+        clientAddress: String?
+    ) -> WebSocketSession {
+        let session = WebSocketSession(
+            id: UUID().uuidString,
+            routeID: routeID,
+            clientAddress: clientAddress,
+            connection: connection,
+            hub: self
+        )
+        self.counters.holdsStarted.add(1, ordering: .relaxed)
+        self.counters.holdsActive.add(1, ordering: .relaxed)
+        self.recordWebSocket(session)
+        return session
+    }
+
+    /// Adds a WebSocket to a channel's subscribers.
+    func addSubscription(_ session: WebSocketSession, channel: String) {
+        let isFirst = self.registry.withLock { registry -> Bool in
+            let isFirst = registry.channels[channel] == nil
+            registry.channels[channel, default: ChannelEntry()].sessions[ObjectIdentifier(session)] = session
+            return isFirst
+        }
+        if isFirst {
+            self.notifySubscriptions([channel], subscribed: true)
+        }
+        self.recordWebSocket(session)
+    }
+
+    /// Removes a WebSocket from a channel's subscribers.
+    func removeSubscription(_ session: WebSocketSession, channel: String) {
+        let removed = self.registry.withLock { registry in
+            Self.remove(ObjectIdentifier(session), from: [channel], in: &registry)
+        }
+        self.notifySubscriptions(removed, subscribed: false)
+        self.recordWebSocket(session)
+    }
+
+    /// A WebSocket session ended: unsubscribe it everywhere and delete its record. Called once per session.
+    func webSocketEnded(_ session: WebSocketSession) {
+        let removed = self.registry.withLock { registry in
+            Self.remove(ObjectIdentifier(session), from: session.channels.map { $0.name }, in: &registry)
+        }
+        self.counters.holdsActive.subtract(1, ordering: .relaxed)
+        self.notifySubscriptions(removed, subscribed: false)
+        do {
+            try self.store.enqueueHolds(upserts: [], deletes: [session.id])
+        } catch {
+            self.logger.debug("hold record not removed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Removes a subscriber from channels; returns the channels left without subscribers.
+    private static func remove(
+        _ key: ObjectIdentifier,
+        from channels: [String],
+        in registry: inout Registry
+    ) -> [String] {
+        var removed: [String] = []
+        for channel in channels {
+            registry.channels[channel]?.sessions[key] = nil
+            if registry.channels[channel]?.sessions.isEmpty == true {
+                registry.channels[channel] = nil
+                registry.waitingChannels.remove(channel)
+                removed.append(channel)
+            }
+        }
+        return removed
+    }
+
+    private func recordWebSocket(_ session: WebSocketSession) {
+        let record = HoldRecord(
+            id: session.id,
+            instance: self.instance,
+            mode: .webSocket,
+            route: session.routeID,
+            clientAddress: session.clientAddress,
+            channels: session.channels.map { HoldRecord.Channel(name: $0.name, lastId: $0.lastID) },
+            startedAt: session.startedAt
+        )
+        do {
+            try self.store.enqueueHolds(upserts: [record])
+        } catch {
+            self.logger.debug("hold record not written", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: - Hold records
 
     private func recordHold(_ session: HoldSession) {
         let request = session.request

@@ -1,0 +1,213 @@
+import Foundation
+import GRIP
+import Logging
+import Synchronization
+
+/// One client WebSocket on the publish side (grip-spec §7.4-7.5): the channels its backend subscribed it to,
+/// and what each published `ws-message` means for it. It talks to the connection only through
+/// ``WebSocketConnection``.
+///
+/// A subscription that carries the last id the client saw (P-8's resume extension) starts *resuming*: live items
+/// are kept aside while the log is read after that id; the items read are sent first, then the live ones the read
+/// did not include. When the id is older than what is retained, the connection is told to send a reset instead.
+package final class WebSocketSession: ChannelSubscriber {
+    /// A unique id (also the held-request record's id).
+    package let id: String
+    /// The id of the route the connection came through, if it has one.
+    let routeID: String?
+    /// The client's address, for the held-request record.
+    let clientAddress: String?
+    /// When the connection opened, for the held-request record.
+    let startedAt = Date()
+    private let connection: any WebSocketConnection
+    private let hub: PublishHub
+    private let state = Mutex(State())
+
+    private struct Subscription {
+        /// The channel as the backend named it (without the route prefix).
+        var backendName: String
+        var filters: [String]
+        /// The position the client subscribed from, for the held-request record.
+        var lastID: String?
+        /// Items up to this sequence were read from the log at subscription: live copies of them are dropped.
+        var replayedThrough: Int64 = 0
+        /// Live items kept aside while the log is read; nil once live.
+        var buffered: [Delivery]?
+    }
+
+    private struct State {
+        var subscriptions: [String: Subscription] = [:]
+        var meta: [String: String] = [:]
+        var ended = false
+    }
+
+    init(id: String, routeID: String?, clientAddress: String?, connection: any WebSocketConnection, hub: PublishHub) {
+        self.id = id
+        self.routeID = routeID
+        self.clientAddress = clientAddress
+        self.connection = connection
+        self.hub = hub
+    }
+
+    /// The subscribed channels (route prefix included) with the position each was subscribed from.
+    var channels: [(name: String, lastID: String?)] {
+        self.state.withLock { state in
+            state.subscriptions.sorted { $0.key < $1.key }.map { ($0.key, $0.value.lastID) }
+        }
+    }
+
+    // MARK: - Control messages
+
+    /// Subscribes to `channel` (route prefix included; `backendName` without it). With `lastID`, first sends
+    /// what the log retains after it, or a reset when it is older than what is retained.
+    ///
+    /// Subscribing again to a channel already subscribed only updates its filters.
+    package func subscribe(channel: String, backendName: String, filters: [String], lastID: String?) {
+        let isNew = self.state.withLock { state -> Bool in
+            guard !state.ended else { return false }
+            if state.subscriptions[channel] != nil {
+                state.subscriptions[channel]?.filters = filters
+                return false
+            }
+            guard state.subscriptions.count < self.hub.maxChannelsPerHold else {
+                self.hub.logger.info(
+                    "WebSocket subscribed to more channels than connection_subscription_max; subscription ignored",
+                    metadata: ["p8.channel": "\(channel)"]
+                )
+                return false
+            }
+            state.subscriptions[channel] = Subscription(
+                backendName: backendName,
+                filters: filters,
+                lastID: lastID,
+                buffered: lastID == nil ? nil : []
+            )
+            return true
+        }
+        guard isNew else { return }
+        self.hub.addSubscription(self, channel: channel)
+        guard let lastID else { return }
+        Task {
+            await self.resume(channel: channel, after: lastID)
+        }
+    }
+
+    private func resume(channel: String, after lastID: String) async {
+        let position = await self.hub.readAfter(channel: channel, id: lastID)
+        let closed = self.state.withLock { state -> Bool in
+            guard !state.ended, var subscription = state.subscriptions[channel],
+                let buffered = subscription.buffered
+            else { return false }
+            switch position {
+            case .found(let items, let lastSequence):
+                if !items.isEmpty {
+                    self.hub.counters.resumes.add(1, ordering: .relaxed)
+                }
+                subscription.replayedThrough = lastSequence
+                for item in items where self.send(item, subscription, meta: state.meta, subscribed: state.subscriptions)
+                {
+                    state.ended = true
+                    return true
+                }
+            case .inSync:
+                break
+            case .lost:
+                self.hub.counters.resets.add(1, ordering: .relaxed)
+                self.connection.sendReset(channel: subscription.backendName)
+            }
+            subscription.buffered = nil
+            state.subscriptions[channel] = subscription
+            for item in buffered
+            where item.sequence > subscription.replayedThrough
+                && self.send(item, subscription, meta: state.meta, subscribed: state.subscriptions)
+            {
+                state.ended = true
+                return true
+            }
+            return false
+        }
+        if closed {
+            self.hub.webSocketEnded(self)
+        }
+    }
+
+    /// Unsubscribes from `channel` (route prefix included).
+    package func unsubscribe(channel: String) {
+        let removed = self.state.withLock { state in
+            state.subscriptions.removeValue(forKey: channel) != nil
+        }
+        if removed {
+            self.hub.removeSubscription(self, channel: channel)
+        }
+    }
+
+    /// Sets (or with `nil`, deletes) a subscription meta value, used by filters (`user`).
+    package func setMeta(name: String, value: String?) {
+        self.state.withLock { $0.meta[name] = value }
+    }
+
+    // MARK: - Delivery
+
+    func deliver(_ delivery: Delivery) {
+        let ended = self.state.withLock { state -> Bool in
+            guard !state.ended, let subscription = state.subscriptions[delivery.channel] else { return false }
+            if subscription.buffered != nil {
+                state.subscriptions[delivery.channel]?.buffered?.append(delivery)
+                return false
+            }
+            guard delivery.sequence > subscription.replayedThrough else { return false }
+            if self.send(delivery, subscription, meta: state.meta, subscribed: state.subscriptions) {
+                state.ended = true
+                return true
+            }
+            return false
+        }
+        if ended {
+            self.hub.webSocketEnded(self)
+        }
+    }
+
+    /// Hands one item to the connection (under the state lock, so that items reach it in delivery order).
+    ///
+    /// - Returns: whether the item closed the connection.
+    @discardableResult
+    private func send(
+        _ delivery: Delivery,
+        _ subscription: Subscription,
+        meta: [String: String],
+        subscribed: [String: Subscription]
+    ) -> Bool {
+        guard let format = delivery.formats.wsMessage else { return false }
+        let passes = DeliveryFilters.passes(delivery, filters: subscription.filters, user: meta["user"]) { required in
+            subscribed[required] != nil || subscribed.values.contains { $0.backendName == required }
+        }
+        guard passes else { return false }
+        switch format.action {
+        case .send:
+            self.hub.counters.deliveries.add(1, ordering: .relaxed)
+            self.connection.sendMessage(type: format.type, content: format.content)
+            return false
+        case .close:
+            self.connection.close(
+                code: format.closeCode.flatMap { UInt16(exactly: $0) },
+                reason: format.closeReason ?? ""
+            )
+            return true
+        case .hint, .refresh:
+            return false
+        }
+    }
+
+    // MARK: - End
+
+    /// The connection closed: unsubscribe from everything. Safe to call more than once.
+    package func end() {
+        let wasEnded = self.state.withLock { state -> Bool in
+            defer { state.ended = true }
+            return state.ended
+        }
+        if !wasEnded {
+            self.hub.webSocketEnded(self)
+        }
+    }
+}
