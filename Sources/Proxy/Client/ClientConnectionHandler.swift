@@ -1,6 +1,8 @@
+import GRIP
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOWebSocket
 
 /// The last handler of a client connection's pipeline, after NIO's HTTP/1 codec. Each request becomes a
 /// ``ProxyExchange``; this handler writes what the exchange produces, holds back reads while the backend
@@ -22,6 +24,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var context: ChannelHandlerContext?
     /// The request being answered; nil between requests.
     private var exchange: ProxyExchange?
+    /// A WebSocket-over-HTTP handshake waiting for the backend's answer to `OPEN`; the connection carries no
+    /// more HTTP requests.
+    private var webSocket: WebSocketOverHTTP?
     /// Whether the current request's body is still arriving.
     private var awaitingRequestEnd = false
     /// Whether a response to the current request has started (its head is written).
@@ -64,6 +69,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = Self.unwrapInboundIn(data)
+        if self.webSocket != nil {
+            // Nothing follows an upgrade request but the upgraded protocol.
+            return
+        }
         if !self.queuedParts.isEmpty || (self.exchange != nil && !self.awaitingRequestEnd) {
             // A pipelined request behind the one being answered: it waits its turn.
             self.queuedParts.append(part)
@@ -85,6 +94,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.responseStarted = false
             if let oversize = self.oversizedHeadResponse(head) {
                 self.respond(with: oversize, version: head.version, keepAlive: false)
+                return
+            }
+            if WebSocketOverHTTP.isUpgradeRequest(head), self.startWebSocket(head) {
                 return
             }
             let exchange = ProxyExchange(
@@ -141,6 +153,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        self.webSocket?.clientLeftWhileOpening()
+        self.webSocket = nil
         let exchange = self.exchange
         self.exchange = nil
         exchange?.clientClosed()
@@ -205,6 +219,67 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             }
         default:
             context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    // MARK: - WebSockets
+
+    /// Starts a WebSocket-over-HTTP handshake when the request's route has `over_http`.
+    ///
+    /// - Returns: false when the route does not gateway WebSockets (the request is then proxied as it is).
+    private func startWebSocket(_ head: HTTPRequestHead) -> Bool {
+        let target = RequestTarget(uri: head.uri, hostHeader: head.headers.first(name: "host"))
+        let route = self.engine.routes.current.route(
+            host: target.host,
+            path: target.path,
+            isTLS: false,
+            isWebSocket: true
+        )
+        guard let route, route.targets.first?.overHTTP == true else { return false }
+        let webSocket = WebSocketOverHTTP(
+            client: self,
+            engine: self.engine,
+            pool: self.pool,
+            requestHead: head,
+            route: route,
+            originForm: target.originForm,
+            logger: self.logger
+        )
+        self.webSocket = webSocket
+        self.awaitingRequestEnd = false
+        self.responseStarted = false
+        webSocket.start()
+        return true
+    }
+
+    /// Completes a WebSocket handshake: sends the `101` response, then replaces the HTTP handlers with NIO's
+    /// WebSocket frame codec and `frames`.
+    func upgradeToWebSocket(_ head: HTTPResponseHead, frames: WebSocketFrameHandler, maxFrameBytes: Int) {
+        self.webSocket = nil
+        guard let context = self.context else { return }
+        self.responseStarted = true
+        context.writeAndFlush(Self.wrapOutboundOut(.head(head)), promise: nil)
+        let pipeline = context.pipeline.syncOperations
+        do {
+            let encoder = try pipeline.handler(type: HTTPResponseEncoder.self)
+            let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            let validator = try pipeline.handler(type: NIOHTTPResponseHeadersValidator.self)
+            try pipeline.addHandlers(
+                [
+                    WebSocketFrameEncoder(),
+                    ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxFrameBytes)),
+                    frames,
+                ],
+                position: .after(self)
+            )
+            pipeline.removeHandler(encoder, promise: nil)
+            pipeline.removeHandler(validator, promise: nil)
+            pipeline.removeHandler(decoder, promise: nil)
+            // The frame handler counts the connection's close from now on.
+            pipeline.removeHandler(self, promise: nil)
+        } catch {
+            self.logger.debug("WebSocket upgrade failed", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
         }
     }
 
@@ -292,6 +367,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         return nil
     }
 }
+
+extension ClientConnectionHandler: RemovableChannelHandler {}
 
 @available(*, unavailable)
 extension ClientConnectionHandler: Sendable {}

@@ -237,7 +237,7 @@ final class ProxyExchange {
 
     /// The name a TLS backend's certificate is checked against: the `host=` override's host unless
     /// `trust_connect_host` is set, else the host connected to; none for an IP address (SNI cannot carry one).
-    private static func tlsServerName(connectHost: String, target: RouteTarget) -> String? {
+    static func tlsServerName(connectHost: String, target: RouteTarget) -> String? {
         var name = connectHost
         if !target.trustConnectHost, let hostHeader = target.hostHeader {
             name = RequestTarget.hostWithoutPort(hostHeader)

@@ -1,0 +1,239 @@
+import NIOCore
+import NIOWebSocket
+
+/// What a client WebSocket reports to the side that serves it (``WebSocketOverHTTP``). All calls happen on the
+/// connection's event loop.
+protocol WebSocketFrameHandlerDelegate: AnyObject {
+    /// A complete message or control frame from the client (`text`, `binary`, `ping`, `pong`, `close`).
+    func clientMessage(_ message: ClientWebSocketMessage)
+    /// The connection is gone (after a close handshake or not).
+    func clientGone()
+    /// The server is shutting down.
+    func clientShouldQuiesce()
+}
+
+/// A message from the client, reassembled from its frames.
+enum ClientWebSocketMessage {
+    case text(ByteBuffer)
+    case binary(ByteBuffer)
+    case ping(ByteBuffer)
+    case pong(ByteBuffer)
+    /// A close frame, with its code and reason when it has them.
+    case close(code: UInt16?, reason: ByteBuffer)
+}
+
+/// The last handler of an upgraded client connection, after NIO's WebSocket frame codec: reassembles fragmented
+/// messages, enforces the message size limit, answers pings, runs the close handshake's framing and disconnects a
+/// client that does not read what it is sent.
+final class WebSocketFrameHandler: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    /// Bytes a client may leave unread beyond NIO's buffer before it is disconnected (a slow client never holds
+    /// back the others, nor grows the server's memory).
+    static let maxBytesWhileUnwritable = 2 * 1024 * 1024
+    /// How long to wait for the client's answer to our close frame.
+    static let closeTimeout = TimeAmount.seconds(5)
+
+    /// The side serving this client; released when the connection closes (the two reference each other until then).
+    var delegate: (any WebSocketFrameHandlerDelegate)?
+    private let engine: ProxyEngine
+    private let maxMessageBytes: Int
+    private var context: ChannelHandlerContext?
+    /// The message being reassembled: its opcode and the bytes so far.
+    private var partial: (opcode: WebSocketOpcode, data: ByteBuffer)?
+    private var bytesWhileUnwritable = 0
+    /// Our close frame is sent: nothing more may be sent.
+    private(set) var closeSent = false
+    private var closeTimer: Scheduled<Void>?
+
+    init(engine: ProxyEngine, maxMessageBytes: Int) {
+        self.engine = engine
+        self.maxMessageBytes = maxMessageBytes
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    // MARK: - Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = Self.unwrapInboundIn(data)
+        switch frame.opcode {
+        case .text, .binary:
+            guard self.partial == nil else {
+                self.protocolError("new message inside a fragmented one")
+                return
+            }
+            if frame.fin {
+                self.messageComplete(opcode: frame.opcode, data: frame.unmaskedData)
+            } else {
+                self.partial = (frame.opcode, frame.unmaskedData)
+                self.checkSize(self.partial?.data.readableBytes ?? 0)
+            }
+        case .continuation:
+            guard var partial = self.partial else {
+                self.protocolError("continuation without a message")
+                return
+            }
+            self.partial = nil
+            var data = frame.unmaskedData
+            partial.data.writeBuffer(&data)
+            guard self.checkSize(partial.data.readableBytes) else { return }
+            if frame.fin {
+                self.messageComplete(opcode: partial.opcode, data: partial.data)
+            } else {
+                self.partial = partial
+            }
+        case .ping:
+            let payload = frame.unmaskedData
+            if !self.closeSent {
+                self.write(WebSocketFrame(fin: true, opcode: .pong, data: payload), flush: true)
+            }
+            self.delegate?.clientMessage(.ping(payload))
+        case .pong:
+            self.delegate?.clientMessage(.pong(frame.unmaskedData))
+        case .connectionClose:
+            var payload = frame.unmaskedData
+            let code = payload.readInteger(as: UInt16.self)
+            if self.closeSent {
+                // The client answered our close: the handshake is complete.
+                context.close(promise: nil)
+            } else {
+                self.delegate?.clientMessage(.close(code: code, reason: payload))
+            }
+        default:
+            self.protocolError("unknown opcode")
+        }
+    }
+
+    @discardableResult
+    private func checkSize(_ size: Int) -> Bool {
+        guard size > self.maxMessageBytes else { return true }
+        self.partial = nil
+        self.sendClose(code: 1009, reason: "message too big")
+        return false
+    }
+
+    private func messageComplete(opcode: WebSocketOpcode, data: ByteBuffer) {
+        guard self.checkSize(data.readableBytes) else { return }
+        if opcode == .text {
+            guard String(validating: data.readableBytesView, as: UTF8.self) != nil else {
+                self.sendClose(code: 1007, reason: "invalid UTF-8 in text message")
+                return
+            }
+            self.delegate?.clientMessage(.text(data))
+        } else {
+            self.delegate?.clientMessage(.binary(data))
+        }
+    }
+
+    private func protocolError(_ reason: String) {
+        self.partial = nil
+        self.sendClose(code: 1002, reason: reason)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.closeTimer?.cancel()
+        self.engine.connectionClosed()
+        let delegate = self.delegate
+        self.delegate = nil
+        delegate?.clientGone()
+        context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            self.bytesWhileUnwritable = 0
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case is ChannelShouldQuiesceEvent:
+            self.delegate?.clientShouldQuiesce()
+        case is ProxyShutdownDeadlineEvent:
+            context.close(promise: nil)
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let error = error as? NIOWebSocketError, error == .invalidFrameLength {
+            self.sendClose(code: 1009, reason: "frame too big")
+        } else if error is NIOWebSocketError {
+            self.sendClose(code: 1002, reason: "protocol error")
+        } else {
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: - Outbound
+
+    /// Sends a message (or a ping or pong) to the client.
+    func send(_ opcode: WebSocketOpcode, _ data: ByteBuffer) {
+        guard !self.closeSent else { return }
+        self.write(WebSocketFrame(fin: true, opcode: opcode, data: data), flush: true)
+    }
+
+    /// Sends one frame of a message split over several.
+    func sendFrame(_ opcode: WebSocketOpcode, _ data: ByteBuffer, fin: Bool) {
+        guard !self.closeSent else { return }
+        self.write(WebSocketFrame(fin: fin, opcode: opcode, data: data), flush: fin)
+    }
+
+    /// Starts the close handshake (or answers the client's close): sends a close frame, then closes the
+    /// connection when the client answers, or after ``closeTimeout``.
+    func sendClose(code: UInt16?, reason: String, closeNow: Bool = false) {
+        guard let context = self.context, !self.closeSent else {
+            self.context?.close(promise: nil)
+            return
+        }
+        self.closeSent = true
+        var payload = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
+        if let code {
+            payload.writeInteger(code)
+            payload.writeString(reason)
+        }
+        let done = context.writeAndFlush(
+            Self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: payload))
+        )
+        if closeNow {
+            done.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            return
+        }
+        self.closeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.closeTimeout) {
+            context.close(promise: nil)
+        }
+    }
+
+    /// Drops the connection without a close handshake.
+    func abort() {
+        self.context?.close(promise: nil)
+    }
+
+    private func write(_ frame: WebSocketFrame, flush: Bool) {
+        guard let context = self.context else { return }
+        let size = frame.length
+        context.write(Self.wrapOutboundOut(frame), promise: nil)
+        if flush {
+            context.flush()
+        }
+        guard !context.channel.isWritable else { return }
+        self.bytesWhileUnwritable += size
+        if self.bytesWhileUnwritable > Self.maxBytesWhileUnwritable {
+            // Too slow: drop it (the backend hears DISCONNECT).
+            context.close(promise: nil)
+        }
+    }
+}
+
+@available(*, unavailable)
+extension WebSocketFrameHandler: Sendable {}
