@@ -21,7 +21,7 @@ if [[ -d $conformance ]]; then
   p8=$PWD/.build/debug/p8
   (cd "$conformance" && P8_TARGET=custom P8_CMD="$p8" \
     python3 -m pytest -q -p no:cacheprovider test_proxy_passthrough.py test_publish_api.py \
-    test_longpoll.py test_stream.py test_reliability.py)
+    test_longpoll.py test_stream.py test_reliability.py test_websocket_over_http.py)
 else
   echo "== conformance skipped: $conformance not found"
 fi
