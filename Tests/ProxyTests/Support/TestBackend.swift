@@ -1,4 +1,5 @@
 import Foundation
+import GRIP
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -230,9 +231,69 @@ private final class BackendHandler: ChannelInboundHandler {
             }
         case "/hang":
             break
+        case "/ws":
+            let (status, headers, body) = Self.webSocketOverHTTP(request, query: query)
+            self.send(status: status, headers: headers, body: body, context: context)
         default:
             self.send(status: .notFound, headers: [], body: Array("no such test path\n".utf8), context: context)
         }
+    }
+
+    /// A WebSocket-over-HTTP backend (grip-spec §7.2-7.3), driven by the query: `channel` (subscribed on
+    /// `OPEN`, with `last-id` when given), `echo` (answers `TEXT x` with `m:echo:x`), `nogrip` (no GRIP
+    /// extension), `refuse` (answers `OPEN` with 403), `garbage` (answers anything after `OPEN` with
+    /// text/plain). A client message `ctl:<json>` is answered with the control message `c:<json>`, `raw:<x>`
+    /// with the unprefixed message `x`, `close:<code>` with a `CLOSE` of that code; a `CLOSE` is answered
+    /// with the same `CLOSE`.
+    private static func webSocketOverHTTP(
+        _ request: EchoedRequest,
+        query: [String: [String]]
+    ) -> (HTTPResponseStatus, [(String, String)], [UInt8]) {
+        guard let events = try? WebSocketEvent.decode(request.body) else {
+            return (.badRequest, [], Array("bad events\n".utf8))
+        }
+        if query["refuse"] != nil {
+            return (.forbidden, [("Content-Type", "text/plain"), ("X-Refused", "yes")], Array("go away\n".utf8))
+        }
+        if query["garbage"] != nil && !events.contains(.open) {
+            return (.ok, [("Content-Type", "text/plain")], Array("not events".utf8))
+        }
+        var out: [WebSocketEvent] = []
+        for event in events {
+            switch event {
+            case .open:
+                out.append(.open)
+                for channel in query["channel"] ?? [] {
+                    var control = #"{"type":"subscribe","channel":"\#(channel)""#
+                    if let lastID = query["last-id"]?.first {
+                        control += #","last-id":"\#(lastID)""#
+                    }
+                    out.append(.text(Array(("c:" + control + "}").utf8)))
+                }
+            case .text(let content):
+                let text = String(decoding: content, as: UTF8.self)
+                if text.hasPrefix("ctl:") {
+                    out.append(.text(Array(("c:" + text.dropFirst(4)).utf8)))
+                } else if text.hasPrefix("raw:") {
+                    out.append(.text(Array(text.dropFirst(4).utf8)))
+                } else if text.hasPrefix("close:"), let code = UInt16(text.dropFirst(6)) {
+                    out.append(.close(code: code, reason: Array("backend closed".utf8)))
+                } else if query["echo"] != nil {
+                    out.append(.text(Array("m:echo:".utf8) + content))
+                }
+            case .binary(let content) where query["echo"] != nil:
+                out.append(.binary(Array("m:".utf8) + content))
+            case .close:
+                out.append(event)
+            default:
+                break
+            }
+        }
+        var headers = [("Content-Type", WebSocketEvent.contentType), ("Set-Meta-User", "alice")]
+        if query["nogrip"] == nil {
+            headers.append(("Sec-WebSocket-Extensions", "grip"))
+        }
+        return (.ok, headers, WebSocketEvent.encode(out))
     }
 
     private func send(

@@ -1,0 +1,324 @@
+import Foundation
+import GRIP
+import Logging
+import Store
+import Testing
+
+/// WebSocket-over-HTTP end to end: a real P-8 (proxy, publish API, store), the test backend's `/ws` endpoint, a
+/// real WebSocket client on a raw socket, publishes through the HTTP API.
+@Suite struct WebSocketTests {
+    private static func routes(_ backend: TestBackend) -> [String] {
+        ["* 127.0.0.1:\(backend.port),over_http"]
+    }
+
+    /// The events the backend received on `/ws`, request by request.
+    private static func events(_ backend: TestBackend) -> [[WebSocketEvent]] {
+        backend.requests.filter { $0.uri.hasPrefix("/ws") }.map { (try? WebSocketEvent.decode($0.body)) ?? [] }
+    }
+
+    private static func waitForEvent(_ backend: TestBackend, _ matches: (WebSocketEvent) -> Bool) async throws {
+        let seen = try await eventually { Self.events(backend).joined().contains(where: matches) }
+        #expect(seen)
+    }
+
+    @Test func theHandshakeWaitsForTheBackendsOpenAndSignsEveryRequest() async throws {
+        try await withTestBackend { backend in
+            try await withRunningP8Server(routes: Self.routes(backend)) { p8 in
+                let socket = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws?x=1")
+                #expect(socket.response.status == 101)
+                #expect(socket.response.header("Sec-WebSocket-Accept") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+                #expect(socket.response.header("Sec-WebSocket-Extensions") == nil)
+                #expect(socket.response.header("Set-Meta-User") == nil)
+                try await socket.send(text: "hi")
+                try await Self.waitForEvent(backend) { $0 == .text(Array("hi".utf8)) }
+                let requests = backend.requests.filter { $0.uri.hasPrefix("/ws") }
+                #expect(requests.count == 2)
+                #expect(requests[0].method == "POST")
+                #expect(requests[0].uri == "/ws?x=1")
+                #expect(requests[0].body == Array("OPEN\r\n".utf8))
+                #expect(requests[0].values("Content-Type") == ["application/websocket-events"])
+                #expect(requests[0].values("Sec-WebSocket-Extensions") == ["grip"])
+                #expect(requests[0].values("Upgrade").isEmpty)
+                #expect(requests[0].values("Grip-Sig").count == 1)
+                #expect(requests[0].values("Meta-User").isEmpty)
+                let connectionID = try #require(requests[0].values("Connection-Id").first)
+                #expect(requests[1].values("Connection-Id") == [connectionID])
+                #expect(requests[1].values("Meta-User") == ["alice"])
+                await socket.close()
+            }
+        }
+    }
+
+    @Test func everyClientEventReachesTheBackend() async throws {
+        try await withTestBackend { backend in
+            try await withRunningP8Server(routes: Self.routes(backend)) { p8 in
+                let socket = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws")
+                try await socket.send(text: "hello")
+                try await socket.send(opcode: RawWebSocket.binary, [0, 1, 2])
+                try await socket.send(opcode: RawWebSocket.text, Array("frag".utf8), fin: false)
+                try await socket.send(opcode: 0, Array("mented".utf8))
+                try await socket.send(opcode: RawWebSocket.ping, Array("p".utf8))
+                let pong = try await socket.read()
+                #expect(pong == RawWebSocket.Frame(fin: true, opcode: RawWebSocket.pong, payload: Array("p".utf8)))
+                try await socket.send(opcode: RawWebSocket.pong, Array("q".utf8))
+                try await socket.sendClose(code: 4002, reason: "cya")
+                let close = try await socket.read()
+                #expect(close.opcode == RawWebSocket.close)
+                #expect(close.closeCode == 4002)
+                #expect(close.closeReason == "cya")
+                try await socket.connection.waitForClose()
+                let all = Array(Self.events(backend).joined())
+                #expect(
+                    all == [
+                        .open, .text(Array("hello".utf8)), .binary([0, 1, 2]), .text(Array("fragmented".utf8)),
+                        .ping(Array("p".utf8)), .pong(Array("q".utf8)), .close(code: 4002, reason: Array("cya".utf8)),
+                    ]
+                )
+            }
+        }
+    }
+
+    @Test func aClientThatVanishesIsReportedWithDisconnect() async throws {
+        try await withTestBackend { backend in
+            try await withRunningP8Server(routes: Self.routes(backend)) { p8 in
+                let socket = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws")
+                #expect(socket.response.status == 101)
+                await socket.close()
+                try await Self.waitForEvent(backend) { $0 == .disconnect }
+            }
+        }
+    }
+
+    @Test func backendRepliesReachTheClientWithoutTheirPrefix() async throws {
+        try await withTestBackend { backend in
+            try await withRunningP8Server(routes: Self.routes(backend)) { p8 in
+                let socket = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws?echo=1")
+                try await socket.send(text: "raw:no prefix, dropped")
+                try await socket.send(text: "one")
+                #expect(try await socket.readMessage().text == "echo:one")
+                try await socket.send(opcode: RawWebSocket.binary, [9, 8])
+                #expect(
+                    try await socket.readMessage() == .init(fin: true, opcode: RawWebSocket.binary, payload: [9, 8])
+                )
+                try await socket.send(text: "close:4005")
+                let close = try await socket.readMessage()
+                #expect(close.opcode == RawWebSocket.close)
+                #expect(close.closeCode == 4005)
+                #expect(close.closeReason == "backend closed")
+            }
+        }
+    }
+
+    @Test func withoutTheGripExtensionMessagesAreRelayedAsTheyAre() async throws {
+        try await withTestBackend { backend in
+            try await withRunningP8Server(routes: Self.routes(backend)) { p8 in
+                let socket = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws?nogrip=1")
+                try await socket.send(text: "raw:c:{\"type\":\"detach\"}")
+                #expect(try await socket.readMessage().text == "c:{\"type\":\"detach\"}")
+            }
+        }
+    }
+
+    @Test func publishedMessagesReachSubscribedSockets() async throws {
+        try await withTestBackend { backend in
+            try await withRunningP8Server(routes: Self.routes(backend)) { p8 in
+                let socket = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws?channel=room")
+                let other = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws?channel=elsewhere")
+                try await WebSocketPublisher.waitForSubscribers(p8, channel: "room")
+                try await WebSocketPublisher.waitForSubscribers(p8, channel: "elsewhere")
+                try await WebSocketPublisher.publish(p8, channel: "room", #"{"content": "hello websocket"}"#)
+                try await WebSocketPublisher.publish(p8, channel: "room", #"{"content-bin": "AAEC/w=="}"#)
+                try await WebSocketPublisher.publish(p8, channel: "elsewhere", #"{"content": "other"}"#)
+                #expect(try await socket.readMessage().text == "hello websocket")
+                #expect(
+                    try await socket.readMessage()
+                        == .init(fin: true, opcode: RawWebSocket.binary, payload: [0, 1, 2, 255])
+                )
+                #expect(try await other.readMessage().text == "other")
+                let held = try await WebSocketPublisher.heldWebSockets(p8)
+                #expect(held.sorted() == ["elsewhere", "room"])
+                try await WebSocketPublisher.publish(
+                    p8,
+                    channel: "room",
+                    #"{"action": "close", "code": 4001, "reason": "bye"}"#
+                )
+                let close = try await socket.readMessage()
+                #expect(close.opcode == RawWebSocket.close)
+                #expect(close.closeCode == 4001)
+                #expect(close.closeReason == "bye")
+                try await Self.waitForEvent(backend) { $0 == .close(code: nil, reason: []) }
+                try await socket.sendClose(code: 4001, reason: "")
+                try await socket.connection.waitForClose()
+                await other.close()
+            }
+        }
+    }
+
+    @Test func controlMessagesSubscribeUnsubscribeAndDetach() async throws {
+        try await withTestBackend { backend in
+            try await withRunningP8Server(routes: Self.routes(backend)) { p8 in
+                let socket = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws")
+                try await socket.send(text: #"ctl:{"type":"subscribe","channel":"a"}"#)
+                try await WebSocketPublisher.waitForSubscribers(p8, channel: "a")
+                try await WebSocketPublisher.publish(p8, channel: "a", #"{"content": "on a"}"#)
+                #expect(try await socket.readMessage().text == "on a")
+                try await socket.send(text: #"ctl:{"type":"unsubscribe","channel":"a"}"#)
+                try await socket.send(text: #"ctl:{"type":"subscribe","channel":"b"}"#)
+                try await WebSocketPublisher.waitForSubscribers(p8, channel: "b")
+                #expect(try await WebSocketPublisher.subscribers(p8)["a"] == nil)
+                try await socket.send(text: #"ctl:{"type":"keep-alive","content":"KA","timeout":1}"#)
+                #expect(try await socket.readMessage(timeout: .seconds(3)).text == "KA")
+                try await socket.send(text: #"ctl:{"type":"keep-alive"}"#)
+                try await socket.send(text: #"ctl:{"type":"detach"}"#)
+                try await Self.waitForEvent(backend) { $0 == .text(Array(#"ctl:{"type":"detach"}"#.utf8)) }
+                let before = Self.events(backend).count
+                try await socket.send(text: "after detach")
+                try await WebSocketPublisher.publish(p8, channel: "b", #"{"content": "still delivered"}"#)
+                #expect(try await socket.readMessage().text == "still delivered")
+                #expect(Self.events(backend).count == before)
+            }
+        }
+    }
+
+    @Test func aSubscribeWithALastIDResumesFromTheLog() async throws {
+        try await withTestBackend { backend in
+            try await withRunningP8Server(routes: Self.routes(backend)) { p8 in
+                for index in 1...3 {
+                    try await WebSocketPublisher.publish(
+                        p8,
+                        channel: "log",
+                        #"{"content": "m\#(index)"}"#,
+                        id: "m\(index)"
+                    )
+                }
+                let socket = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws?channel=log&last-id=m1")
+                #expect(try await socket.readMessage().text == "m2")
+                #expect(try await socket.readMessage().text == "m3")
+                try await WebSocketPublisher.waitForSubscribers(p8, channel: "log")
+                try await WebSocketPublisher.publish(p8, channel: "log", #"{"content": "m4"}"#, id: "m4")
+                #expect(try await socket.readMessage().text == "m4")
+            }
+        }
+    }
+
+    @Test func aSubscribeFromALostPositionGetsAReset() async throws {
+        try await withTestBackend { backend in
+            try await withRunningP8Server(routes: Self.routes(backend)) { p8 in
+                try await WebSocketPublisher.publish(p8, channel: "gone", #"{"content": "m1"}"#, id: "m1")
+                let socket = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws?channel=gone&last-id=unknown")
+                #expect(try await socket.readMessage().text == #"c:{"channel":"gone","type":"reset"}"#)
+                try await WebSocketPublisher.waitForSubscribers(p8, channel: "gone")
+                try await WebSocketPublisher.publish(p8, channel: "gone", #"{"content": "live"}"#, id: "m2")
+                #expect(try await socket.readMessage().text == "live")
+            }
+        }
+    }
+
+    @Test func aRefusedHandshakeIsRelayedAndADownBackendIs502() async throws {
+        try await withTestBackend { backend in
+            try await withRunningP8Server(routes: Self.routes(backend)) { p8 in
+                let refused = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws?refuse=1")
+                #expect(refused.response.status == 403)
+                #expect(refused.response.header("X-Refused") == "yes")
+                #expect(refused.response.text == "go away\n")
+            }
+        }
+        try await withRunningP8Server(routes: ["* 127.0.0.1:1,over_http"]) { p8 in
+            let down = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws")
+            #expect(down.response.status == 502)
+            #expect(down.response.text == "Error while proxying to origin.\n")
+        }
+    }
+
+    @Test func aBackendAnsweringGarbageClosesTheClientWithAReason() async throws {
+        try await withTestBackend { backend in
+            try await withRunningP8Server(routes: Self.routes(backend)) { p8 in
+                let socket = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws?garbage=1")
+                #expect(socket.response.status == 101)
+                try await socket.send(text: "anything")
+                let close = try await socket.readMessage()
+                #expect(close.opcode == RawWebSocket.close)
+                #expect(close.closeCode == 1011)
+                #expect(close.closeReason == "backend error")
+            }
+        }
+    }
+
+    @Test func tooBigAndMalformedFramesCloseWithTheRightCode() async throws {
+        try await withTestBackend { backend in
+            try await withRunningP8Server(routes: Self.routes(backend)) { p8 in
+                let big = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws")
+                try await big.send(opcode: RawWebSocket.binary, [UInt8](repeating: 1, count: (1 << 20) + 1))
+                #expect(try await big.readMessage().closeCode == 1009)
+                let stray = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws")
+                try await stray.send(opcode: 0, Array("continuation".utf8))
+                #expect(try await stray.readMessage().closeCode == 1002)
+                let invalid = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws")
+                try await invalid.send(opcode: RawWebSocket.text, [0xff, 0xfe])
+                #expect(try await invalid.readMessage().closeCode == 1007)
+            }
+        }
+    }
+}
+
+/// The publish API and stats, for the WebSocket tests.
+private enum WebSocketPublisher {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func publish(_ p8: RunningP8, channel: String, _ format: String, id: String? = nil) async throws {
+        let idField = id.map { #", "id": "\#($0)""# } ?? ""
+        let json = #"{"items": [{"channel": "\#(channel)"\#(idField), "formats": {"ws-message": \#(format)}}]}"#
+        let connection = try await RawHTTPConnection.connect(port: p8.publishPort)
+        try await connection.send(
+            "POST /publish/ HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                + "Content-Length: \(json.utf8.count)\r\n\r\n\(json)"
+        )
+        let response = try await connection.readResponse()
+        await connection.close()
+        guard response.status == 200 else {
+            throw Failure(description: "publish refused: \(response.status) \(response.text)")
+        }
+    }
+
+    static func subscribers(_ p8: RunningP8) async throws -> [String: Int] {
+        let connection = try await RawHTTPConnection.connect(port: p8.publishPort)
+        try await connection.send("GET /stats HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        let response = try await connection.readResponse()
+        await connection.close()
+        guard case .object(let root)? = JSONValue.parse(response.body), case .object(let channels)? = root["channels"]
+        else {
+            throw Failure(description: "unexpected /stats body")
+        }
+        return channels.compactMapValues { value -> Int? in
+            guard case .object(let members) = value, case .int(let count)? = members["subscribers"] else { return nil }
+            return count
+        }
+    }
+
+    static func waitForSubscribers(_ p8: RunningP8, channel: String) async throws {
+        for _ in 0..<300 {
+            if try await Self.subscribers(p8)[channel] ?? 0 >= 1 { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw Failure(description: "no subscriber on \(channel)")
+    }
+
+    /// The channels of the WebSocket sessions in the held-request records, once they are written.
+    static func heldWebSockets(_ p8: RunningP8) async throws -> [String] {
+        let store = try await ChannelStore.openReadOnly(
+            path: p8.databasePath,
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        )
+        for _ in 0..<300 {
+            let holds = try await store.holds().filter { $0.mode == .webSocket }
+            let channels = holds.flatMap { $0.channels.map(\.name) }
+            if holds.count == 2 && channels.count == 2 {
+                return channels
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw Failure(description: "WebSocket hold records not written")
+    }
+}
