@@ -78,6 +78,19 @@ import Testing
         }
     }
 
+    @Test func aCloseArrivingWhileARequestIsInFlightIsSentNext() async throws {
+        try await withTestBackend { backend in
+            try await withRunningP8Server(routes: Self.routes(backend)) { p8 in
+                let socket = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws")
+                try await socket.send(text: "first")
+                try await socket.sendClose(code: 4003, reason: "")
+                #expect(try await socket.read().closeCode == 4003)
+                try await socket.connection.waitForClose()
+                #expect(Self.events(backend).joined().last == .close(code: 4003, reason: []))
+            }
+        }
+    }
+
     @Test func aClientThatVanishesIsReportedWithDisconnect() async throws {
         try await withTestBackend { backend in
             try await withRunningP8Server(routes: Self.routes(backend)) { p8 in

@@ -328,6 +328,11 @@ final class WebSocketOverHTTP {
             self.readReplyHeaders(head)
             self.opened(head, events: events)
         } else if case .closing = self.phase {
+            guard self.queue.isEmpty else {
+                // The CLOSE or DISCONNECT is still to be sent: the client no longer takes messages.
+                self.sendNext()
+                return
+            }
             // The last request (CLOSE or DISCONNECT): its answer only completes a close handshake.
             if let code = self.clientCloseAwaitingBackend {
                 self.clientCloseAwaitingBackend = nil
