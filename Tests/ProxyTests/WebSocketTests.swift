@@ -274,6 +274,79 @@ import Testing
     }
 }
 
+/// WebSocket passthrough end to end: a route without `over_http` to the test backend's `/wsecho` WebSocket.
+@Suite struct WebSocketPassthroughTests {
+    @Test func framesPingsAndClosesFlowBothWays() async throws {
+        try await withTestBackend { backend in
+            try await withRunningP8Server(routes: ["* 127.0.0.1:\(backend.port)"]) { p8 in
+                let socket = try await RawWebSocket.connect(
+                    port: p8.httpPort,
+                    path: "/wsecho?a=1",
+                    headers: [("Sec-WebSocket-Extensions", "permessage-deflate")]
+                )
+                #expect(socket.response.status == 101)
+                #expect(socket.response.header("X-Backend") == "echo")
+                #expect(socket.response.header("Sec-WebSocket-Accept") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+                let handshake = try #require(backend.requests.first { $0.uri == "/wsecho?a=1" })
+                #expect(handshake.values("Sec-WebSocket-Extensions") == ["grip"])
+                #expect(handshake.values("Grip-Sig").count == 1)
+                try await socket.send(text: "hello")
+                #expect(
+                    try await socket.read()
+                        == .init(fin: true, opcode: RawWebSocket.text, payload: Array("echo:hello".utf8))
+                )
+                try await socket.send(opcode: RawWebSocket.binary, [1, 2], fin: false)
+                try await socket.send(opcode: 0, [3])
+                #expect(try await socket.read() == .init(fin: true, opcode: RawWebSocket.binary, payload: [1, 2, 3]))
+                try await socket.send(opcode: RawWebSocket.ping, Array("p".utf8))
+                #expect(
+                    try await socket.read() == .init(fin: true, opcode: RawWebSocket.pong, payload: Array("p".utf8))
+                )
+                try await socket.sendClose(code: 4002, reason: "cya")
+                let close = try await socket.read()
+                #expect(close.opcode == RawWebSocket.close)
+                #expect(close.closeCode == 4002)
+                #expect(close.closeReason == "cya")
+                try await socket.connection.waitForClose()
+            }
+        }
+    }
+
+    @Test func theBackendClosingOrGoingAwayClosesTheClient() async throws {
+        try await withTestBackend { backend in
+            try await withRunningP8Server(routes: ["* 127.0.0.1:\(backend.port)"]) { p8 in
+                let closing = try await RawWebSocket.connect(port: p8.httpPort, path: "/wsecho")
+                try await closing.send(text: "close:4004")
+                let close = try await closing.read()
+                #expect(close.closeCode == 4004)
+                #expect(close.closeReason == "backend says bye")
+                try await closing.sendClose(code: 4004, reason: "")
+                try await closing.connection.waitForClose()
+                let dropped = try await RawWebSocket.connect(port: p8.httpPort, path: "/wsecho")
+                try await dropped.send(text: "drop")
+                let gone = try await dropped.read()
+                #expect(gone.closeCode == 1011)
+                #expect(gone.closeReason == "backend went away")
+                try await dropped.connection.waitForClose()
+            }
+        }
+    }
+
+    @Test func aRefusedUpgradeIsRelayed() async throws {
+        try await withTestBackend { backend in
+            try await withRunningP8Server(routes: ["* 127.0.0.1:\(backend.port)"]) { p8 in
+                let refused = try await RawWebSocket.connect(port: p8.httpPort, path: "/nowhere")
+                #expect(refused.response.status == 404)
+                #expect(refused.response.text == "no such test path\n")
+            }
+        }
+        try await withRunningP8Server(routes: ["* 127.0.0.1:1"]) { p8 in
+            let down = try await RawWebSocket.connect(port: p8.httpPort, path: "/wsecho")
+            #expect(down.response.status == 502)
+        }
+    }
+}
+
 /// The publish API and stats, for the WebSocket tests.
 private enum WebSocketPublisher {
     struct Failure: Error, CustomStringConvertible {

@@ -24,9 +24,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var context: ChannelHandlerContext?
     /// The request being answered; nil between requests.
     private var exchange: ProxyExchange?
-    /// A WebSocket-over-HTTP handshake waiting for the backend's answer to `OPEN`; the connection carries no
-    /// more HTTP requests.
-    private var webSocket: WebSocketOverHTTP?
+    /// A WebSocket handshake waiting for the backend's answer; the connection carries no more HTTP requests.
+    private var webSocket: (any UpgradingWebSocket)?
     /// Whether the current request's body is still arriving.
     private var awaitingRequestEnd = false
     /// Whether a response to the current request has started (its head is written).
@@ -96,7 +95,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 self.respond(with: oversize, version: head.version, keepAlive: false)
                 return
             }
-            if WebSocketOverHTTP.isUpgradeRequest(head), self.startWebSocket(head) {
+            if isWebSocketUpgradeRequest(head), self.startWebSocket(head) {
                 return
             }
             let exchange = ProxyExchange(
@@ -224,9 +223,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     // MARK: - WebSockets
 
-    /// Starts a WebSocket-over-HTTP handshake when the request's route has `over_http`.
+    /// Starts a WebSocket handshake: WebSocket-over-HTTP when the route's target has `over_http`, else
+    /// passthrough.
     ///
-    /// - Returns: false when the route does not gateway WebSockets (the request is then proxied as it is).
+    /// - Returns: false when no route takes WebSockets (the request is then proxied, and answered, as any other).
     private func startWebSocket(_ head: HTTPRequestHead) -> Bool {
         let target = RequestTarget(uri: head.uri, hostHeader: head.headers.first(name: "host"))
         let route = self.engine.routes.current.route(
@@ -235,8 +235,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             isTLS: false,
             isWebSocket: true
         )
-        guard let route, route.targets.first?.overHTTP == true else { return false }
-        let webSocket = WebSocketOverHTTP(
+        guard let route, let first = route.targets.first else { return false }
+        let kind: any UpgradingWebSocket.Type = first.overHTTP ? WebSocketOverHTTP.self : WebSocketPassthrough.self
+        let webSocket = kind.init(
             client: self,
             engine: self.engine,
             pool: self.pool,

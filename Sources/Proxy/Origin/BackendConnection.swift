@@ -151,6 +151,9 @@ final class BackendConnectionHandler: ChannelDuplexHandler {
     }
 }
 
+/// A WebSocket passthrough replaces it with its frame codec after the `101`.
+extension BackendConnectionHandler: RemovableChannelHandler {}
+
 @available(*, unavailable)
 extension BackendConnectionHandler: Sendable {}
 

@@ -31,7 +31,15 @@ final class BackendConnectionPool {
     }
 
     /// Opens a new connection, never a pooled one (used to retry after a reused connection failed).
-    func connect(_ key: BackendKey, completion: @escaping (Result<BackendConnection, any Error>) -> Void) {
+    ///
+    /// With `forUpgrade`, the HTTP decoder hands bytes that follow a `101` response to the handler after it when
+    /// it is removed (a WebSocket passthrough swaps in its frame codec); such a connection never returns to the
+    /// pool.
+    func connect(
+        _ key: BackendKey,
+        forUpgrade: Bool = false,
+        completion: @escaping (Result<BackendConnection, any Error>) -> Void
+    ) {
         let tlsContext: NIOSSLContext?
         do {
             tlsContext = key.tls ? try self.tlsContext(verifyingCertificates: key.verifyCertificate) : nil
@@ -51,7 +59,7 @@ final class BackendConnectionPool {
                     }
                     try channel.pipeline.syncOperations.addHandler(StatusLineSniffer())
                     try channel.pipeline.syncOperations.addHTTPClientHandlers(
-                        leftOverBytesStrategy: .fireError,
+                        leftOverBytesStrategy: forUpgrade ? .forwardBytes : .fireError,
                         enableOutboundHeaderValidation: true
                     )
                     try channel.pipeline.syncOperations.addHandler(BackendConnectionHandler())

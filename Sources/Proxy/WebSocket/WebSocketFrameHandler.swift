@@ -1,19 +1,21 @@
 import NIOCore
 import NIOWebSocket
 
-/// What a client WebSocket reports to the side that serves it (``WebSocketOverHTTP``). All calls happen on the
-/// connection's event loop.
+/// What a WebSocket connection (the client's, or a passthrough's backend connection) reports to the side that
+/// serves it (``WebSocketOverHTTP``, ``WebSocketPassthrough``). All calls happen on the connection's event loop.
 protocol WebSocketFrameHandlerDelegate: AnyObject {
-    /// A complete message or control frame from the client (`text`, `binary`, `ping`, `pong`, `close`).
-    func clientMessage(_ message: ClientWebSocketMessage)
+    /// A complete message or control frame from the peer (`text`, `binary`, `ping`, `pong`, `close`).
+    func webSocket(_ handler: WebSocketFrameHandler, received message: WebSocketMessage)
     /// The connection is gone (after a close handshake or not).
-    func clientGone()
+    func webSocketClosed(_ handler: WebSocketFrameHandler)
     /// The server is shutting down.
-    func clientShouldQuiesce()
+    func webSocketShouldQuiesce(_ handler: WebSocketFrameHandler)
+    /// The connection can take more writes, or cannot (for back-pressure).
+    func webSocket(_ handler: WebSocketFrameHandler, writabilityChanged isWritable: Bool)
 }
 
-/// A message from the client, reassembled from its frames.
-enum ClientWebSocketMessage {
+/// A message from the peer, reassembled from its frames.
+enum WebSocketMessage {
     case text(ByteBuffer)
     case binary(ByteBuffer)
     case ping(ByteBuffer)
@@ -22,12 +24,24 @@ enum ClientWebSocketMessage {
     case close(code: UInt16?, reason: ByteBuffer)
 }
 
-/// The last handler of an upgraded client connection, after NIO's WebSocket frame codec: reassembles fragmented
-/// messages, enforces the message size limit, answers pings, runs the close handshake's framing and disconnects a
-/// client that does not read what it is sent.
-final class WebSocketFrameHandler: ChannelInboundHandler {
+/// The last handler of an upgraded connection, after NIO's WebSocket frame codec: reassembles fragmented
+/// messages, enforces the message size limit, answers pings (when asked to), runs the close handshake's framing,
+/// pauses reading on request (back-pressure) and disconnects a peer that does not read what it is sent.
+///
+/// On the client's connection it acts as the server (and counts the connection's close); on a passthrough's
+/// backend connection it acts as the client, masking what it sends.
+final class WebSocketFrameHandler: ChannelDuplexHandler {
     typealias InboundIn = WebSocketFrame
+    typealias OutboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
+
+    /// Which end of the WebSocket this handler is.
+    enum Role {
+        /// Facing the client.
+        case server
+        /// Facing a backend (passthrough): frames are masked.
+        case client
+    }
 
     /// Bytes a client may leave unread beyond NIO's buffer before it is disconnected (a slow client never holds
     /// back the others, nor grows the server's memory).
@@ -38,7 +52,11 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     /// The side serving this client; released when the connection closes (the two reference each other until then).
     var delegate: (any WebSocketFrameHandlerDelegate)?
     private let engine: ProxyEngine
+    private let role: Role
+    private let answersPings: Bool
     private let maxMessageBytes: Int
+    private var readPaused = false
+    private var readPending = false
     private var context: ChannelHandlerContext?
     /// The message being reassembled: its opcode and the bytes so far.
     private var partial: (opcode: WebSocketOpcode, data: ByteBuffer)?
@@ -47,8 +65,10 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     private(set) var closeSent = false
     private var closeTimer: Scheduled<Void>?
 
-    init(engine: ProxyEngine, maxMessageBytes: Int) {
+    init(engine: ProxyEngine, role: Role, answersPings: Bool, maxMessageBytes: Int) {
         self.engine = engine
+        self.role = role
+        self.answersPings = answersPings
         self.maxMessageBytes = maxMessageBytes
     }
 
@@ -92,20 +112,20 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
             }
         case .ping:
             let payload = frame.unmaskedData
-            if !self.closeSent {
-                self.write(WebSocketFrame(fin: true, opcode: .pong, data: payload), flush: true)
+            if self.answersPings && !self.closeSent {
+                self.write(self.frame(.pong, payload, fin: true), flush: true)
             }
-            self.delegate?.clientMessage(.ping(payload))
+            self.delegate?.webSocket(self, received: .ping(payload))
         case .pong:
-            self.delegate?.clientMessage(.pong(frame.unmaskedData))
+            self.delegate?.webSocket(self, received: .pong(frame.unmaskedData))
         case .connectionClose:
             var payload = frame.unmaskedData
             let code = payload.readInteger(as: UInt16.self)
-            if self.closeSent {
-                // The client answered our close: the handshake is complete.
+            let answered = self.closeSent
+            self.delegate?.webSocket(self, received: .close(code: code, reason: payload))
+            if answered {
+                // The peer answered our close: the handshake is complete.
                 context.close(promise: nil)
-            } else {
-                self.delegate?.clientMessage(.close(code: code, reason: payload))
             }
         default:
             self.protocolError("unknown opcode")
@@ -127,9 +147,9 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
                 self.sendClose(code: 1007, reason: "invalid UTF-8 in text message")
                 return
             }
-            self.delegate?.clientMessage(.text(data))
+            self.delegate?.webSocket(self, received: .text(data))
         } else {
-            self.delegate?.clientMessage(.binary(data))
+            self.delegate?.webSocket(self, received: .binary(data))
         }
     }
 
@@ -140,10 +160,12 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         self.closeTimer?.cancel()
-        self.engine.connectionClosed()
+        if self.role == .server {
+            self.engine.connectionClosed()
+        }
         let delegate = self.delegate
         self.delegate = nil
-        delegate?.clientGone()
+        delegate?.webSocketClosed(self)
         context.fireChannelInactive()
     }
 
@@ -151,13 +173,14 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         if context.channel.isWritable {
             self.bytesWhileUnwritable = 0
         }
+        self.delegate?.webSocket(self, writabilityChanged: context.channel.isWritable)
         context.fireChannelWritabilityChanged()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case is ChannelShouldQuiesceEvent:
-            self.delegate?.clientShouldQuiesce()
+            self.delegate?.webSocketShouldQuiesce(self)
         case is ProxyShutdownDeadlineEvent:
             context.close(promise: nil)
         default:
@@ -175,18 +198,45 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         }
     }
 
+    func read(context: ChannelHandlerContext) {
+        if self.readPaused {
+            self.readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    /// Stops or resumes reading from the peer (back-pressure from the other side of a passthrough).
+    func setReadPaused(_ paused: Bool) {
+        self.readPaused = paused
+        if !paused, self.readPending, let context = self.context {
+            self.readPending = false
+            context.read()
+        }
+    }
+
+    /// Whether the connection takes more writes now.
+    var isWritable: Bool {
+        self.context?.channel.isWritable ?? false
+    }
+
     // MARK: - Outbound
+
+    /// A frame to send: masked when this handler is the client end.
+    private func frame(_ opcode: WebSocketOpcode, _ data: ByteBuffer, fin: Bool) -> WebSocketFrame {
+        WebSocketFrame(fin: fin, opcode: opcode, maskKey: self.role == .client ? .random() : nil, data: data)
+    }
 
     /// Sends a message (or a ping or pong) to the client.
     func send(_ opcode: WebSocketOpcode, _ data: ByteBuffer) {
         guard !self.closeSent else { return }
-        self.write(WebSocketFrame(fin: true, opcode: opcode, data: data), flush: true)
+        self.write(self.frame(opcode, data, fin: true), flush: true)
     }
 
     /// Sends one frame of a message split over several.
     func sendFrame(_ opcode: WebSocketOpcode, _ data: ByteBuffer, fin: Bool) {
         guard !self.closeSent else { return }
-        self.write(WebSocketFrame(fin: fin, opcode: opcode, data: data), flush: fin)
+        self.write(self.frame(opcode, data, fin: fin), flush: fin)
     }
 
     /// Starts the close handshake (or answers the client's close): sends a close frame, then closes the
@@ -203,7 +253,7 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
             payload.writeString(reason)
         }
         let done = context.writeAndFlush(
-            Self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: payload))
+            Self.wrapOutboundOut(self.frame(.connectionClose, payload, fin: true))
         )
         if closeNow {
             done.assumeIsolated().whenComplete { _ in context.close(promise: nil) }

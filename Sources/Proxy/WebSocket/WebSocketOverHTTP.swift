@@ -13,7 +13,7 @@ import Publish
 /// detach, keep-alive, ...) and published `ws-message` items reach the client through a ``WebSocketSession``.
 ///
 /// Lives on the client connection's event loop, as does every backend connection it uses.
-final class WebSocketOverHTTP {
+final class WebSocketOverHTTP: UpgradingWebSocket {
     /// Most message content sent in one backend request (grip-spec §7.2).
     static let maxRequestContent = 200_000
     /// Largest reply body accepted from the backend (grip-spec §7.3).
@@ -100,13 +100,6 @@ final class WebSocketOverHTTP {
         self.logger = logger
     }
 
-    /// Whether a request asks for a WebSocket upgrade (RFC 6455 §4.2.1).
-    static func isUpgradeRequest(_ head: HTTPRequestHead) -> Bool {
-        head.method == .GET
-            && head.headers[canonicalForm: "upgrade"].contains { $0.lowercased() == "websocket" }
-            && head.headers.first(name: "sec-websocket-key") != nil
-    }
-
     // MARK: - Opening
 
     /// Sends `OPEN` to the backend; its reply decides between the upgrade and relaying a refusal.
@@ -148,6 +141,8 @@ final class WebSocketOverHTTP {
         headers.add(name: "Sec-WebSocket-Accept", value: WebSocketHandshake.acceptValue(forKey: key))
         let frames = WebSocketFrameHandler(
             engine: self.engine,
+            role: .server,
+            answersPings: true,
             maxMessageBytes: self.engine.settings.webSocketMaxMessageBytes
         )
         frames.delegate = self
@@ -623,7 +618,7 @@ final class WebSocketOverHTTP {
 // MARK: - Client events
 
 extension WebSocketOverHTTP: WebSocketFrameHandlerDelegate {
-    func clientMessage(_ message: ClientWebSocketMessage) {
+    func webSocket(_ handler: WebSocketFrameHandler, received message: WebSocketMessage) {
         switch self.phase {
         case .open:
             break
@@ -658,7 +653,7 @@ extension WebSocketOverHTTP: WebSocketFrameHandlerDelegate {
         self.sendNext()
     }
 
-    func clientGone() {
+    func webSocketClosed(_ handler: WebSocketFrameHandler) {
         self.frames = nil
         self.endSession()
         switch self.phase {
@@ -672,7 +667,9 @@ extension WebSocketOverHTTP: WebSocketFrameHandlerDelegate {
         }
     }
 
-    func clientShouldQuiesce() {
+    func webSocket(_ handler: WebSocketFrameHandler, writabilityChanged isWritable: Bool) {}
+
+    func webSocketShouldQuiesce(_ handler: WebSocketFrameHandler) {
         self.closeClient(code: 1001, reason: "server shutting down")
     }
 }

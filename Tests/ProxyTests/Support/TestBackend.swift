@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import NIOWebSocket
 import Synchronization
 import Testing
 
@@ -45,7 +46,12 @@ final class TestBackend: Sendable {
                     if let tlsContext {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tlsContext))
                     }
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withServerUpgrade: (
+                            upgraders: [Self.webSocketUpgrader { request in box.withLock { $0 }?.record(request) }],
+                            completionHandler: { _ in }
+                        )
+                    )
                     try channel.pipeline.syncOperations.addHandler(BackendHandler(backend: box.withLock { $0! }))
                 }
             }
@@ -54,6 +60,39 @@ final class TestBackend: Sendable {
         let backend = TestBackend(channel: channel, port: channel.localAddress!.port!)
         box.withLock { $0 = backend }
         return backend
+    }
+
+    /// Upgrades requests for `/wsecho` to a WebSocket served by ``EchoWebSocketHandler`` (recording the
+    /// handshake as a request); other upgrade requests reach ``BackendHandler`` as plain requests.
+    private static func webSocketUpgrader(
+        record: @escaping @Sendable (EchoedRequest) -> Void
+    ) -> NIOWebSocketServerUpgrader {
+        NIOWebSocketServerUpgrader(
+            maxFrameSize: 1 << 20,
+            shouldUpgrade: { channel, head in
+                guard head.uri.hasPrefix("/wsecho") else {
+                    return channel.eventLoop.makeSucceededFuture(nil)
+                }
+                record(
+                    EchoedRequest(
+                        method: head.method.rawValue,
+                        uri: head.uri,
+                        headers: head.headers.map { ($0.name, $0.value) },
+                        body: []
+                    )
+                )
+                var headers = HTTPHeaders()
+                headers.add(name: "X-Backend", value: "echo")
+                return channel.eventLoop.makeSucceededFuture(headers)
+            },
+            upgradePipelineHandler: { channel, _ in
+                channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    pipeline.removeHandler(try pipeline.handler(type: BackendHandler.self), promise: nil)
+                    try pipeline.addHandler(EchoWebSocketHandler())
+                }
+            }
+        )
     }
 
     private static func makeTLSContext() throws -> NIOSSLContext {
@@ -142,7 +181,7 @@ struct EchoedRequest: Sendable {
     }
 }
 
-private final class BackendHandler: ChannelInboundHandler {
+private final class BackendHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -364,3 +403,59 @@ extension String {
 
 @available(*, unavailable)
 extension BackendHandler: Sendable {}
+
+/// The test backend's WebSocket (`/wsecho`): echoes messages as `echo:<text>` (binary as it is), answers pings
+/// with pongs and closes with the same close; a text `close:<code>` closes with that code, `drop` drops the
+/// connection without a close.
+private final class EchoWebSocketHandler: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    private var closeSent = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = Self.unwrapInboundIn(data)
+        var payload = frame.unmaskedData
+        switch frame.opcode {
+        case .text:
+            let text = String(buffer: payload)
+            if text == "drop" {
+                context.close(promise: nil)
+            } else if text.hasPrefix("close:"), let code = UInt16(text.dropFirst(6)) {
+                var close = ByteBuffer()
+                close.writeInteger(code)
+                close.writeString("backend says bye")
+                self.closeSent = true
+                context.writeAndFlush(
+                    Self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: close)),
+                    promise: nil
+                )
+            } else {
+                let echo = WebSocketFrame(fin: frame.fin, opcode: .text, data: ByteBuffer(string: "echo:" + text))
+                context.writeAndFlush(Self.wrapOutboundOut(echo), promise: nil)
+            }
+        case .binary, .continuation:
+            context.writeAndFlush(
+                Self.wrapOutboundOut(WebSocketFrame(fin: frame.fin, opcode: frame.opcode, data: payload)),
+                promise: nil
+            )
+        case .ping:
+            context.writeAndFlush(
+                Self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: payload)),
+                promise: nil
+            )
+        case .connectionClose:
+            if self.closeSent {
+                context.close(promise: nil)
+                return
+            }
+            let answer = payload.readSlice(length: payload.readableBytes) ?? ByteBuffer()
+            context.writeAndFlush(
+                Self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: answer))
+            )
+            .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        default:
+            break
+        }
+    }
+}
