@@ -34,6 +34,8 @@ import Testing
         #expect(proxy.maxOpenRequests == nil)
         #expect(proxy.backendConnectTimeout == 10)
         #expect(proxy.backendResponseTimeout == 60)
+        #expect(proxy.webSocketMaxFrameBytes == 1 << 20)
+        #expect(proxy.webSocketMaxMessageBytes == 1 << 20)
 
         let handler = config.handler
         #expect(handler.pushInSpec == "tcp://127.0.0.1:5560")
@@ -87,6 +89,8 @@ import Testing
             max_open_requests=5
             backend_connect_timeout=3
             backend_response_timeout=30
+            websocket_max_frame_size=4096
+            websocket_max_message_size=65536
             [handler]
             push_in_spec=tcp://*:6000
             push_in_sub_specs=tcp://127.0.0.1:6001,ipc://{rundir}/{ipc_prefix}sub
@@ -149,7 +153,9 @@ import Testing
                     upstreamKey: SigningKey(bytes: Array("up".utf8)),
                     maxOpenRequests: 5,
                     backendConnectTimeout: 3,
-                    backendResponseTimeout: 30
+                    backendResponseTimeout: 30,
+                    webSocketMaxFrameBytes: 4096,
+                    webSocketMaxMessageBytes: 65536
                 )
         )
         #expect(

@@ -10,6 +10,7 @@ enum ConfigKeys {
             "routesfile", "debug", "auto_cross_origin", "accept_x_forwarded_protocol", "set_x_forwarded_protocol",
             "x_forwarded_for", "x_forwarded_for_trusted", "accept_pushpin_route", "sig_iss", "sig_key",
             "upstream_key", "max_open_requests", "backend_connect_timeout", "backend_response_timeout",
+            "websocket_max_frame_size", "websocket_max_message_size",
         ],
         "handler": [
             "push_in_spec", "push_in_sub_specs", "push_in_sub_spec", "push_in_sub_connect", "push_in_http_addr",

@@ -194,7 +194,9 @@ struct ConfigReader {
             upstreamKey: try self.signingKey("proxy", "upstream_key"),
             maxOpenRequests: try self.optionalLimit("proxy", "max_open_requests"),
             backendConnectTimeout: try self.int("proxy", "backend_connect_timeout", minimum: 1) ?? 10,
-            backendResponseTimeout: try self.int("proxy", "backend_response_timeout", minimum: 1) ?? 60
+            backendResponseTimeout: try self.int("proxy", "backend_response_timeout", minimum: 1) ?? 60,
+            webSocketMaxFrameBytes: try self.int("proxy", "websocket_max_frame_size", minimum: 126) ?? 1 << 20,
+            webSocketMaxMessageBytes: try self.int("proxy", "websocket_max_message_size", minimum: 126) ?? 1 << 20
         )
     }
 

@@ -42,6 +42,12 @@ package struct ProxyConfiguration: Sendable, Hashable {
     /// P-8: seconds to wait for the backend's response head or the next body bytes before answering 504
     /// (`backend_response_timeout`, default 60).
     package var backendResponseTimeout: Int
+    /// P-8: largest WebSocket frame payload a client (or a passthrough backend) may send, in bytes; a larger
+    /// frame closes the connection with 1009 (`websocket_max_frame_size`, default 1 MiB).
+    package var webSocketMaxFrameBytes: Int
+    /// P-8: largest WebSocket message, all its frames together, in bytes; larger closes with 1009
+    /// (`websocket_max_message_size`, default 1 MiB).
+    package var webSocketMaxMessageBytes: Int
 
     /// Creates the section's values.
     package init(
@@ -58,7 +64,9 @@ package struct ProxyConfiguration: Sendable, Hashable {
         upstreamKey: SigningKey? = nil,
         maxOpenRequests: Int? = nil,
         backendConnectTimeout: Int = 10,
-        backendResponseTimeout: Int = 60
+        backendResponseTimeout: Int = 60,
+        webSocketMaxFrameBytes: Int = 1 << 20,
+        webSocketMaxMessageBytes: Int = 1 << 20
     ) {
         self.routesFile = routesFile
         self.debug = debug
@@ -74,5 +82,7 @@ package struct ProxyConfiguration: Sendable, Hashable {
         self.maxOpenRequests = maxOpenRequests
         self.backendConnectTimeout = backendConnectTimeout
         self.backendResponseTimeout = backendResponseTimeout
+        self.webSocketMaxFrameBytes = webSocketMaxFrameBytes
+        self.webSocketMaxMessageBytes = webSocketMaxMessageBytes
     }
 }

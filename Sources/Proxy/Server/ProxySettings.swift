@@ -12,27 +12,19 @@ package struct ProxySettings: Sendable {
     package var shutdownGracePeriodSeconds: Int
     /// Most client connections open at once (`[runner] client_maxconn`); more are closed as they arrive.
     package var maxConnections: Int
-    /// Largest WebSocket frame payload a client may send; a larger frame closes the connection with 1009.
-    package var webSocketMaxFrameBytes: Int
-    /// Largest WebSocket message (all frames of one message) a client may send; larger closes with 1009.
-    package var webSocketMaxMessageBytes: Int
 
     package init(
         listeners: [ListenAddress],
         proxy: ProxyConfiguration,
         maxRequestHeadBytes: Int = 8192,
         shutdownGracePeriodSeconds: Int = 5,
-        maxConnections: Int = 50_000,
-        webSocketMaxFrameBytes: Int = 1 << 20,
-        webSocketMaxMessageBytes: Int = 1 << 20
+        maxConnections: Int = 50_000
     ) {
         self.listeners = listeners
         self.proxy = proxy
         self.maxRequestHeadBytes = maxRequestHeadBytes
         self.shutdownGracePeriodSeconds = shutdownGracePeriodSeconds
         self.maxConnections = maxConnections
-        self.webSocketMaxFrameBytes = webSocketMaxFrameBytes
-        self.webSocketMaxMessageBytes = webSocketMaxMessageBytes
     }
 }
 

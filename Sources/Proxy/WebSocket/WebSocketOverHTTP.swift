@@ -143,7 +143,7 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
             engine: self.engine,
             role: .server,
             answersPings: true,
-            maxMessageBytes: self.engine.settings.webSocketMaxMessageBytes
+            maxMessageBytes: self.engine.settings.proxy.webSocketMaxMessageBytes
         )
         frames.delegate = self
         self.frames = frames
@@ -151,7 +151,7 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
         client.upgradeToWebSocket(
             HTTPResponseHead(version: self.requestHead.version, status: .switchingProtocols, headers: headers),
             frames: frames,
-            maxFrameBytes: self.engine.settings.webSocketMaxFrameBytes
+            maxFrameBytes: self.engine.settings.proxy.webSocketMaxFrameBytes
         )
         if self.gripPrefix != nil {
             self.session = self.engine.hub.openWebSocket(

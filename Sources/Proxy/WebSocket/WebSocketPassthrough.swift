@@ -139,7 +139,7 @@ final class WebSocketPassthrough: UpgradingWebSocket {
         self.timeout?.cancel()
         var headers = head.headers
         headers.remove(name: "sec-websocket-extensions")
-        let maxMessage = self.engine.settings.webSocketMaxMessageBytes
+        let maxMessage = self.engine.settings.proxy.webSocketMaxMessageBytes
         let clientFrames = WebSocketFrameHandler(
             engine: self.engine,
             role: .server,
@@ -157,7 +157,7 @@ final class WebSocketPassthrough: UpgradingWebSocket {
         self.clientFrames = clientFrames
         self.backendFrames = backendFrames
         self.phase = .open
-        let maxFrame = self.engine.settings.webSocketMaxFrameBytes
+        let maxFrame = self.engine.settings.proxy.webSocketMaxFrameBytes
         do {
             let pipeline = connection.channel.pipeline.syncOperations
             let encoder = try pipeline.handler(type: HTTPRequestEncoder.self)
