@@ -181,7 +181,7 @@ class Clients:
         self.received = {}  # message -> list of receive times
         self.sockets = []
 
-    async def open(self, session, url, count, concurrency=200):
+    async def open(self, session, url, count, concurrency):
         semaphore = asyncio.Semaphore(concurrency)
 
         async def one():
@@ -229,7 +229,7 @@ async def run(args):
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
             start = time.perf_counter()
-            await clients.open(session, f"http://127.0.0.1:{http_port}/ws", args.clients)
+            await clients.open(session, f"http://127.0.0.1:{http_port}/ws", args.clients, args.concurrency)
             opened = time.perf_counter() - start
             # Subscribed once a publish reaches every client.
             for attempt in range(100):
@@ -285,6 +285,7 @@ def main():
     parser.add_argument("--p8", default=".build/release/p8", help="the p8 executable")
     parser.add_argument("--clients", type=int, default=5000)
     parser.add_argument("--messages", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=20, help="handshakes in progress at once")
     parser.add_argument("--base-port", type=int, default=29000, help="Pushpin's client port (publish: +11)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (config, logs)")
     asyncio.run(run(parser.parse_args()))
