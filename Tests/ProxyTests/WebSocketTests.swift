@@ -243,6 +243,24 @@ import Testing
         }
     }
 
+    @Test func aRequestThatCannotConnectIsRetried() async throws {
+        let first = try await TestBackend.start()
+        let port = first.port
+        try await withRunningP8Server(routes: ["* 127.0.0.1:\(port),over_http"]) { p8 in
+            let socket = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws?echo=1&oneshot=1")
+            #expect(socket.response.status == 101)
+            await first.stop()
+            // No connection is left to the stopped backend: the next request cannot connect until it is back.
+            let start = ContinuousClock.now
+            try await socket.send(text: "while down")
+            try await Task.sleep(for: .milliseconds(300))
+            let second = try await TestBackend.start(port: port)
+            defer { Task { await second.stop() } }
+            #expect(try await socket.readMessage(timeout: .seconds(10)).text == "echo:while down")
+            #expect(ContinuousClock.now - start >= .seconds(1))
+        }
+    }
+
     @Test func aBackendAnsweringGarbageClosesTheClientWithAReason() async throws {
         try await withTestBackend { backend in
             try await withRunningP8Server(routes: Self.routes(backend)) { p8 in

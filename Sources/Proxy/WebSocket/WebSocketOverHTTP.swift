@@ -22,6 +22,8 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
     static let maxRejectionBody = 100_000
     /// Shortest `Keep-Alive-Interval` honoured (grip-spec §7.2).
     static let minKeepAliveInterval = 20
+    /// Attempts made again at a request that could not connect, 1, 2, 4, 8 and 16 s apart (grip-spec §7.2).
+    static let maxConnectRetries = 5
     /// Largest frame sent to the client: longer messages are split (grip-spec §7.3).
     static let maxFrameToClient = 16 * 1024
 
@@ -63,6 +65,9 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
     /// The in-flight request's body, kept to send it again when a pooled connection turns out to be closed.
     private var inFlightBody: [UInt8] = []
     private var retriedOnFreshConnection = false
+    /// Attempts made again at a request that could not connect, and the timer of the next.
+    private var connectRetries = 0
+    private var retryTimer: Scheduled<Void>?
     /// The client's close is waiting for the backend's answer.
     private var clientCloseAwaitingBackend: (code: UInt16?, reason: ByteBuffer)?
     private var connection: BackendConnection?
@@ -208,6 +213,7 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
         self.responseBody.clear()
         self.inFlightBody = WebSocketEvent.encode(events)
         self.retriedOnFreshConnection = false
+        self.connectRetries = 0
         self.connect(fresh: false)
     }
 
@@ -243,6 +249,13 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
                 if case .opening = self.phase, self.targetIndex + 1 < self.route.targets.count {
                     self.targetIndex += 1
                     self.connect(fresh: false)
+                } else if self.phase != .opening, self.connectRetries < Self.maxConnectRetries {
+                    // The request never reached the backend: try again later (grip-spec §7.2), not for OPEN.
+                    self.connectRetries += 1
+                    let delay = (1 << Int64(self.connectRetries - 1)) * 1000 + Int64.random(in: 0..<1000)
+                    self.retryTimer = self.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(delay)) {
+                        self.connect(fresh: true)
+                    }
                 } else {
                     self.requestFailed("backend connect failed: \(error)")
                 }

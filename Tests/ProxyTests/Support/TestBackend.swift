@@ -36,7 +36,7 @@ final class TestBackend: Sendable {
 
     /// Starts the backend; with `tls`, it speaks HTTPS with the self-signed certificate of `localhost` and
     /// `127.0.0.1` in Fixtures/.
-    static func start(tls: Bool = false) async throws -> TestBackend {
+    static func start(tls: Bool = false, port: Int = 0) async throws -> TestBackend {
         let box = Mutex<TestBackend?>(nil)
         let tlsContext = tls ? try Self.makeTLSContext() : nil
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -55,7 +55,7 @@ final class TestBackend: Sendable {
                     try channel.pipeline.syncOperations.addHandler(BackendHandler(backend: box.withLock { $0! }))
                 }
             }
-            .bind(host: "127.0.0.1", port: 0)
+            .bind(host: "127.0.0.1", port: port)
             .get()
         let backend = TestBackend(channel: channel, port: channel.localAddress!.port!)
         box.withLock { $0 = backend }
@@ -271,8 +271,14 @@ private final class BackendHandler: ChannelInboundHandler, RemovableChannelHandl
         case "/hang":
             break
         case "/ws":
-            let (status, headers, body) = Self.webSocketOverHTTP(request, query: query)
+            var (status, headers, body) = Self.webSocketOverHTTP(request, query: query)
+            if query["oneshot"] != nil {
+                headers.append(("Connection", "close"))
+            }
             self.send(status: status, headers: headers, body: body, context: context)
+            if query["oneshot"] != nil {
+                context.close(promise: nil)
+            }
         default:
             self.send(status: .notFound, headers: [], body: Array("no such test path\n".utf8), context: context)
         }
@@ -281,9 +287,9 @@ private final class BackendHandler: ChannelInboundHandler, RemovableChannelHandl
     /// A WebSocket-over-HTTP backend (grip-spec §7.2-7.3), driven by the query: `channel` (subscribed on
     /// `OPEN`, with `last-id` when given), `echo` (answers `TEXT x` with `m:echo:x`), `nogrip` (no GRIP
     /// extension), `refuse` (answers `OPEN` with 403), `garbage` (answers anything after `OPEN` with
-    /// text/plain). A client message `ctl:<json>` is answered with the control message `c:<json>`, `raw:<x>`
-    /// with the unprefixed message `x`, `close:<code>` with a `CLOSE` of that code; a `CLOSE` is answered
-    /// with the same `CLOSE`.
+    /// text/plain), `oneshot` (closes the connection after each answer). A client message `ctl:<json>` is
+    /// answered with the control message `c:<json>`, `raw:<x>` with the unprefixed message `x`, `close:<code>`
+    /// with a `CLOSE` of that code; a `CLOSE` is answered with the same `CLOSE`.
     private static func webSocketOverHTTP(
         _ request: EchoedRequest,
         query: [String: [String]]
