@@ -244,7 +244,12 @@ import Testing
     }
 
     @Test func aRequestThatCannotConnectIsRetried() async throws {
-        let first = try await TestBackend.start()
+        // A port outside the ephemeral range, so that no other test's backend gets it while it is free.
+        var started: TestBackend?
+        for _ in 0..<20 where started == nil {
+            started = try? await TestBackend.start(port: Int.random(in: 10_000..<20_000))
+        }
+        let first = try #require(started)
         let port = first.port
         try await withRunningP8Server(routes: ["* 127.0.0.1:\(port),over_http"]) { p8 in
             let socket = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws?echo=1&oneshot=1")
