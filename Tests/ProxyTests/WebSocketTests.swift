@@ -282,10 +282,16 @@ import Testing
 
     @Test func tooBigAndMalformedFramesCloseWithTheRightCode() async throws {
         try await withTestBackend { backend in
-            try await withRunningP8Server(routes: Self.routes(backend)) { p8 in
-                let big = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws")
-                try await big.send(opcode: RawWebSocket.binary, [UInt8](repeating: 1, count: (1 << 20) + 1))
-                #expect(try await big.readMessage().closeCode == 1009)
+            let limits = "[proxy]\nwebsocket_max_frame_size=4096\nwebsocket_max_message_size=8192"
+            try await withRunningP8Server(routes: Self.routes(backend), config: limits) { p8 in
+                let bigFrame = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws")
+                try await bigFrame.send(opcode: RawWebSocket.binary, [UInt8](repeating: 1, count: 4097))
+                #expect(try await bigFrame.readMessage().closeCode == 1009)
+                let bigMessage = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws")
+                try await bigMessage.send(opcode: RawWebSocket.binary, [UInt8](repeating: 1, count: 4096), fin: false)
+                try await bigMessage.send(opcode: 0, [UInt8](repeating: 1, count: 4096), fin: false)
+                try await bigMessage.send(opcode: 0, [1])
+                #expect(try await bigMessage.readMessage().closeCode == 1009)
                 let stray = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws")
                 try await stray.send(opcode: 0, Array("continuation".utf8))
                 #expect(try await stray.readMessage().closeCode == 1002)
@@ -351,6 +357,34 @@ import Testing
                 #expect(gone.closeCode == 1011)
                 #expect(gone.closeReason == "backend went away")
                 try await dropped.connection.waitForClose()
+            }
+        }
+    }
+
+    @Test func withTheGripExtensionTheBackendSubscribesDetachesAndPublishesReachTheClient() async throws {
+        try await withTestBackend { backend in
+            try await withRunningP8Server(routes: ["* 127.0.0.1:\(backend.port)"]) { p8 in
+                let socket = try await RawWebSocket.connect(port: p8.httpPort, path: "/wsecho?grip=1")
+                #expect(socket.response.status == 101)
+                #expect(socket.response.header("Sec-WebSocket-Extensions") == nil)
+                try await socket.send(text: "raw:no prefix, dropped")
+                try await socket.send(text: "hello")
+                #expect(try await socket.readMessage().text == "echo:hello")
+                try await socket.send(text: #"ctl:{"type":"subscribe","channel":"pt"}"#)
+                try await WebSocketPublisher.waitForSubscribers(p8, channel: "pt")
+                try await WebSocketPublisher.publish(p8, channel: "pt", #"{"content": "published"}"#)
+                #expect(try await socket.readMessage().text == "published")
+                try await socket.send(text: #"ctl:{"type":"detach"}"#)
+                try await Task.sleep(for: .milliseconds(100))
+                // Detached: client messages go nowhere (no echo), publishes still arrive.
+                try await socket.send(text: "not relayed")
+                try await Task.sleep(for: .milliseconds(100))
+                try await WebSocketPublisher.publish(p8, channel: "pt", #"{"content": "after detach"}"#)
+                #expect(try await socket.readMessage().text == "after detach")
+                try await WebSocketPublisher.publish(p8, channel: "pt", #"{"action": "close", "code": 4001}"#)
+                #expect(try await socket.readMessage().closeCode == 4001)
+                try await socket.sendClose(code: 4001, reason: "")
+                try await socket.connection.waitForClose()
             }
         }
     }

@@ -5,26 +5,26 @@ import Publish
 /// The ``WebSocketConnection`` the publish side talks to for one client WebSocket: each call hops to the
 /// connection's event loop, in order.
 final class HeldWebSocket: WebSocketConnection {
-    private let gateway: NIOLoopBound<WebSocketOverHTTP>
+    private let grip: NIOLoopBound<WebSocketGrip>
     private let eventLoop: any EventLoop
 
-    init(gateway: WebSocketOverHTTP, eventLoop: any EventLoop) {
+    init(grip: WebSocketGrip, eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
-        self.gateway = NIOLoopBound(gateway, eventLoop: eventLoop)
+        self.grip = NIOLoopBound(grip, eventLoop: eventLoop)
     }
 
     func sendMessage(type: WSMessageFormat.MessageType, content: [UInt8]) {
-        let gateway = self.gateway
-        self.eventLoop.execute { gateway.value.publishedMessage(type: type, content: content) }
+        let grip = self.grip
+        self.eventLoop.execute { grip.value.publishedMessage(type: type, content: content) }
     }
 
     func close(code: UInt16?, reason: String) {
-        let gateway = self.gateway
-        self.eventLoop.execute { gateway.value.publishedClose(code: code, reason: reason) }
+        let grip = self.grip
+        self.eventLoop.execute { grip.value.publishedClose(code: code, reason: reason) }
     }
 
     func sendReset(channel: String) {
-        let gateway = self.gateway
-        self.eventLoop.execute { gateway.value.sendReset(channel: channel) }
+        let grip = self.grip
+        self.eventLoop.execute { grip.value.sendReset(channel: channel) }
     }
 }

@@ -24,8 +24,6 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
     static let minKeepAliveInterval = 20
     /// Attempts made again at a request that could not connect, 1, 2, 4, 8 and 16 s apart (grip-spec §7.2).
     static let maxConnectRetries = 5
-    /// Largest frame sent to the client: longer messages are split (grip-spec §7.3).
-    static let maxFrameToClient = 16 * 1024
 
     private weak var client: ClientConnectionHandler?
     private let engine: ProxyEngine
@@ -54,9 +52,8 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
     private var phase = Phase.opening
     private var frames: WebSocketFrameHandler?
     private var targetIndex = 0
-    /// The GRIP message prefix, when the backend enabled the extension.
-    private var gripPrefix: [UInt8]?
-    private var session: WebSocketSession?
+    /// The GRIP side of the connection, once upgraded.
+    private var grip: WebSocketGrip?
     /// `Set-Meta-*` values, echoed as `Meta-*` on every request.
     private var meta: [String: String] = [:]
     /// Events waiting for the next request.
@@ -76,11 +73,6 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
     private var requestTimeout: Scheduled<Void>?
     private var keepAliveInterval: Int?
     private var keepAlivePoll: Scheduled<Void>?
-    /// The `keep-alive` control message's timer, and what it sends.
-    private var clientKeepAlive:
-        (message: WebSocketControlMessage.Message, timeout: Int, mode: WebSocketControlMessage.KeepAliveMode)?
-    private var clientKeepAliveTimer: Scheduled<Void>?
-    private var delayed: (message: WebSocketControlMessage.Message, timer: Scheduled<Void>)?
 
     init(
         client: ClientConnectionHandler,
@@ -125,11 +117,6 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
             client.respond(with: .originError, version: self.requestHead.version, keepAlive: false)
             return
         }
-        if !self.trusted && !self.route.noGrip {
-            self.gripPrefix = WebSocketHandshake.gripMessagePrefix(
-                extensions: head.headers["sec-websocket-extensions"]
-            ).map { Array($0.utf8) }
-        }
         var headers = HTTPHeaders()
         let excluded: Set<String> = [
             "content-type", "content-length", "keep-alive-interval", "sec-websocket-extensions", "connection",
@@ -158,13 +145,18 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
             frames: frames,
             maxFrameBytes: self.engine.settings.proxy.webSocketMaxFrameBytes
         )
-        if self.gripPrefix != nil {
-            self.session = self.engine.hub.openWebSocket(
-                connection: HeldWebSocket(gateway: self, eventLoop: self.eventLoop),
-                routeID: self.route.hasExplicitID ? self.route.id : nil,
-                clientAddress: self.clientAddress
-            )
-        }
+        let grip = WebSocketGrip(
+            extensions: head.headers["sec-websocket-extensions"],
+            enabled: !self.trusted && !self.route.noGrip,
+            route: self.route,
+            engine: self.engine,
+            clientAddress: self.clientAddress,
+            eventLoop: self.eventLoop,
+            logger: self.logger
+        )
+        grip.client = frames
+        grip.owner = self
+        self.grip = grip
         self.apply(events.dropFirst())
     }
 
@@ -436,9 +428,9 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
             guard let frames = self.frames else { return }
             switch event {
             case .text(let content):
-                self.backendMessage(content, opcode: .text)
+                self.grip?.backendMessage(content, opcode: .text)
             case .binary(let content):
-                self.backendMessage(content, opcode: .binary)
+                self.grip?.backendMessage(content, opcode: .binary)
             case .ping(let content):
                 frames.send(.ping, ByteBuffer(bytes: content))
             case .pong(let content):
@@ -457,137 +449,11 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
         }
     }
 
-    private func backendMessage(_ content: [UInt8], opcode: WebSocketOpcode) {
-        guard let prefix = self.gripPrefix else {
-            self.sendToClient(opcode, content[...])
-            return
-        }
-        if opcode == .text && content.starts(with: WebSocketControlMessage.prefix) {
-            do {
-                self.control(try WebSocketControlMessage(json: Array(content.dropFirst(2))))
-            } catch {
-                self.logger.debug("invalid control message from backend", metadata: ["error": "\(error)"])
-            }
-            return
-        }
-        guard content.starts(with: prefix) else {
-            self.logger.debug("message from backend without the GRIP message prefix dropped")
-            return
-        }
-        self.sendToClient(opcode, content.dropFirst(prefix.count))
-    }
-
-    private func control(_ message: WebSocketControlMessage) {
-        switch message {
-        case .subscribe(let channel, let filters, let lastID):
-            self.session?.subscribe(
-                channel: self.route.prefix + channel,
-                backendName: channel,
-                filters: filters,
-                lastID: lastID
-            )
-        case .unsubscribe(let channel):
-            self.session?.unsubscribe(channel: self.route.prefix + channel)
-        case .detach:
-            self.phase = .detached
-            self.queue = []
-            self.keepAlivePoll?.cancel()
-        case .session:
-            // Sessions (grip-spec §7.4) are not supported yet.
-            break
-        case .setMeta(let name, let value):
-            self.session?.setMeta(name: name, value: value)
-        case .keepAlive(let message, let timeout, let mode):
-            self.clientKeepAlive = message.map { ($0, max(1, timeout), mode) }
-            self.armClientKeepAlive()
-        case .sendDelayed(let message, let timeout):
-            self.flushDelayed()
-            let timer = self.eventLoop.assumeIsolated().scheduleTask(in: .seconds(Int64(max(0, timeout)))) {
-                self.flushDelayed()
-            }
-            self.delayed = (message, timer)
-        case .flushDelayed:
-            self.flushDelayed()
-        case .close(let code, let reason):
-            self.closeClient(code: code, reason: reason)
-        case .unknown(let type):
-            self.logger.debug("unknown control message type ignored", metadata: ["type": "\(type)"])
-        }
-    }
-
-    private func flushDelayed() {
-        guard let delayed = self.delayed else { return }
-        self.delayed = nil
-        delayed.timer.cancel()
-        self.send(delayed.message)
-    }
-
-    private func armClientKeepAlive() {
-        self.clientKeepAliveTimer?.cancel()
-        guard let keepAlive = self.clientKeepAlive else { return }
-        self.clientKeepAliveTimer = self.eventLoop.assumeIsolated().scheduleTask(in: .seconds(Int64(keepAlive.timeout)))
-        {
-            self.send(keepAlive.message)
-            self.armClientKeepAlive()
-        }
-    }
-
-    private func send(_ message: WebSocketControlMessage.Message) {
-        self.sendToClient(Self.opcode(message.type), message.content[...], isKeepAlive: true)
-    }
-
-    private static func opcode(_ type: WSMessageFormat.MessageType) -> WebSocketOpcode {
-        switch type {
-        case .text: .text
-        case .binary: .binary
-        case .ping: .ping
-        case .pong: .pong
-        }
-    }
-
-    /// Sends a message to the client, split into frames of at most ``maxFrameToClient`` bytes.
-    private func sendToClient(_ opcode: WebSocketOpcode, _ content: ArraySlice<UInt8>, isKeepAlive: Bool = false) {
-        guard let frames = self.frames else { return }
-        if !isKeepAlive, self.clientKeepAlive?.mode == .idle {
-            self.armClientKeepAlive()
-        }
-        guard opcode == .text || opcode == .binary, content.count > Self.maxFrameToClient else {
-            frames.send(opcode, ByteBuffer(bytes: content))
-            return
-        }
-        var start = content.startIndex
-        var frameOpcode = opcode
-        while start < content.endIndex {
-            let end = min(start + Self.maxFrameToClient, content.endIndex)
-            frames.sendFrame(frameOpcode, ByteBuffer(bytes: content[start..<end]), fin: end == content.endIndex)
-            frameOpcode = .continuation
-            start = end
-        }
-    }
-
-    // MARK: - Publishing
-
-    /// A published `ws-message` for the client.
-    func publishedMessage(type: WSMessageFormat.MessageType, content: [UInt8]) {
-        self.sendToClient(Self.opcode(type), content[...])
-    }
-
-    /// A published `close` action: the client is closed with the code and reason, the backend gets `CLOSE`.
-    func publishedClose(code: UInt16?, reason: String) {
-        self.closeClient(code: code, reason: reason)
-    }
-
-    /// P-8's resume extension: the client's position on `channel` was lost (documented in the README).
-    func sendReset(channel: String) {
-        let json = JSONValue.object(["type": .string("reset"), "channel": .string(channel)]).encoded()
-        self.sendToClient(.text, (WebSocketControlMessage.prefix + json)[...])
-    }
-
     // MARK: - Closing
 
     /// Closes the client on the proxy's initiative (publish, control message, backend failure); the backend, while
     /// attached, is told with `CLOSE` (grip-spec §7.2).
-    private func closeClient(code: UInt16?, reason: String) {
+    func closeClient(code: UInt16?, reason: String) {
         switch self.phase {
         case .opening, .closing:
             return
@@ -609,12 +475,8 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
     }
 
     private func endSession() {
-        self.session?.end()
-        self.session = nil
+        self.grip?.end()
         self.keepAlivePoll?.cancel()
-        self.clientKeepAliveTimer?.cancel()
-        self.delayed?.timer.cancel()
-        self.delayed = nil
     }
 
     /// The client left before the upgrade completed.
@@ -625,6 +487,21 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
             self.connection = nil
             connection.close()
         }
+    }
+}
+
+// MARK: - GRIP
+
+extension WebSocketOverHTTP: WebSocketGripOwner {
+    func gripDetach() {
+        guard case .open = self.phase else { return }
+        self.phase = .detached
+        self.queue = []
+        self.keepAlivePoll?.cancel()
+    }
+
+    func gripClose(code: UInt16?, reason: String) {
+        self.closeClient(code: code, reason: reason)
     }
 }
 
@@ -668,6 +545,7 @@ extension WebSocketOverHTTP: WebSocketFrameHandlerDelegate {
 
     func webSocketClosed(_ handler: WebSocketFrameHandler) {
         self.frames = nil
+        self.grip?.client = nil
         self.endSession()
         switch self.phase {
         case .open:

@@ -7,7 +7,9 @@ import NIOWebSocket
 /// One client WebSocket relayed to a backend WebSocket (a route without `over_http`, grip-spec §7.1, §7.6): the
 /// upgrade request goes to the backend on a new connection; when it answers `101`, both connections switch to
 /// NIO's WebSocket codec and messages, pings, pongs and closes (with their codes and reasons) flow both ways. Each
-/// side stops reading while the other cannot take more, and either side going away closes the other.
+/// side stops reading while the other cannot take more, and either side going away closes the other. When the
+/// backend's `101` enables the GRIP extension, its messages go through ``WebSocketGrip`` (control messages,
+/// prefixes, publishing to the client).
 ///
 /// Lives on the client connection's event loop, as does its backend connection.
 final class WebSocketPassthrough: UpgradingWebSocket {
@@ -39,6 +41,9 @@ final class WebSocketPassthrough: UpgradingWebSocket {
     private var timeout: Scheduled<Void>?
     private var clientFrames: WebSocketFrameHandler?
     private var backendFrames: WebSocketFrameHandler?
+    private var grip: WebSocketGrip?
+    /// A `detach` control message closed the backend side; the client stays, for publishes.
+    private var detached = false
 
     init(
         client: ClientConnectionHandler,
@@ -183,6 +188,18 @@ final class WebSocketPassthrough: UpgradingWebSocket {
             return
         }
         self.connection = nil
+        let grip = WebSocketGrip(
+            extensions: head.headers["sec-websocket-extensions"],
+            enabled: !self.trusted && !self.route.noGrip,
+            route: self.route,
+            engine: self.engine,
+            clientAddress: self.clientAddress,
+            eventLoop: self.eventLoop,
+            logger: self.logger
+        )
+        grip.client = clientFrames
+        grip.owner = self
+        self.grip = grip
         client.upgradeToWebSocket(
             HTTPResponseHead(version: self.requestHead.version, status: .switchingProtocols, headers: headers),
             frames: clientFrames,
@@ -273,8 +290,21 @@ extension WebSocketPassthrough: BackendConnectionDelegate {
 
 extension WebSocketPassthrough: WebSocketFrameHandlerDelegate {
     func webSocket(_ handler: WebSocketFrameHandler, received message: WebSocketMessage) {
+        if self.detached {
+            // Only the client is left: its messages go nowhere; its close is answered.
+            if case .close(let code, let reason) = message {
+                self.grip?.end()
+                handler.sendClose(code: code, reason: String(buffer: reason), closeNow: true)
+            }
+            return
+        }
         guard let other = self.other(handler) else { return }
+        let fromBackend = handler === self.backendFrames
         switch message {
+        case .text(let data) where fromBackend && self.grip?.isEnabled == true:
+            self.grip?.backendMessage(Array(data.readableBytesView), opcode: .text)
+        case .binary(let data) where fromBackend && self.grip?.isEnabled == true:
+            self.grip?.backendMessage(Array(data.readableBytesView), opcode: .binary)
         case .text(let data):
             other.send(.text, data)
         case .binary(let data):
@@ -284,6 +314,7 @@ extension WebSocketPassthrough: WebSocketFrameHandlerDelegate {
         case .pong(let data):
             other.send(.pong, data)
         case .close(let code, let reason):
+            self.grip?.end()
             if case .open = self.phase {
                 // One side starts the close handshake: pass it on, and its answer back.
                 self.phase = .closing
@@ -306,9 +337,16 @@ extension WebSocketPassthrough: WebSocketFrameHandlerDelegate {
         let clientLeft = handler === self.clientFrames
         let other = self.other(handler)
         let wasOpen = self.phase == .open
+        if !clientLeft && self.detached {
+            // The backend side closed after a detach: the client stays.
+            self.backendFrames = nil
+            return
+        }
         self.clientFrames = nil
         self.backendFrames = nil
         self.phase = .closed
+        self.grip?.end()
+        self.grip?.client = nil
         if clientLeft || !wasOpen {
             // The client vanished (nothing to tell the backend but the end of the connection), or the close
             // handshake is done.
@@ -319,10 +357,30 @@ extension WebSocketPassthrough: WebSocketFrameHandlerDelegate {
     }
 
     func webSocketShouldQuiesce(_ handler: WebSocketFrameHandler) {
-        guard case .open = self.phase, let backend = self.backendFrames else { return }
+        self.gripClose(code: 1001, reason: "server shutting down")
+    }
+}
+
+// MARK: - GRIP
+
+extension WebSocketPassthrough: WebSocketGripOwner {
+    /// Closes the backend connection; the client stays and still receives publishes (grip-spec §7.4).
+    func gripDetach() {
+        guard case .open = self.phase, !self.detached else { return }
+        self.detached = true
+        self.backendFrames?.sendClose(code: 1000, reason: "", closeNow: true)
+    }
+
+    /// Closes the client with this code and reason, and the backend with the same.
+    func gripClose(code: UInt16?, reason: String) {
+        guard case .open = self.phase else { return }
         self.phase = .closing
-        self.clientFrames?.sendClose(code: 1001, reason: "server shutting down")
-        backend.sendClose(code: 1001, reason: "server shutting down")
+        self.grip?.end()
+        self.clientFrames?.sendClose(code: code, reason: reason)
+        if self.detached {
+            return
+        }
+        self.backendFrames?.sendClose(code: code, reason: reason)
     }
 }
 

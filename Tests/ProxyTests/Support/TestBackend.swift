@@ -83,13 +83,16 @@ final class TestBackend: Sendable {
                 )
                 var headers = HTTPHeaders()
                 headers.add(name: "X-Backend", value: "echo")
+                if head.uri.contains("grip=1") {
+                    headers.add(name: "Sec-WebSocket-Extensions", value: "grip")
+                }
                 return channel.eventLoop.makeSucceededFuture(headers)
             },
-            upgradePipelineHandler: { channel, _ in
+            upgradePipelineHandler: { channel, head in
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     pipeline.removeHandler(try pipeline.handler(type: BackendHandler.self), promise: nil)
-                    try pipeline.addHandler(EchoWebSocketHandler())
+                    try pipeline.addHandler(EchoWebSocketHandler(grip: head.uri.contains("grip=1")))
                 }
             }
         )
@@ -412,12 +415,18 @@ extension BackendHandler: Sendable {}
 
 /// The test backend's WebSocket (`/wsecho`): echoes messages as `echo:<text>` (binary as it is), answers pings
 /// with pongs and closes with the same close; a text `close:<code>` closes with that code, `drop` drops the
-/// connection without a close.
+/// connection without a close. With `grip=1` in the path it enables the GRIP extension: echoes carry the `m:`
+/// prefix, `ctl:<json>` is answered with the control message `c:<json>` and `raw:<x>` with `x` unprefixed.
 private final class EchoWebSocketHandler: ChannelInboundHandler {
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
 
+    private let grip: Bool
     private var closeSent = false
+
+    init(grip: Bool) {
+        self.grip = grip
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = Self.unwrapInboundIn(data)
@@ -436,8 +445,19 @@ private final class EchoWebSocketHandler: ChannelInboundHandler {
                     Self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: close)),
                     promise: nil
                 )
+            } else if self.grip && text.hasPrefix("ctl:") {
+                let control = WebSocketFrame(
+                    fin: true,
+                    opcode: .text,
+                    data: ByteBuffer(string: "c:" + text.dropFirst(4))
+                )
+                context.writeAndFlush(Self.wrapOutboundOut(control), promise: nil)
+            } else if self.grip && text.hasPrefix("raw:") {
+                let raw = WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: String(text.dropFirst(4))))
+                context.writeAndFlush(Self.wrapOutboundOut(raw), promise: nil)
             } else {
-                let echo = WebSocketFrame(fin: frame.fin, opcode: .text, data: ByteBuffer(string: "echo:" + text))
+                let prefix = self.grip ? "m:echo:" : "echo:"
+                let echo = WebSocketFrame(fin: frame.fin, opcode: .text, data: ByteBuffer(string: prefix + text))
                 context.writeAndFlush(Self.wrapOutboundOut(echo), promise: nil)
             }
         case .binary, .continuation:
