@@ -4,13 +4,12 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
-import Publish
 
 /// One client WebSocket gatewayed to a backend with WebSocket-over-HTTP (grip-spec §7.2-7.4): the client's
 /// messages become POSTs of `application/websocket-events`, one in flight at a time (messages arriving meanwhile
 /// are batched into the next), and the events of each reply are applied to the client. When the reply to `OPEN`
-/// enables the GRIP extension, `c:` messages from the backend are control messages (subscribe, unsubscribe,
-/// detach, keep-alive, ...) and published `ws-message` items reach the client through a ``WebSocketSession``.
+/// enables the GRIP extension, the backend's messages go through ``WebSocketGrip`` (control messages, prefixes,
+/// published `ws-message` items).
 ///
 /// Lives on the client connection's event loop, as does every backend connection it uses.
 final class WebSocketOverHTTP: UpgradingWebSocket {
