@@ -167,6 +167,34 @@ import Testing
         }
     }
 
+    @Test func aSlowSocketIsDroppedWithoutHoldingBackAFastOne() async throws {
+        try await withTestBackend { backend in
+            try await withRunningP8Server(routes: Self.routes(backend)) { p8 in
+                let slow = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws?channel=fan", reading: false)
+                let fast = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws?channel=fan")
+                for _ in 0..<300 where try await WebSocketPublisher.subscribers(p8)["fan"] ?? 0 < 2 {
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                let content = String(repeating: "x", count: 60_000)
+                for index in 0..<150 {
+                    try await WebSocketPublisher.publish(p8, channel: "fan", #"{"content": "\#(index)\#(content)"}"#)
+                    var message: [UInt8] = []
+                    var frame = try await fast.read()
+                    message += frame.payload
+                    while !frame.fin {
+                        frame = try await fast.read()
+                        message += frame.payload
+                    }
+                    #expect(message.count == "\(index)".utf8.count + content.utf8.count)
+                }
+                // 9 MB the slow client never read (more than the socket buffers and P-8's limit): it is
+                // disconnected rather than buffered without bound.
+                try await slow.connection.resumeReading()
+                try await slow.connection.waitForClose(timeout: .seconds(10))
+            }
+        }
+    }
+
     @Test func controlMessagesSubscribeUnsubscribeAndDetach() async throws {
         try await withTestBackend { backend in
             try await withRunningP8Server(routes: Self.routes(backend)) { p8 in

@@ -30,15 +30,24 @@ struct RawWebSocket: Sendable {
     /// The handshake's response (status 101 when upgraded).
     let response: RawResponse
 
-    /// Connects and sends the opening handshake; reads the response head (and, when refused, the body).
-    static func connect(port: Int, path: String, headers: [(String, String)] = []) async throws -> RawWebSocket {
-        let connection = try await RawHTTPConnection.connect(port: port)
+    /// Connects and sends the opening handshake; reads the response head (and, when refused, the body). Without
+    /// `reading`, reads nothing at all (a client that never reads; its `response` is then empty).
+    static func connect(
+        port: Int,
+        path: String,
+        headers: [(String, String)] = [],
+        reading: Bool = true
+    ) async throws -> RawWebSocket {
+        let connection = try await RawHTTPConnection.connect(port: port, reading: reading)
         var request = "GET \(path) HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         request += "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
         for (name, value) in headers {
             request += "\(name): \(value)\r\n"
         }
         try await connection.send(request + "\r\n")
+        guard reading else {
+            return RawWebSocket(connection: connection, response: RawResponse(status: 0, reason: ""))
+        }
         var response = try await connection.readHead()
         if response.status != 101, let length = response.header("Content-Length").flatMap(Int.init) {
             response.body = try await connection.readBytes(length)
