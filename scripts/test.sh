@@ -19,7 +19,13 @@ if [[ -d $conformance ]]; then
   python3 -c 'import pytest, aiohttp, jwt, gripcontrol, websocket, sseclient, zmq' 2>/dev/null \
     || python3 -m pip install -q pytest aiohttp gripcontrol pubcontrol PyJWT pyzmq websocket-client sseclient-py
   p8=$PWD/.build/debug/p8
-  (cd "$conformance" && P8_TARGET=custom P8_CMD="$p8" P8_READY=proxy \
+  # p8 binds Pushpin's fixed ZeroMQ ports by default; put its sockets in the run's own directory instead,
+  # so that test runs side by side on one machine never collide.
+  zmq_conf=$(mktemp)
+  trap 'rm -f "$zmq_conf"' EXIT
+  printf '[handler]\npush_in_spec=ipc://{rundir}/push-in\npush_in_sub_specs=ipc://{rundir}/sub\ncommand_spec=ipc://{rundir}/command\n' \
+    > "$zmq_conf"
+  (cd "$conformance" && P8_TARGET=custom P8_CMD="$p8" P8_READY=proxy P8_EXTRA_CONFIG="$zmq_conf" \
     python3 -m pytest -q -p no:cacheprovider test_proxy_passthrough.py)
 else
   echo "== conformance skipped: $conformance not found"

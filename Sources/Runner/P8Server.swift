@@ -2,7 +2,7 @@ import Foundation
 package import GRIP
 package import Logging
 import Proxy
-import Publish
+package import Publish
 import ServiceLifecycle
 import Store
 import UnixSignals
@@ -27,6 +27,8 @@ package struct P8Server: Sendable {
     /// The bound addresses, reported once every listener is up.
     package struct Readiness: Sendable, Equatable {
         package var http: [ListenAddress]
+        /// The ZeroMQ sockets' endpoints (not part of ``line``).
+        package var zeroMQ = ZMQEndpoints()
 
         /// The one line `p8` prints on stdout when it is ready.
         package var line: String {
@@ -83,6 +85,12 @@ package struct P8Server: Sendable {
             instance: instance,
             logger: self.logger
         )
+        let zeroMQ: ZeroMQServices
+        do {
+            zeroMQ = try ZeroMQServices.bind(configuration: self.configuration.handler, hub: hub, logger: self.logger)
+        } catch {
+            throw RunnerError("cannot set up the ZeroMQ sockets: \(error)")
+        }
         let routes = RouteTableBox(table)
         let settings = ProxySettings(
             listeners: self.overrides.listeners ?? self.configuration.runner.httpListeners,
@@ -91,13 +99,15 @@ package struct P8Server: Sendable {
             maxConnections: self.configuration.runner.clientMaxConn
         )
         let proxy = ProxyServer(settings: settings, routes: routes, logger: self.logger) { bound in
-            onReady(Readiness(http: bound))
+            onReady(Readiness(http: bound, zeroMQ: zeroMQ.endpoints))
         }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: RetentionService(store: store, logger: self.logger)),
             .init(service: hub),
-            .init(service: proxy),
         ]
+        // After the hub, so that they stop (and commit what they received) before it.
+        services += zeroMQ.services.map { .init(service: $0) }
+        services.append(.init(service: proxy))
         if case .file = source {
             services.append(.init(service: RoutesReloadService(source: source, routes: routes, logger: self.logger)))
         }

@@ -24,7 +24,8 @@ struct RunningServerTests {
             )
         ])
         let config = fixture.directory.path("p-8.conf")
-        try "[global]\nrundir=run\n[runner]\nhttp_port=127.0.0.1:0\n[store]\ndatabase_file=p8.sqlite\n"
+        try
+            "[global]\nrundir=run\n[runner]\nhttp_port=127.0.0.1:0\n[store]\ndatabase_file=p8.sqlite\n[handler]\npush_in_spec=\npush_in_sub_specs=\ncommand_spec=\n"
             .write(toFile: config, atomically: true, encoding: .utf8)
         let p8 = try CtlProcess.start(["--config", config, "--route", "* 127.0.0.1:9"], executable: "p8")
         let ready = try await p8.readLines(atLeast: 1)

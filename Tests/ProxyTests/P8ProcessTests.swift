@@ -49,7 +49,8 @@ struct P8ProcessTests {
             let routes = directory.appendingPathComponent("routes")
             try "old.example 127.0.0.1:\(backend.port)\n".write(to: routes, atomically: true, encoding: .utf8)
             let config = directory.appendingPathComponent("p-8.conf")
-            try "[global]\nrundir=run\n[runner]\nhttp_port=127.0.0.1:0\n[proxy]\nroutesfile=routes\n"
+            try
+                "[global]\nrundir=run\n[runner]\nhttp_port=127.0.0.1:0\n[proxy]\nroutesfile=routes\n[handler]\npush_in_spec=\npush_in_sub_specs=\ncommand_spec=\n"
                 .write(to: config, atomically: true, encoding: .utf8)
             let p8 = try P8Process.start(arguments: ["--config", config.path])
             let port = try await p8.readyPort()
@@ -118,11 +119,13 @@ final class P8Process: Sendable {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("p8-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let config = directory.appendingPathComponent("p-8.conf")
-            try "[global]\nrundir=run\n[runner]\nhttp_port=127.0.0.1:0\n".write(
-                to: config,
-                atomically: true,
-                encoding: .utf8
-            )
+            try
+                "[global]\nrundir=run\n[runner]\nhttp_port=127.0.0.1:0\n[handler]\npush_in_spec=\npush_in_sub_specs=\ncommand_spec=\n"
+                .write(
+                    to: config,
+                    atomically: true,
+                    encoding: .utf8
+                )
             arguments += ["--config", config.path]
             scratch = directory
         }

@@ -25,6 +25,10 @@ func withRunningP8(
         sig_iss=pushpin
         sig_key=\(testSigningKey)
         x_forwarded_for=append
+        [handler]
+        push_in_spec=
+        push_in_sub_specs=
+        command_spec=
         \(extraConfig)
         """
     let configuration = try P8Configuration.parse(
