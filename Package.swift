@@ -154,6 +154,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The publish side with real libzmq sockets: ZeroMQ intake, command and stats sockets.
+        .testTarget(
+            name: "PublishTests",
+            dependencies: [
+                "GRIP",
+                "Store",
+                "Publish",
+                "Runner",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "ProxyTests",
             dependencies: [
