@@ -143,6 +143,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The publish hub against a real store, through the held-connection seam; the ZeroMQ sockets with
+        // real libzmq clients (and p8 itself, through Runner).
+        .testTarget(
+            name: "PublishTests",
+            dependencies: [
+                "Publish",
+                "Store",
+                "GRIP",
+                "Runner",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Runs the built p8ctl against real databases.
         .testTarget(
             name: "P8CtlTests",
@@ -151,19 +165,6 @@ let package = Package(
                 "GRIP",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        // The publish side with real libzmq sockets: ZeroMQ intake, command and stats sockets.
-        .testTarget(
-            name: "PublishTests",
-            dependencies: [
-                "GRIP",
-                "Store",
-                "Publish",
-                "Runner",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

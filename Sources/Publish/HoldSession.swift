@@ -281,7 +281,7 @@ package final class HoldSession: Sendable {
     }
 
     /// `recover` (grip-spec §5.5): ends the session and asks the connection to go back to the backend.
-    func recover() {
+    package func recover() {
         let gripLast = self.state.withLock { state -> [GripLast]? in
             if case .ended = state.phase { return nil }
             state.phase = .ended

@@ -98,7 +98,7 @@ package struct P8Server: Sendable {
             maxRequestHeadBytes: self.configuration.runner.clientBufferSize,
             maxConnections: self.configuration.runner.clientMaxConn
         )
-        let proxy = ProxyServer(settings: settings, routes: routes, logger: self.logger) { bound in
+        let proxy = ProxyServer(settings: settings, routes: routes, hub: hub, logger: self.logger) { bound in
             onReady(Readiness(http: bound, zeroMQ: zeroMQ.endpoints))
         }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [

@@ -57,7 +57,7 @@ struct ZMQPullTests {
                 try await push.send([streamItem(channel: "d", content: "once\n", id: "1").encoded()])
             }
             try await push.send([streamItem(channel: "d", content: "after\n", id: "2").encoded()])
-            #expect(try await connection.waitFor("after\n") == "once\nafter\n")
+            #expect(try await connection.streamed(until: "after\n") == "once\nafter\n")
             #expect(try await harness.stored("d").map(\.id) == ["1", "2"])
             #expect(harness.duplicates == 1)
         }
@@ -70,7 +70,7 @@ struct ZMQPullTests {
             defer { session.end() }
             let push = try TestSocket(.push, connect: harness.endpoints.pull, context: harness.context)
             try await push.send([streamItem(channel: "live", content: "hello\n").encoded()])
-            #expect(try await connection.waitFor("hello\n") == "hello\n")
+            #expect(try await connection.streamed(until: "hello\n") == "hello\n")
             #expect(try await harness.stored("live").count == 1)
         }
     }

@@ -14,7 +14,7 @@ struct ZMQSubTests {
             #expect(subscribe == [[1] + Array("news".utf8)])
 
             try await publisher.send([Array("news".utf8), streamItem(channel: "ignored", content: "n1\n").encoded()])
-            #expect(try await connection.waitFor("n1\n") == "n1\n")
+            #expect(try await connection.streamed(until: "n1\n") == "n1\n")
             #expect(try await harness.stored("news").map(storedContent) == ["n1\n"])
             #expect(try await harness.stored("ignored").isEmpty)
 
@@ -35,7 +35,7 @@ struct ZMQSubTests {
             try await publisher.send([Array("s".utf8), Array("Jnot json".utf8)])
             try await publisher.send([Array("s".utf8), [1], [2]])
             try await publisher.send([Array("s".utf8), streamItem(channel: nil, content: "ok\n").encoded()])
-            #expect(try await connection.waitFor("ok\n") == "ok\n")
+            #expect(try await connection.streamed(until: "ok\n") == "ok\n")
             #expect(harness.malformedFrames == 3)
         }
     }
@@ -56,7 +56,7 @@ struct ZMQSubTests {
             defer { session.end() }
             #expect(try await publisher.receive() == [[1] + Array("far".utf8)])
             try await publisher.send([Array("far".utf8), streamItem(channel: nil, content: "far away\n").encoded()])
-            #expect(try await connection.waitFor("far away\n") == "far away\n")
+            #expect(try await connection.streamed(until: "far away\n") == "far away\n")
         }
     }
 }

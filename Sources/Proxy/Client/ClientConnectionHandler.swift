@@ -186,7 +186,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         case is ChannelShouldQuiesceEvent:
             // Shutting down: idle connections close now, busy ones after their response.
             self.quiescing = true
-            if self.exchange == nil {
+            if let exchange = self.exchange {
+                exchange.quiesce()
+            } else {
                 context.close(promise: nil)
             }
         case is ProxyShutdownDeadlineEvent:

@@ -23,8 +23,6 @@ struct ProxyErrorResponse: Error, Equatable {
         Self(status: .badGateway, body: "Failed to parse accept instructions: \(reason)\n")
     }
 
-    static let acceptServiceUnavailable = Self(status: .internalServerError, body: "Accept service unavailable.\n")
-
     /// The response head (`Connection: close` is added by whoever sends it, when the connection ends).
     func head(version: HTTPVersion) -> HTTPResponseHead {
         var headers = HTTPHeaders()

@@ -2,21 +2,42 @@ import GRIP
 import Logging
 import NIOCore
 import NIOHTTP1
+import Publish
 
 /// One client request and its way through a backend: routing, connecting (with failover over the route's
 /// targets), streaming the request body up and the response down with back-pressure both ways, timeouts,
-/// and the decision whether the response is plain or GRIP.
+/// and the decision whether the response is plain or GRIP. A GRIP hold keeps the exchange alive while the
+/// publish side holds the client (see `ProxyExchange+Hold.swift`); it may then make more backend requests
+/// for the same client: the original request again (with `Grip-Last`), or next links.
 ///
 /// Lives on the client connection's event loop, as does every backend connection it uses.
 final class ProxyExchange {
-    private unowned let client: ClientConnectionHandler
-    private let engine: ProxyEngine
+    unowned let client: ClientConnectionHandler
+    let engine: ProxyEngine
     private let pool: BackendConnectionPool
-    private let requestHead: HTTPRequestHead
-    private let logger: Logger
+    let requestHead: HTTPRequestHead
+    let logger: Logger
 
-    private var route: Route?
-    private var originForm = "/"
+    /// What a backend request of this exchange is for.
+    enum BackendRequestKind {
+        /// The client's request.
+        case original
+        /// The client's request again, because the client is behind on these channels (grip-spec §5.2).
+        case retry([GripLast])
+        /// A stream's next link (grip-spec §3.6): the response body is appended to the stream.
+        case nextLink(NextLink, [GripLast])
+    }
+
+    var requestKind = BackendRequestKind.original
+    /// The held client, once a backend response said to hold (or to follow a next link).
+    var hold: HeldExchange?
+    /// Counts holds of this exchange, so that late calls for an ended hold are recognised.
+    var holdGeneration = 0
+    /// Whether a stream's head has been sent (a stream outlives the holds and next links that feed it).
+    var streamStarted = false
+
+    private(set) var route: Route?
+    private(set) var originForm = "/"
     private var targetIndex = 0
     private var trusted = false
     private var backendHead: HTTPRequestHead?
@@ -29,21 +50,26 @@ final class ProxyExchange {
     /// The first part of the request body, kept so the request can be re-sent on a fresh connection.
     private var replayableBody: [ByteBuffer] = []
     private var requestBodyBytes = 0
-    private var requestComplete = false
+    private(set) var requestComplete = false
     /// Whether the client connection may carry another request after a relayed response.
     private var clientKeepAlive = true
+    /// Failed attempts at the current next link (grip-spec §3.6: up to 5, with back-off).
+    var linkAttempts = 0
 
     private enum ResponseState {
         case waitingForHead
         /// A plain response being relayed; `keepAlive` says whether the backend connection may be reused.
         case relaying(backendKeepAlive: Bool)
+        /// A next link's plain response, appended to the client's stream.
+        case appendingToStream(backendKeepAlive: Bool)
         /// A GRIP response, buffered whole before it is acted on.
         case bufferingGrip(HTTPResponseHead, ByteBuffer)
         case complete
     }
 
     private var response = ResponseState.waitingForHead
-    private var finished = false
+    /// The current backend request is over (the client may still be held).
+    private(set) var finished = false
     private var timeout: Scheduled<Void>?
     private var lastBackendActivity = NIODeadline.now()
 
@@ -61,7 +87,7 @@ final class ProxyExchange {
         self.logger = logger
     }
 
-    private var eventLoop: any EventLoop { self.client.eventLoop }
+    var eventLoop: any EventLoop { self.client.eventLoop }
 
     // MARK: - Client events
 
@@ -127,25 +153,55 @@ final class ProxyExchange {
         }
     }
 
-    /// The client went away: abandon the backend request (its connection cannot be reused mid-exchange).
+    /// The client went away: abandon the backend request (its connection cannot be reused mid-exchange) and
+    /// the hold.
     func clientClosed() {
+        self.endHold()
         guard !self.finished else { return }
         self.finish(reusingConnection: false)
+    }
+
+    /// Starts another backend request for the same client (a retry or a next link), from the first target.
+    func startBackendRequest(_ kind: BackendRequestKind) {
+        self.requestKind = kind
+        self.finished = false
+        self.response = .waitingForHead
+        self.targetIndex = 0
+        self.retriedOnFreshConnection = false
+        self.pendingBody = self.replayableBody
+        self.pendingBodyBytes = self.requestBodyBytes
+        self.connectToCurrentTarget(fresh: false)
     }
 
     // MARK: - Connecting
 
     private func connectToCurrentTarget(fresh: Bool) {
         guard let route = self.route else { return }
-        let target = route.targets[self.targetIndex]
+        var target = route.targets[self.targetIndex]
+        var clientHead = self.requestHead
+        var originForm = self.originForm
+        var gripLast: [GripLast] = []
+        switch self.requestKind {
+        case .original:
+            break
+        case .retry(let channels):
+            gripLast = channels
+        case .nextLink(let link, let channels):
+            gripLast = channels
+            clientHead = link.requestHead
+            originForm = link.originForm
+            if let direct = link.directTarget {
+                target = direct
+            }
+        }
         guard case .host(let host, let port) = target.kind else {
             self.logger.debug("the built-in test target is not supported")
             self.fail(with: .originError)
             return
         }
-        self.backendHead = self.engine.requestBuilder.backendHead(
-            for: self.requestHead,
-            originForm: self.originForm,
+        var backendHead = self.engine.requestBuilder.backendHead(
+            for: clientHead,
+            originForm: originForm,
             route: route,
             target: target,
             clientAddress: self.client.remoteAddressText,
@@ -153,6 +209,10 @@ final class ProxyExchange {
             trusted: self.trusted,
             now: ProxyClock.unixSeconds()
         )
+        for channel in gripLast {
+            backendHead.headers.add(name: "Grip-Last", value: channel.headerValue)
+        }
+        self.backendHead = backendHead
         let key = BackendKey(
             host: host,
             port: port,
@@ -190,7 +250,9 @@ final class ProxyExchange {
         guard !self.finished else { return }
         self.logger.debug("backend connect failed", metadata: ["error": "\(error)"])
         self.targetIndex += 1
-        if self.targetIndex < (self.route?.targets.count ?? 0) {
+        if case .nextLink(let link, _) = self.requestKind, link.directTarget != nil {
+            self.fail(with: .originError)
+        } else if self.targetIndex < (self.route?.targets.count ?? 0) {
             self.connectToCurrentTarget(fresh: false)
         } else {
             self.fail(with: .originError)
@@ -207,14 +269,19 @@ final class ProxyExchange {
         connection.delegate = self
         connection.exchangesServed += 1
         connection.write(.head(backendHead))
-        for part in self.pendingBody {
-            connection.write(.body(.byteBuffer(part)))
+        if case .nextLink = self.requestKind {
+            // A next link is a GET without a body, whatever the client sent.
+            connection.write(.end(nil))
+        } else {
+            for part in self.pendingBody {
+                connection.write(.body(.byteBuffer(part)))
+            }
+            if self.requestComplete {
+                connection.write(.end(nil))
+            }
         }
         self.pendingBody = []
         self.pendingBodyBytes = 0
-        if self.requestComplete {
-            connection.write(.end(nil))
-        }
         connection.flush()
         self.client.setReadPaused(!connection.isWritable)
         self.lastBackendActivity = .now()
@@ -277,21 +344,30 @@ final class ProxyExchange {
         self.response = .complete
         guard let connection = self.connection else { return }
         self.connection = nil
-        if reusable && self.requestComplete {
+        var requestSent = self.requestComplete
+        if case .nextLink = self.requestKind {
+            requestSent = true
+        }
+        if reusable && requestSent {
             self.pool.release(connection)
         } else {
             connection.close()
         }
     }
 
-    /// Answers the client with one of the proxy's own responses and ends the exchange.
+    /// Answers the client with one of the proxy's own responses and ends the exchange; for a next link, counts
+    /// a failed attempt instead (the stream has started).
     private func fail(with error: ProxyErrorResponse) {
         guard !self.finished else { return }
         self.finish(reusingConnection: false)
+        if case .nextLink = self.requestKind {
+            self.nextLinkFailed()
+            return
+        }
         self.sendErrorResponse(error)
     }
 
-    private func sendErrorResponse(_ error: ProxyErrorResponse) {
+    func sendErrorResponse(_ error: ProxyErrorResponse) {
         let keepAlive = self.requestHead.isKeepAlive && self.requestComplete
         self.client.respond(with: error, version: self.requestHead.version, keepAlive: keepAlive)
     }
@@ -300,6 +376,7 @@ final class ProxyExchange {
     private func abort() {
         guard !self.finished else { return }
         self.finish(reusingConnection: false)
+        self.endHold()
         self.client.abortConnection()
     }
 
@@ -312,6 +389,10 @@ final class ProxyExchange {
 
     private func gripResponseComplete(head: HTTPResponseHead, body: ByteBuffer) {
         self.finish(reusingConnection: head.isKeepAlive)
+        if case .nextLink = self.requestKind, !(200..<300).contains(head.status.code) {
+            self.nextLinkFailed()
+            return
+        }
         let instruct: Instruct
         do {
             instruct = try Instruct.parse(
@@ -322,13 +403,19 @@ final class ProxyExchange {
             )
         } catch {
             self.logger.debug("invalid GRIP instructions", metadata: ["error": "\(error)"])
-            let debug = self.engine.settings.proxy.debug || self.route?.debug == true
-            self.sendErrorResponse(debug ? .invalidInstructions(error.description) : .originError)
+            if case .nextLink = self.requestKind {
+                self.endStream(debugMessage: "Failed to parse accept instructions: \(error.description)")
+                return
+            }
+            self.sendErrorResponse(self.isDebug ? .invalidInstructions(error.description) : .originError)
+            return
+        }
+        if case .nextLink = self.requestKind {
+            self.nextLinkAnswered(instruct)
             return
         }
         if instruct.holdMode != .none || instruct.nextLink != nil {
-            // Holds and next links are the publish side's work (the GRIP core issue).
-            self.sendErrorResponse(.acceptServiceUnavailable)
+            self.beginHold(instruct)
             return
         }
         var headers = HTTPHeaders(instruct.response.headers.map { ($0.name, $0.value) })
@@ -346,6 +433,11 @@ final class ProxyExchange {
 // MARK: - Backend events
 
 extension ProxyExchange: BackendConnectionDelegate {
+    /// Whether the route or the proxy has `debug` on: error details are shown to the client.
+    var isDebug: Bool {
+        self.engine.settings.proxy.debug || self.route?.debug == true
+    }
+
     func backendResponsePart(_ part: HTTPClientResponsePart) {
         guard !self.finished else { return }
         self.lastBackendActivity = .now()
@@ -355,7 +447,7 @@ extension ProxyExchange: BackendConnectionDelegate {
                 head.status = connection.wireStatus(head.status)
             }
             self.responseHeadReceived(head)
-        case (.body(let buffer), .relaying):
+        case (.body(let buffer), .relaying), (.body(let buffer), .appendingToStream):
             self.client.writeBody(buffer)
             if !self.client.isWritable {
                 self.connection?.isReadPaused = true
@@ -371,6 +463,10 @@ extension ProxyExchange: BackendConnectionDelegate {
             self.response = .bufferingGrip(head, body)
         case (.end(let trailers), .relaying(let backendKeepAlive)):
             self.completeRelayedResponse(backendKeepAlive: backendKeepAlive, trailers: trailers)
+        case (.end, .appendingToStream(let backendKeepAlive)):
+            // A plain next-link response ends the stream (grip-spec §3.6).
+            self.finish(reusingConnection: backendKeepAlive)
+            self.endStream(debugMessage: nil)
         case (.end, .bufferingGrip(let head, let body)):
             self.gripResponseComplete(head: head, body: body)
         default:
@@ -381,6 +477,17 @@ extension ProxyExchange: BackendConnectionDelegate {
 
     private func responseHeadReceived(_ head: HTTPResponseHead) {
         guard let route = self.route else { return }
+        if case .nextLink = self.requestKind {
+            if GripResponseInspection.isGripResponse(head) {
+                self.response = .bufferingGrip(head, ByteBuffer())
+            } else if (200..<300).contains(head.status.code) {
+                self.linkAttempts = 0
+                self.response = .appendingToStream(backendKeepAlive: head.isKeepAlive)
+            } else {
+                self.fail(with: .originError)
+            }
+            return
+        }
         if !self.trusted && !route.noGrip && GripResponseInspection.isGripResponse(head) {
             guard self.requestBodyBytes <= ProxyLimits.maxBufferedRequestBody else {
                 self.fail(with: .requestTooLargeForGrip)
@@ -410,8 +517,11 @@ extension ProxyExchange: BackendConnectionDelegate {
     }
 
     func backendReadComplete() {
-        if case .relaying = self.response {
+        switch self.response {
+        case .relaying, .appendingToStream:
             self.client.flush()
+        default:
+            break
         }
     }
 
@@ -433,6 +543,9 @@ extension ProxyExchange: BackendConnectionDelegate {
         switch self.response {
         case .waitingForHead, .bufferingGrip:
             self.fail(with: .originError)
+        case .appendingToStream:
+            self.finish(reusingConnection: false)
+            self.endStream(debugMessage: nil)
         case .relaying, .complete:
             self.abort()
         }

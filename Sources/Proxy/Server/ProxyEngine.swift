@@ -1,21 +1,24 @@
 import GRIP
 import Logging
 import NIOCore
+import Publish
 import Synchronization
 
-/// What every client connection shares: settings, the live routes, the request builder, and the count of
-/// open connections (for graceful shutdown and stats).
+/// What every client connection shares: settings, the live routes, the request builder, the publish hub that
+/// held requests are handed to, and the count of open connections (for graceful shutdown and stats).
 final class ProxyEngine: Sendable {
     let settings: ProxySettings
     let routes: RouteTableBox
     let requestBuilder: BackendRequestBuilder
+    let hub: PublishHub
     /// How long the backend may stay silent (before its response head, or between body bytes).
     let responseTimeout: TimeAmount
     private let openConnections = Atomic<Int>(0)
 
-    init(settings: ProxySettings, routes: RouteTableBox) {
+    init(settings: ProxySettings, routes: RouteTableBox, hub: PublishHub) {
         self.settings = settings
         self.routes = routes
+        self.hub = hub
         self.requestBuilder = BackendRequestBuilder(proxy: settings.proxy, signatures: GripSignatureCache())
         self.responseTimeout = .seconds(Int64(settings.proxy.backendResponseTimeout))
     }

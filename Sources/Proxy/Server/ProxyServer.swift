@@ -3,6 +3,7 @@ package import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+package import Publish
 import ServiceLifecycle
 import Synchronization
 
@@ -21,10 +22,11 @@ package final class ProxyServer: Service {
     package init(
         settings: ProxySettings,
         routes: RouteTableBox,
+        hub: PublishHub,
         logger: Logger,
         onListening: @escaping @Sendable ([ListenAddress]) -> Void
     ) {
-        self.engine = ProxyEngine(settings: settings, routes: routes)
+        self.engine = ProxyEngine(settings: settings, routes: routes, hub: hub)
         self.group = .singleton
         self.logger = logger
         self.onListening = onListening

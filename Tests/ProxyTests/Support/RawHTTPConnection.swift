@@ -19,9 +19,17 @@ final class RawHTTPConnection: Sendable {
         self.inbox = inbox
     }
 
-    static func connect(port: Int) async throws -> RawHTTPConnection {
+    /// Connects to 127.0.0.1:`port`. Without `reading`, nothing is read from the socket (a client that stops
+    /// reading, with a small receive buffer) until ``resumeReading()``.
+    static func connect(port: Int, reading: Bool = true) async throws -> RawHTTPConnection {
         let inbox = Inbox()
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        if !reading {
+            bootstrap = bootstrap.channelOption(.autoRead, value: false)
+                .channelOption(.socketOption(.so_rcvbuf), value: 4096)
+        }
+        let channel =
+            try await bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(InboxHandler(inbox: inbox))
@@ -38,6 +46,11 @@ final class RawHTTPConnection: Sendable {
 
     func send(_ bytes: [UInt8]) async throws {
         try await self.channel.writeAndFlush(ByteBuffer(bytes: bytes))
+    }
+
+    /// Starts reading a connection made without `reading`.
+    func resumeReading() async throws {
+        try await self.channel.setOption(.autoRead, value: true).get()
     }
 
     func close() async {
@@ -100,6 +113,40 @@ final class RawHTTPConnection: Sendable {
     func readBytes(_ count: Int, timeout: Duration = .seconds(10)) async throws -> [UInt8] {
         try await self.inbox.wait(timeout: timeout, for: "\(count) bytes") { state in
             state.take(count: count)
+        }
+    }
+
+    /// Reads chunks of a chunked body until what was read contains `marker` or has at least `bytes` bytes (returns
+    /// the body so far), or the body ends (returns it whole, with `ended`).
+    func readChunks(
+        until marker: String? = nil,
+        bytes: Int? = nil,
+        timeout: Duration = .seconds(10)
+    ) async throws -> (body: [UInt8], ended: Bool) {
+        var body: [UInt8] = []
+        let needle = marker.map { Array($0.utf8) }
+        while true {
+            if let needle, body.count >= needle.count, Self.contains(body, needle) {
+                return (body, false)
+            }
+            if let bytes, body.count >= bytes {
+                return (body, false)
+            }
+            let sizeLine = try await self.readLine(timeout: timeout)
+            let size = Int(sizeLine.split(separator: ";").first ?? "", radix: 16) ?? 0
+            if size == 0 {
+                _ = try await self.readLine(timeout: timeout)
+                return (body, true)
+            }
+            body += try await self.readBytes(size, timeout: timeout)
+            _ = try await self.readLine(timeout: timeout)
+        }
+    }
+
+    private static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty else { return true }
+        return haystack.indices.contains { start in
+            start + needle.count <= haystack.count && haystack[start..<start + needle.count].elementsEqual(needle)
         }
     }
 

@@ -40,9 +40,9 @@ struct ZeroMQHarness {
         }
     }
 
-    /// Starts a stream hold on `channels`; the returned connection collects what it receives.
-    func hold(_ channels: [String], mode: Instruct.HoldMode = .stream) async -> (HoldSession, CollectingConnection) {
-        let connection = CollectingConnection()
+    /// Starts a hold on `channels`; the returned connection records what it is sent.
+    func hold(_ channels: [String], mode: Instruct.HoldMode = .stream) async -> (HoldSession, RecordingConnection) {
+        let connection = RecordingConnection()
         let request = HoldRequest(
             mode: mode,
             channels: channels.map { HoldRequest.Channel(name: $0, backendName: $0) },
@@ -147,39 +147,6 @@ final class TestSocket {
     }
 }
 
-/// The client side of a held connection as the hub sees it, collecting what it is sent.
-final class CollectingConnection: HeldConnection {
-    private let content = Mutex<[UInt8]>([])
-
-    var received: [UInt8] {
-        self.content.withLock { $0 }
-    }
-
-    func sendResponse(_ response: HeldResponse) {
-        self.content.withLock { $0 += response.body }
-    }
-
-    func sendStreamContent(_ content: [UInt8]) {
-        self.content.withLock { $0 += content }
-    }
-
-    func endStream() {}
-
-    func recover(gripLast: [GripLast]) {}
-
-    /// Waits until what was received ends with `suffix`.
-    func waitFor(_ suffix: String, timeout: Duration = .seconds(5)) async throws -> String {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            let text = String(decoding: self.received, as: UTF8.self)
-            if text.hasSuffix(suffix) || ContinuousClock.now >= deadline {
-                return text
-            }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-    }
-}
-
 /// A tnetstring item with `http-stream` content.
 func streamItem(channel: String?, content: String, id: String? = nil) -> TNetString {
     var members: [TNetString.Member] = []
@@ -206,4 +173,12 @@ func storedContent(_ item: StoredItem) -> String? {
         return nil
     }
     return stream["content"]?.stringValue
+}
+
+extension RecordingConnection {
+    /// Waits until the stream contents end with `suffix` and returns them.
+    func streamed(until suffix: String) async throws -> String {
+        _ = try await self.waitFor { _ in self.streamed.hasSuffix(suffix) }
+        return self.streamed
+    }
 }

@@ -1,0 +1,337 @@
+#!/usr/bin/env python3
+"""Resume under chaos: P-8 is killed with SIGKILL and restarted every few seconds while a publisher sends
+id-chained messages at a steady rate and long-poll and SSE clients reconnect at random moments with the last id
+they saw.
+
+Pass condition (issue 4): at the end every client has every acknowledged message after its first one, in
+order, with no duplicates, or has seen the reset signal (`P8-Reset` header on a long-poll, `event: reset` on
+SSE). Prints the run's figures. Standard library only.
+
+Usage: resume_chaos.py --p8 PATH [--seconds 30] [--rate 20] [--kill-every 4] [--longpoll 4] [--sse 4]
+"""
+
+import argparse
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+CHANNEL = "chaos"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Backend(BaseHTTPRequestHandler):
+    """The GRIP backend: stores nothing; it tells P-8 where the client is and P-8 resumes it from its log."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        if self.path.startswith("/lp"):
+            last = self.path.partition("last=")[2]
+            channel = CHANNEL + (f"; prev-id={last}" if last else "")
+            body = b"timeout\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Grip-Hold", "response")
+            self.send_header("Grip-Channel", channel)
+            self.send_header("Grip-Timeout", "5")
+        else:
+            # SSE: the route has resume_last_event_id, so the client's Last-Event-ID is its position.
+            body = b":open\n\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Grip-Hold", "stream")
+            self.send_header("Grip-Channel", CHANNEL)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class P8:
+    def __init__(self, binary, directory, http_port, publish_port, backend_port):
+        self.binary = binary
+        self.directory = directory
+        self.http_port = http_port
+        self.publish_port = publish_port
+        self.process = None
+        self.restarts = 0
+        with open(os.path.join(directory, "routes"), "w") as f:
+            f.write(f"* 127.0.0.1:{backend_port},resume_last_event_id\n")
+        with open(os.path.join(directory, "p8.conf"), "w") as f:
+            f.write(
+                f"""[global]
+rundir={directory}/run
+[runner]
+http_port=127.0.0.1:{http_port}
+[proxy]
+routesfile=routes
+[handler]
+push_in_http_addr=127.0.0.1
+push_in_http_port={publish_port}
+push_in_spec=
+push_in_sub_specs=
+command_spec=
+stats_spec=
+message_wait=1000
+[store]
+database_file={directory}/p8.sqlite
+"""
+            )
+        self.log = open(os.path.join(directory, "p8.log"), "ab")
+
+    def start(self):
+        self.process = subprocess.Popen(
+            [self.binary, "--config", os.path.join(self.directory, "p8.conf")],
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+        )
+        line = self.process.stdout.readline().decode()
+        if not line.startswith("p8 ready"):
+            raise RuntimeError(f"p8 did not start: {line!r}")
+
+    def kill(self):
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+class Publisher(threading.Thread):
+    """Publishes m1, m2, ... (each with prev-id the one before) at a steady rate; a message counts as
+    acknowledged when P-8 answered 200. A refused or failed publish is re-sent with the same id."""
+
+    def __init__(self, port, rate, stop):
+        super().__init__(daemon=True)
+        self.port = port
+        self.interval = 1.0 / rate
+        self.stop = stop
+        self.acked = 0
+        self.attempts = 0
+        self.failures = 0
+
+    def run(self):
+        n = 1
+        while not self.stop.is_set():
+            item = {
+                "channel": CHANNEL,
+                "id": f"m{n}",
+                "formats": {
+                    "http-response": {"body": f"m{n}\n"},
+                    "http-stream": {"content": f"id: m{n}\ndata: m{n}\n\n"},
+                },
+            }
+            if n > 1:
+                item["prev-id"] = f"m{n - 1}"
+            self.attempts += 1
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                conn.request("POST", "/publish/", json.dumps({"items": [item]}), {"Content-Type": "application/json"})
+                status = conn.getresponse().status
+                conn.close()
+            except OSError:
+                status = 0
+            if status == 200:
+                self.acked = n
+                n += 1
+                time.sleep(self.interval)
+            else:
+                self.failures += 1
+                time.sleep(0.05)
+
+
+class Client(threading.Thread):
+    """Base: records the ids it receives, in order, and the resets it sees."""
+
+    def __init__(self, name, port, stop):
+        super().__init__(daemon=True)
+        self.name = name
+        self.port = port
+        self.stop = stop
+        self.received = []  # message numbers, in order
+        self.resets = 0
+        self.reconnects = 0
+        self.errors = 0
+
+    @property
+    def last(self):
+        return f"m{self.received[-1]}" if self.received else ""
+
+
+class LongPollClient(Client):
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                conn.request("GET", f"/lp?last={self.last}")
+                response = conn.getresponse()
+                body = response.read().decode()
+                conn.close()
+            except OSError:
+                self.errors += 1
+                time.sleep(0.05)
+                continue
+            self.reconnects += 1
+            if response.getheader("P8-Reset"):
+                self.resets += 1
+                self.received.append(None)  # a reset: the next message starts a new run
+                continue
+            if response.status == 200 and body.startswith("m"):
+                self.received.append(int(body.strip()[1:]))
+
+
+class SSEClient(Client):
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                self.stream_once()
+            except OSError:
+                self.errors += 1
+                time.sleep(0.05)
+
+    def stream_once(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        headers = {"Accept": "text/event-stream"}
+        if self.last:
+            headers["Last-Event-ID"] = self.last
+        conn.request("GET", "/sse", headers=headers)
+        response = conn.getresponse()
+        self.reconnects += 1
+        # Leave at a random moment, as a flaky network would.
+        leave_at = time.monotonic() + random.uniform(0.2, 3.0)
+        event = {}
+        try:
+            while not self.stop.is_set() and time.monotonic() < leave_at:
+                line = response.fp.readline()
+                if not line:
+                    return
+                line = line.decode().rstrip("\n")
+                if line == "":
+                    if event.get("event") == "reset":
+                        self.resets += 1
+                        self.received.append(None)
+                    elif "id" in event:
+                        self.received.append(int(event["id"][1:]))
+                    event = {}
+                elif not line.startswith(":"):
+                    key, _, value = line.partition(":")
+                    event[key] = value.lstrip(" ")
+        finally:
+            conn.close()
+
+
+def check(client, acked):
+    """Every acknowledged message after the client's first one, in order, no duplicates (per run between
+    resets); returns a list of problems."""
+    problems = []
+    runs = [[]]
+    for number in client.received:
+        if number is None:
+            runs.append([])
+        else:
+            runs[-1].append(number)
+    for index, run in enumerate(runs):
+        if not run:
+            continue
+        expected = list(range(run[0], run[0] + len(run)))
+        if run != expected:
+            for position, (got, want) in enumerate(zip(run, expected)):
+                if got != want:
+                    problems.append(f"run {index}: expected m{want} at position {position}, got m{got}")
+                    break
+        is_last_run = index == len(runs) - 1
+        if is_last_run and run[-1] < acked:
+            problems.append(f"stopped at m{run[-1]} of {acked} acknowledged")
+    return problems
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--p8", required=True)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--rate", type=float, default=20)
+    parser.add_argument("--kill-every", type=float, default=4)
+    parser.add_argument("--longpoll", type=int, default=4)
+    parser.add_argument("--sse", type=int, default=4)
+    args = parser.parse_args()
+
+    directory = tempfile.mkdtemp(prefix="p8-chaos-")
+    backend_port = free_port()
+    server = ThreadingHTTPServer(("127.0.0.1", backend_port), Backend)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    p8 = P8(args.p8, directory, free_port(), free_port(), backend_port)
+    p8.start()
+
+    stop_publishing = threading.Event()
+    stop_clients = threading.Event()
+    publisher = Publisher(p8.publish_port, args.rate, stop_publishing)
+    clients = [LongPollClient(f"longpoll-{i}", p8.http_port, stop_clients) for i in range(args.longpoll)]
+    clients += [SSEClient(f"sse-{i}", p8.http_port, stop_clients) for i in range(args.sse)]
+    publisher.start()
+    for client in clients:
+        client.start()
+        time.sleep(0.1)
+
+    started = time.monotonic()
+    kills = 0
+    while time.monotonic() - started < args.seconds:
+        time.sleep(random.uniform(args.kill_every * 0.5, args.kill_every * 1.5))
+        p8.kill()
+        kills += 1
+        time.sleep(random.uniform(0.05, 0.5))
+        p8.start()
+
+    stop_publishing.set()
+    publisher.join()
+    acked = publisher.acked
+    # Let every client catch up with the last acknowledged message (bounded).
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        behind = [c for c in clients if not c.received or c.received[-1] is None or c.received[-1] < acked]
+        if not behind:
+            break
+        time.sleep(0.2)
+    stop_clients.set()
+    p8.stop()
+    server.shutdown()
+
+    print(f"chaos: {args.seconds:.0f} s, {kills} kill -9 and restarts, {acked} messages acknowledged "
+          f"({publisher.attempts} publish attempts, {publisher.failures} refused or failed while P-8 was down)")
+    failed = False
+    for client in clients:
+        problems = check(client, acked)
+        messages = sum(1 for n in client.received if n is not None)
+        first = next((n for n in client.received if n is not None), None)
+        print(f"  {client.name}: {messages} messages from m{first}, {client.reconnects} requests, "
+              f"{client.errors} connection errors, {client.resets} resets"
+              + ("" if not problems else "; PROBLEMS: " + "; ".join(problems)))
+        failed = failed or bool(problems) or first is None
+    if failed:
+        print(f"FAILED (logs in {directory})")
+        return 1
+    print("passed: every client has every acknowledged message after its first, in order, without duplicates")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
