@@ -32,7 +32,7 @@ package final class ZMQCommandServer: Service, Sendable {
         self.requests = requests
         self.endpoints = endpoints
         self.logger = logger
-        self.loop = try ZMQSocketLoop(socket: socket, name: "p8-zmq-command") { frames, _ in
+        self.loop = try ZMQSocketLoop(socket: socket, name: "p8-zmq-command") { frames in
             // [identity..., "", body] from REQ; a DEALER may leave out the delimiter.
             let delimiter = frames.firstIndex(where: \.isEmpty)
             let split = delimiter.map { $0 + 1 } ?? frames.count - 1

@@ -49,7 +49,7 @@ package final class ZMQPublishIntake: Service, Sendable {
         self.loop = try ZMQSocketLoop(
             socket: socket,
             name: "p8-zmq-\(kind == .pull ? "pull" : "sub")",
-            onMessage: { frames, _ in
+            onMessage: { frames in
                 do throws(PublishError) {
                     queue.append(try Self.item(from: frames, kind: kind))
                 } catch {

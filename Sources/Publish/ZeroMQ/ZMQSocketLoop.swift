@@ -16,7 +16,7 @@ import Darwin
 /// ``stop()`` take effect at once.
 package final class ZMQSocketLoop: Sendable {
     /// What the owning thread does with a received multipart message.
-    package typealias MessageHandler = @Sendable (_ frames: [[UInt8]], _ socket: ZMQSocket) -> Void
+    package typealias MessageHandler = @Sendable (_ frames: [[UInt8]]) -> Void
 
     private struct State {
         var operations: [@Sendable (ZMQSocket) -> Void] = []
@@ -149,7 +149,7 @@ package final class ZMQSocketLoop: Sendable {
             if receiving, items[0].revents != 0, let onMessage = self.onMessage {
                 for _ in 0..<Self.receiveBurst {
                     guard let frames = try? self.socket.receive(wait: false) else { break }
-                    onMessage(frames, self.socket)
+                    onMessage(frames)
                     if self.isPaused() { break }
                 }
             }
