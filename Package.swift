@@ -144,14 +144,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The publish hub against a real store, through the held-connection seam.
+        // The publish hub against a real store, through the held-connection seam; the ZeroMQ sockets with
+        // real libzmq clients (and p8 itself, through Runner).
         .testTarget(
             name: "PublishTests",
             dependencies: [
                 "Publish",
                 "Store",
                 "GRIP",
+                "Runner",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

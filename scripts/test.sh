@@ -19,9 +19,17 @@ if [[ -d $conformance ]]; then
   python3 -c 'import pytest, aiohttp, jwt, gripcontrol, websocket, sseclient, zmq' 2>/dev/null \
     || python3 -m pip install -q pytest aiohttp gripcontrol pubcontrol PyJWT pyzmq websocket-client sseclient-py
   p8=$PWD/.build/debug/p8
-  (cd "$conformance" && P8_TARGET=custom P8_CMD="$p8" \
+  # p8 binds Pushpin's fixed ZeroMQ ports by default: the PULL socket goes on the suite's own port (it
+  # publishes there), the SUB and command sockets into a directory of this run's own, so that test runs
+  # side by side on one machine never collide.
+  zmq_dir=$(mktemp -d)
+  trap 'rm -rf "$zmq_dir"' EXIT
+  printf '[handler]\npush_in_sub_specs=ipc://%s/sub\ncommand_spec=ipc://%s/command\n' \
+    "$zmq_dir" "$zmq_dir" > "$zmq_dir/zmq.conf"
+  (cd "$conformance" && P8_TARGET=custom P8_CMD="$p8" P8_EXTRA_CONFIG="$zmq_dir/zmq.conf" \
+    P8_ZMQ_PUSH=tcp://127.0.0.1:28010 \
     python3 -m pytest -q -p no:cacheprovider test_proxy_passthrough.py test_publish_api.py \
-    test_longpoll.py test_stream.py test_reliability.py test_websocket_over_http.py)
+    test_longpoll.py test_stream.py test_reliability.py test_zmq_publish.py test_websocket_over_http.py)
 else
   echo "== conformance skipped: $conformance not found"
 fi

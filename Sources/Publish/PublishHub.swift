@@ -504,6 +504,26 @@ package final class PublishHub: Sendable {
         }
     }
 
+    /// Live held-request subscribers of `channel` by hold mode; empty when it has none. WebSocket sessions are
+    /// not counted here (they have no hold mode).
+    package func subscribers(of channel: String) -> [Instruct.HoldMode: Int] {
+        self.registry.withLock { registry in
+            var counts: [Instruct.HoldMode: Int] = [:]
+            for session in registry.channels[channel]?.sessions.values.compactMap({ $0 as? HoldSession }) ?? [] {
+                counts[session.request.mode, default: 0] += 1
+            }
+            return counts
+        }
+    }
+
+    /// Those of `ids` that name a hold in progress (the command socket's `conncheck`).
+    package func connectedSessions(among ids: [String]) -> [String] {
+        let live = self.registry.withLock { registry in
+            Set(registry.sessions.values.map(\.id))
+        }
+        return ids.filter { live.contains($0) }
+    }
+
     // MARK: - Recover
 
     /// `POST /recover` and the `recover` command (grip-spec §5.5): forgets every channel's last id and asks the

@@ -2,7 +2,7 @@ import Foundation
 package import GRIP
 package import Logging
 import Proxy
-import Publish
+package import Publish
 import ServiceLifecycle
 import Store
 import Synchronization
@@ -31,10 +31,13 @@ package struct P8Server: Sendable {
         package var http: [ListenAddress]
         /// The HTTP control API (publish) listener.
         package var publish: ListenAddress
+        /// The ZeroMQ sockets' endpoints (not part of ``line``).
+        package var zeroMQ: ZMQEndpoints
 
-        package init(http: [ListenAddress], publish: ListenAddress) {
+        package init(http: [ListenAddress], publish: ListenAddress, zeroMQ: ZMQEndpoints = ZMQEndpoints()) {
             self.http = http
             self.publish = publish
+            self.zeroMQ = zeroMQ
         }
 
         /// The one line `p8` prints on stdout when it is ready, e.g.
@@ -93,6 +96,12 @@ package struct P8Server: Sendable {
             instance: instance,
             logger: self.logger
         )
+        let zeroMQ: ZeroMQServices
+        do {
+            zeroMQ = try ZeroMQServices.bind(configuration: self.configuration.handler, hub: hub, logger: self.logger)
+        } catch {
+            throw RunnerError("cannot set up the ZeroMQ sockets: \(error)")
+        }
         let routes = RouteTableBox(table)
         let settings = ProxySettings(
             listeners: self.overrides.listeners ?? self.configuration.runner.httpListeners,
@@ -100,7 +109,7 @@ package struct P8Server: Sendable {
             maxRequestHeadBytes: self.configuration.runner.clientBufferSize,
             maxConnections: self.configuration.runner.clientMaxConn
         )
-        let listening = ListeningReport(onReady: onReady)
+        let listening = ListeningReport(zeroMQ: zeroMQ.endpoints, onReady: onReady)
         let proxy = ProxyServer(settings: settings, routes: routes, hub: hub, logger: self.logger) { bound in
             listening.proxyBound(bound)
         }
@@ -111,9 +120,11 @@ package struct P8Server: Sendable {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: RetentionService(store: store, logger: self.logger)),
             .init(service: hub),
-            .init(service: control),
-            .init(service: proxy),
         ]
+        // After the hub, so that they stop (and commit what they received) before it.
+        services += zeroMQ.services.map { .init(service: $0) }
+        services.append(.init(service: control))
+        services.append(.init(service: proxy))
         if case .file = source {
             services.append(.init(service: RoutesReloadService(source: source, routes: routes, logger: self.logger)))
         }
@@ -130,10 +141,12 @@ package struct P8Server: Sendable {
 
 /// Collects the bound addresses of the proxy and the control API and reports readiness once both are up.
 private final class ListeningReport: Sendable {
+    private let zeroMQ: ZMQEndpoints
     private let onReady: @Sendable (P8Server.Readiness) -> Void
     private let bound = Mutex<(http: [ListenAddress]?, publish: ListenAddress?)>((nil, nil))
 
-    init(onReady: @escaping @Sendable (P8Server.Readiness) -> Void) {
+    init(zeroMQ: ZMQEndpoints, onReady: @escaping @Sendable (P8Server.Readiness) -> Void) {
+        self.zeroMQ = zeroMQ
         self.onReady = onReady
     }
 
@@ -151,7 +164,7 @@ private final class ListeningReport: Sendable {
             guard let http = bound.http, let publish = bound.publish else {
                 return nil
             }
-            return P8Server.Readiness(http: http, publish: publish)
+            return P8Server.Readiness(http: http, publish: publish, zeroMQ: self.zeroMQ)
         }
         if let readiness {
             self.onReady(readiness)

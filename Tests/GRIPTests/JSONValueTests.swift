@@ -28,9 +28,22 @@ import Testing
         #expect(Self.parse(text) == expected)
     }
 
-    @Test func trailingCommaIsTolerated() {
-        // Foundation's JSON parser accepts it; Pushpin's (Qt) does not. Harmless either way.
-        #expect(Self.parse("[1,]") == .array([.int(1)]))
+    @Test(arguments: [
+        "[1,]", #"{"a": 1,}"#, "01", "-", "1.", "1e", ".5", "'a'", "[1] x", "\"a\u{1}b\"", #""\x""#, "// c\n1",
+    ])
+    func nonJSONIsRefused(text: String) {
+        #expect(Self.parse(text) == nil)
+    }
+
+    @Test func escapesAndSurrogatePairsAreDecoded() {
+        #expect(Self.parse(#""\" \/ \b\f\r\t \ud83d\ude00""#) == .string("\" / \u{8}\u{C}\r\t \u{1F600}"))
+        #expect(Self.parse(#""\ude00""#) == nil)
+        #expect(Self.parse(#""\ud83d x""#) == nil)
+    }
+
+    @Test func nestingIsBounded() {
+        #expect(Self.parse(String(repeating: "[", count: 400) + String(repeating: "]", count: 400)) != nil)
+        #expect(Self.parse(String(repeating: "[", count: 100_000)) == nil)
     }
 
     @Test func booleansAreNotNumbersNorNumbersBooleans() {

@@ -45,6 +45,61 @@ import Testing
         #expect(TNetString.int(1)["x"] == nil)
     }
 
+    @Test(arguments: [0.1, -2.5, 1e-7, 1e300, -0.0, 123_456.789, Double.leastNonzeroMagnitude])
+    func floatsRoundTrip(number: Double) throws {
+        let decoded = try TNetString.decode(TNetString.float(number).encoded())
+        #expect(decoded == .float(number))
+    }
+
+    @Test func bytesThatLookLikeTNetStrings() throws {
+        let tricky = TNetString.dict([
+            TNetString.Member(key: Array("1:a,}".utf8), value: .string("0:~]:,#^!")),
+            TNetString.Member("ü ✓", .bytes([UInt8(ascii: ":"), 0, UInt8(ascii: "}")])),
+            TNetString.Member("", .list([.dict([]), .list([]), .bytes([])])),
+        ])
+        #expect(try TNetString.decode(tricky.encoded()) == tricky)
+    }
+
+    /// Random values of every type, nested, encode and decode back to themselves.
+    @Test func randomValuesRoundTrip() throws {
+        var generator = SplitMix64(seed: 0x5EED)
+        for _ in 0..<500 {
+            let value = Self.randomValue(depth: 0, using: &generator)
+            #expect(try TNetString.decode(value.encoded()) == value)
+        }
+    }
+
+    static func randomValue(depth: Int, using generator: inout SplitMix64) -> TNetString {
+        let kinds = depth < 4 ? 7 : 5
+        switch Int.random(in: 0..<kinds, using: &generator) {
+        case 0:
+            return .bytes(
+                (0..<Int.random(in: 0..<20, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator)
+                }
+            )
+        case 1:
+            return .int(Int.random(in: Int.min...Int.max, using: &generator))
+        case 2:
+            return .float(Double.random(in: -1e12...1e12, using: &generator))
+        case 3:
+            return .bool(Bool.random(using: &generator))
+        case 4:
+            return .null
+        case 5:
+            return .list(
+                (0..<Int.random(in: 0..<4, using: &generator)).map { _ in
+                    Self.randomValue(depth: depth + 1, using: &generator)
+                }
+            )
+        default:
+            return .dict(
+                (0..<Int.random(in: 0..<4, using: &generator)).map { index in
+                    TNetString.Member("k\(index)", Self.randomValue(depth: depth + 1, using: &generator))
+                }
+            )
+        }
+    }
+
     @Test func pushpinStatsFrameFromTheSpec() throws {
         // grip-spec Appendix A.5 (after the `conn T` prefix).
         let frame =
@@ -81,6 +136,11 @@ import Testing
             ("3:2:a]", .truncated),
             ("1:a,1:b,", .trailingBytes),
             ("0:~ ", .trailingBytes),
+            ("-1:,", .invalidLength),
+            ("1.5:ab,", .invalidLength),
+            ("9:1:a,5:hi,}", .truncated),
+            ("8:3:abc,0:~}", .invalidPayload),
+            ("2:0:]", .truncated),
         ]
     )
     func malformed(input: String, code: TNetStringError.Code) {
@@ -226,5 +286,22 @@ import Testing
         } throws: { error in
             (error as? PublishError)?.code == .invalidJSON
         }
+    }
+}
+
+/// A seeded generator (SplitMix64), so random round trips are the same on every run.
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+
+    init(seed: UInt64) {
+        self.state = seed
+    }
+
+    mutating func next() -> UInt64 {
+        self.state &+= 0x9E37_79B9_7F4A_7C15
+        var z = self.state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

@@ -25,7 +25,7 @@ struct RunningServerTests {
         ])
         let config = fixture.directory.path("p-8.conf")
         let text =
-            "[global]\nrundir=run\n[runner]\nhttp_port=127.0.0.1:0\n[handler]\npush_in_http_port=0\n"
+            "[global]\nrundir=run\n[runner]\nhttp_port=127.0.0.1:0\n[handler]\npush_in_http_port=0\npush_in_spec=\npush_in_sub_specs=\ncommand_spec=\n"
             + "[store]\ndatabase_file=p8.sqlite\n"
         try text.write(toFile: config, atomically: true, encoding: .utf8)
         let p8 = try CtlProcess.start(["--config", config, "--route", "* 127.0.0.1:9"], executable: "p8")

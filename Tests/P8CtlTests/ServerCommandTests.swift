@@ -187,7 +187,7 @@ private func withServer(config extra: String = "", _ body: (Server) async throws
     let directory = try TemporaryDirectory()
     let config = directory.path("p-8.conf")
     try
-        "[global]\nrundir=run\n[runner]\nhttp_port=127.0.0.1:0\n[handler]\npush_in_http_port=0\n\(extra)[store]\ndatabase_file=p8.sqlite\n"
+        "[global]\nrundir=run\n[runner]\nhttp_port=127.0.0.1:0\n[handler]\npush_in_http_port=0\npush_in_spec=\npush_in_sub_specs=\ncommand_spec=\n\(extra)[store]\ndatabase_file=p8.sqlite\n"
         .write(toFile: config, atomically: true, encoding: .utf8)
     let p8 = try CtlProcess.start(["--config", config, "--route", "* 127.0.0.1:9"], executable: "p8")
     let ready = try await p8.readLines(atLeast: 1).first ?? ""

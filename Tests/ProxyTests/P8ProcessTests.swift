@@ -63,7 +63,7 @@ struct P8ProcessTests {
             let config = directory.appendingPathComponent("p-8.conf")
             let text =
                 "[global]\nrundir=run\n[runner]\nhttp_port=127.0.0.1:0\n[proxy]\nroutesfile=routes\n"
-                + "[handler]\npush_in_http_port=0\n"
+                + "[handler]\npush_in_http_port=0\npush_in_spec=\npush_in_sub_specs=\ncommand_spec=\n"
             try text.write(to: config, atomically: true, encoding: .utf8)
             let p8 = try P8Process.start(arguments: ["--config", config.path])
             let port = try await p8.readyPort()
@@ -132,11 +132,13 @@ final class P8Process: Sendable {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("p8-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let config = directory.appendingPathComponent("p-8.conf")
-            try "[global]\nrundir=run\n[runner]\nhttp_port=127.0.0.1:0\n[handler]\npush_in_http_port=0\n".write(
-                to: config,
-                atomically: true,
-                encoding: .utf8
-            )
+            try
+                "[global]\nrundir=run\n[runner]\nhttp_port=127.0.0.1:0\n[handler]\npush_in_http_port=0\npush_in_spec=\npush_in_sub_specs=\ncommand_spec=\n"
+                .write(
+                    to: config,
+                    atomically: true,
+                    encoding: .utf8
+                )
             arguments += ["--config", config.path]
             scratch = directory
         }

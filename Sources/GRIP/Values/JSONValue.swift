@@ -1,5 +1,3 @@
-import Foundation
-
 /// A JSON document as a value: what GRIP's JSON inputs (instruct bodies, publish requests) are parsed into
 /// before their fields are checked, and what `body-patch` operations are kept as.
 ///
@@ -24,14 +22,14 @@ package enum JSONValue: Sendable, Hashable {
     ///
     /// - Returns: nil when `bytes` is not valid JSON.
     package static func parse(_ bytes: [UInt8]) -> JSONValue? {
-        try? JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+        JSONParser.parse(bytes)
     }
 
     /// Compact JSON with object keys sorted and strings escaped minimally (canonical bytes for storage).
     package func encoded() -> [UInt8] {
-        var out = ""
+        var out: [UInt8] = []
         self.write(to: &out)
-        return Array(out.utf8)
+        return out
     }
 
     /// The string, if this is one.
@@ -42,60 +40,61 @@ package enum JSONValue: Sendable, Hashable {
         return nil
     }
 
-    private func write(to out: inout String) {
+    private func write(to out: inout [UInt8]) {
         switch self {
         case .null:
-            out += "null"
+            out += "null".utf8
         case .bool(let flag):
-            out += flag ? "true" : "false"
+            out += (flag ? "true" : "false").utf8
         case .int(let number):
-            out += String(number)
+            out += String(number).utf8
         case .double(let number):
-            out += number.isFinite ? "\(number)" : "null"
+            out += (number.isFinite ? "\(number)" : "null").utf8
         case .string(let text):
-            out += GripSignature.jsonString(text)
+            Self.writeString(text, to: &out)
         case .array(let elements):
-            out += "["
+            out.append(UInt8(ascii: "["))
             for (index, element) in elements.enumerated() {
                 if index > 0 {
-                    out += ","
+                    out.append(UInt8(ascii: ","))
                 }
                 element.write(to: &out)
             }
-            out += "]"
+            out.append(UInt8(ascii: "]"))
         case .object(let members):
-            out += "{"
+            out.append(UInt8(ascii: "{"))
             for (index, key) in members.keys.sorted().enumerated() {
                 if index > 0 {
-                    out += ","
+                    out.append(UInt8(ascii: ","))
                 }
-                out += GripSignature.jsonString(key)
-                out += ":"
+                Self.writeString(key, to: &out)
+                out.append(UInt8(ascii: ":"))
                 members[key]?.write(to: &out)
             }
-            out += "}"
+            out.append(UInt8(ascii: "}"))
         }
     }
-}
 
-extension JSONValue: Decodable {
-    /// Decodes any JSON value (booleans are never taken for numbers, nor integers for doubles).
-    package init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() {
-            self = .null
-        } else if let flag = try? container.decode(Bool.self) {
-            self = .bool(flag)
-        } else if let number = try? container.decode(Int.self) {
-            self = .int(number)
-        } else if let number = try? container.decode(Double.self) {
-            self = .double(number)
-        } else if let text = try? container.decode(String.self) {
-            self = .string(text)
-        } else if let elements = try? container.decode([JSONValue].self) {
-            self = .array(elements)
-        } else {
-            self = .object(try container.decode([String: JSONValue].self))
+    /// A JSON string literal, escaping only what must be (quote, backslash, control characters), as Qt's compact
+    /// JSON writer does.
+    static func writeString(_ text: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out += #"\""#.utf8
+            case UInt8(ascii: "\\"): out += #"\\"#.utf8
+            case 0x0A: out += #"\n"#.utf8
+            case 0x0D: out += #"\r"#.utf8
+            case 0x09: out += #"\t"#.utf8
+            case 0x08: out += #"\b"#.utf8
+            case 0x0C: out += #"\f"#.utf8
+            case 0..<0x20:
+                let hex = String(byte, radix: 16)
+                out += (#"\u"# + String(repeating: "0", count: 4 - hex.count) + hex).utf8
+            default:
+                out.append(byte)
+            }
         }
+        out.append(UInt8(ascii: "\""))
     }
 }

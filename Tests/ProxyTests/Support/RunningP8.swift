@@ -49,6 +49,9 @@ func withRunningP8Server(
         x_forwarded_for=append
         [handler]
         push_in_http_port=0
+        push_in_spec=
+        push_in_sub_specs=
+        command_spec=
         \(extraConfig)
         """
     let configuration = try P8Configuration.parse(
