@@ -139,7 +139,7 @@ import Testing
             let client = try await RawHTTPConnection.connect(port: p8.httpPort)
             let path = gripPath([("Grip-Hold", "response"), ("Grip-Channel", "hist; prev-id=m1")], body: "[]")
             try await client.send("GET \(path) HTTP/1.1\r\nHost: example.com\r\n\r\n")
-            let response = try await client.readResponse(timeout: .seconds(3))
+            let response = try await client.readResponse(timeout: .seconds(15))
             #expect(String(decoding: response.body, as: UTF8.self) == "m2\n")
         }
     }
@@ -152,7 +152,7 @@ import Testing
             let client = try await RawHTTPConnection.connect(port: p8.httpPort)
             let path = gripPath([("Grip-Hold", "response"), ("Grip-Channel", "lost; prev-id=x9")], body: "[]")
             try await client.send("GET \(path) HTTP/1.1\r\nHost: example.com\r\n\r\n")
-            let response = try await client.readResponse(timeout: .seconds(3))
+            let response = try await client.readResponse(timeout: .seconds(15))
             #expect(response.header("P8-Reset") == "lost")
             #expect(String(decoding: response.body, as: UTF8.self) == "[]")
             let gripLast = backend.requests.filter { $0.uri.hasPrefix("/plain") }.map { $0.values("grip-last") }
