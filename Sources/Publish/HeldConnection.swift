@@ -7,8 +7,9 @@ package import GRIP
 /// The session (``HoldSession``) decides what to send; the connection does the I/O and keeps the timers of
 /// its own life (response timeout, keep-alives, next-link timer), telling the session when it ends.
 package protocol HeldConnection: AnyObject, Sendable {
-    /// A response hold is released: send this response and end the hold. Called at most once.
-    func sendResponse(_ response: HeldResponse)
+    /// A response hold is released: send this response (its body framed with `Content-Length`) and end the
+    /// hold. Called at most once.
+    func sendResponse(_ response: Instruct.Response)
 
     /// A stream hold receives content: append it to the response body. Calls arrive in delivery order.
     func sendStreamContent(_ content: [UInt8])
@@ -38,24 +39,5 @@ package struct GripLast: Sendable, Hashable {
     /// The header value.
     package var headerValue: String {
         "\(self.channel); last-id=\(self.lastID)"
-    }
-}
-
-/// The response that releases a response hold.
-package struct HeldResponse: Sendable, Hashable {
-    /// The status code.
-    package var code: Int
-    /// The reason phrase.
-    package var reason: String
-    /// The headers, in order; never `Content-Length` (the connection frames the body).
-    package var headers: [HeaderField]
-    /// The body.
-    package var body: [UInt8]
-
-    package init(code: Int, reason: String, headers: [HeaderField], body: [UInt8]) {
-        self.code = code
-        self.reason = reason
-        self.headers = headers
-        self.body = body
     }
 }

@@ -43,7 +43,7 @@ package final class HoldSession: ChannelSubscriber {
 
     /// What to do with the connection, decided under the lock and done outside it.
     private enum Action {
-        case respond(HeldResponse)
+        case respond(Instruct.Response)
         case content([UInt8])
         case endStream
         case recover([GripLast])
@@ -202,12 +202,12 @@ package final class HoldSession: ChannelSubscriber {
     }
 
     /// The response a published `http-response` releases a long-poll with (grip-spec §3.4 steps 4-5).
-    private func response(for format: HTTPResponseFormat) -> HeldResponse {
+    private func response(for format: HTTPResponseFormat) -> Instruct.Response {
         let original = self.request.response
         let headers = format.mergedHeaders(over: original.headers).filter { !$0.hasName("Content-Length") }
         switch format.body {
         case .bytes(let body):
-            return HeldResponse(
+            return Instruct.Response(
                 code: format.effectiveCode,
                 reason: format.effectiveReason,
                 headers: headers,
@@ -216,14 +216,14 @@ package final class HoldSession: ChannelSubscriber {
         case .patch(let operations):
             do {
                 let body = try JSONPatch.apply(operations, toBody: original.body)
-                return HeldResponse(
+                return Instruct.Response(
                     code: format.effectiveCode,
                     reason: format.effectiveReason,
                     headers: headers,
                     body: body
                 )
             } catch {
-                return HeldResponse(
+                return Instruct.Response(
                     code: 502,
                     reason: "Bad Gateway",
                     headers: [HeaderField(name: "Content-Type", value: "text/plain")],

@@ -19,7 +19,7 @@ final class RecordingConnection: HeldConnection {
 
     var recorded: [HeldEvent] { self.events.withLock { $0 } }
 
-    func sendResponse(_ response: HeldResponse) {
+    func sendResponse(_ response: Instruct.Response) {
         self.events.withLock {
             $0.append(
                 .response(

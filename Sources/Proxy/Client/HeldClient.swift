@@ -1,3 +1,4 @@
+import GRIP
 import NIOCore
 import Publish
 
@@ -20,7 +21,7 @@ final class HeldClient: HeldConnection {
         self.eventLoop.execute { exchange.value.holdDecided(decision, generation: generation) }
     }
 
-    func sendResponse(_ response: HeldResponse) {
+    func sendResponse(_ response: Instruct.Response) {
         let (exchange, generation) = (self.exchange, self.generation)
         self.eventLoop.execute { exchange.value.heldResponse(response, generation: generation) }
     }

@@ -147,38 +147,33 @@ extension ProxyExchange {
 
     // MARK: - Long-polls
 
-    /// Answers a long-poll with the hold's own response (its timeout, a reset, or shutdown).
-    private func respond(with response: Instruct.Response, resetChannels: [String]) {
-        var fields = response.headers
+    /// Answers a long-poll: with the hold's own response (its timeout, a reset, or shutdown) or a published one.
+    private func respond(with response: Instruct.Response, resetChannels: [String] = []) {
+        var headers = HTTPHeaders(response.headers.map { ($0.name, $0.value) })
         if !resetChannels.isEmpty {
-            fields.append(HeaderField(name: "P8-Reset", value: resetChannels.joined(separator: ", ")))
+            headers.add(name: "P8-Reset", value: resetChannels.joined(separator: ", "))
         }
-        self.respond(code: response.code, reason: response.reason, headers: fields, body: response.body)
-    }
-
-    private func respond(code: Int, reason: String, headers fields: [HeaderField], body: [UInt8]) {
-        var headers = HTTPHeaders(fields.map { ($0.name, $0.value) })
-        headers.replaceOrAdd(name: "Content-Length", value: String(body.count))
+        headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
         let head = HTTPResponseHead(
             version: self.requestHead.version,
-            status: .custom(code: UInt(code), reasonPhrase: reason),
+            status: .custom(code: UInt(response.code), reasonPhrase: response.reason),
             headers: headers
         )
         let keepAlive = self.requestHead.isKeepAlive && self.requestComplete
-        self.client.respond(head: head, body: ByteBuffer(bytes: body), keepAlive: keepAlive)
+        self.client.respond(head: head, body: ByteBuffer(bytes: response.body), keepAlive: keepAlive)
     }
 
     private func holdTimedOut(generation: Int) {
         guard let held = self.hold, held.generation == generation else { return }
         self.endHold()
-        self.respond(with: held.instruct.response, resetChannels: [])
+        self.respond(with: held.instruct.response)
     }
 
     /// A publish released the long-poll.
-    func heldResponse(_ response: HeldResponse, generation: Int) {
+    func heldResponse(_ response: Instruct.Response, generation: Int) {
         guard let held = self.hold, held.generation == generation else { return }
         self.endHold()
-        self.respond(code: response.code, reason: response.reason, headers: response.headers, body: response.body)
+        self.respond(with: response)
     }
 
     // MARK: - Streams
