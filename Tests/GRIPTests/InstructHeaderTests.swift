@@ -193,17 +193,6 @@ import Testing
         #expect(instruct.nextLink == Instruct.Link(uri: "/l2", timeout: 20))
     }
 
-    @Test func streamPrevIDNeedsANextLink() throws {
-        let without = try Self.parse([("Grip-Hold", "stream"), ("Grip-Channel", "a, x; prev-id=1")])
-        #expect(without.channelNeedingNextLink == Instruct.Channel(name: "x", prevID: "1"))
-        let with = try Self.parse([
-            ("Grip-Hold", "stream"), ("Grip-Channel", "x; prev-id=1"), ("Grip-Link", "</n>; rel=next"),
-        ])
-        #expect(with.channelNeedingNextLink == nil)
-        let response = try Self.parse([("Grip-Hold", "response"), ("Grip-Channel", "x; prev-id=1")])
-        #expect(response.channelNeedingNextLink == nil)
-    }
-
     @Test func nextLinkDefaultsAndOtherRels() throws {
         let instruct = try Self.parse([
             ("Grip-Link", "<http://example.com/next?a=1&b=%20>; rel=next, </bye>; rel=gone"),

@@ -166,16 +166,6 @@ package struct Instruct: Sendable, Hashable {
         self.response = response
     }
 
-    /// For a stream hold without a next link, the first channel with a `prev-id`: Pushpin then sends the
-    /// initial response and ends the stream with `channel '<name>' specifies prev-id, but no next link found`
-    /// (grip-spec §3.6), because gaps on that channel could never be recovered.
-    package var channelNeedingNextLink: Channel? {
-        guard self.holdMode == .stream, self.nextLink == nil else {
-            return nil
-        }
-        return self.channels.first { $0.prevID != nil }
-    }
-
     /// Parses a GRIP response: the header form always, then the JSON form on top when the media type is
     /// `application/grip-instruct` (grip-spec §3.3).
     ///
