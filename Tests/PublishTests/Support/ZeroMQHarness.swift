@@ -135,7 +135,7 @@ final class TestSocket {
     }
 
     /// The next message, or nil after `timeout`.
-    func receive(timeout: Duration = .seconds(5)) async throws -> [[UInt8]]? {
+    func receive(timeout: Duration = .seconds(15)) async throws -> [[UInt8]]? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let frames = try self.socket.receive(wait: false) {
