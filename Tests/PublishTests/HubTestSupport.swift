@@ -45,7 +45,7 @@ final class RecordingConnection: HeldConnection {
 
     /// Waits (bounded) until `predicate` holds for the recorded events.
     func waitFor(
-        timeout: Duration = .seconds(5),
+        timeout: Duration = .seconds(15),
         _ predicate: ([HeldEvent]) -> Bool
     ) async throws -> [HeldEvent] {
         let deadline = ContinuousClock.now + timeout

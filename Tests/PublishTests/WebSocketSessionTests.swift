@@ -146,7 +146,7 @@ final class RecordingWebSocket: WebSocketConnection {
     }
 
     /// Waits (bounded) until `predicate` holds for the recorded events.
-    func waitFor(timeout: Duration = .seconds(5), _ predicate: ([SocketEvent]) -> Bool) async throws -> [SocketEvent] {
+    func waitFor(timeout: Duration = .seconds(15), _ predicate: ([SocketEvent]) -> Bool) async throws -> [SocketEvent] {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             let events = self.recorded

@@ -29,7 +29,7 @@ struct ZeroMQHarness {
     }
 
     /// Waits until `channel` holds at least `count` items and returns them.
-    func waitForStored(_ channel: String, count: Int, timeout: Duration = .seconds(5)) async throws -> [StoredItem] {
+    func waitForStored(_ channel: String, count: Int, timeout: Duration = .seconds(15)) async throws -> [StoredItem] {
         let deadline = ContinuousClock.now + timeout
         while true {
             let items = try await self.stored(channel)
@@ -119,7 +119,7 @@ final class TestSocket {
         self.socket.close()
     }
 
-    func send(_ frames: [[UInt8]], timeout: Duration = .seconds(5)) async throws {
+    func send(_ frames: [[UInt8]], timeout: Duration = .seconds(15)) async throws {
         let deadline = ContinuousClock.now + timeout
         while true {
             do {
