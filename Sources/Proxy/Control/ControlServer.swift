@@ -68,10 +68,12 @@ package final class ControlServer: Service {
                     )
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: Self.readTimeout))
                     try channel.pipeline.syncOperations.addHandler(CloseOnIdleHandler())
-                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
+                    let connection = try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
                         wrappingChannelSynchronously: channel,
                         configuration: .init(isOutboundHalfClosureEnabled: true)
                     )
+                    connections.retain(connection)
+                    return connection
                 }
             }
         let bound = ListenAddress(
@@ -80,10 +82,14 @@ package final class ControlServer: Service {
         )
         self.logger.info("publish API listening", metadata: ["p8.listen": "\(bound)"])
         self.onListening(bound)
+        // Connections accepted but never served (the accept loop ended first, on shutdown or cancellation) are
+        // closed, as NIO requires of every NIOAsyncChannel.
+        defer { connections.closeUnserved() }
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
                 try await server.executeThenClose { accepted in
                     for try await connection in accepted {
+                        connections.serving(connection.channel)
                         group.addTask {
                             await self.serve(connection)
                         }
