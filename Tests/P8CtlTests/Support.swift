@@ -128,8 +128,8 @@ private func readToEnd(_ handle: FileHandle) async -> Data {
 /// Runs `p8ctl` with `arguments` in `directory` (times in UTC), `input` on its stdin, and waits for it to exit.
 func ctl(_ arguments: [String], in directory: String? = nil, input: [UInt8]? = nil) async throws -> CtlResult {
     let process = try CtlProcess.start(arguments, in: directory, input: input)
-    async let stdout = readToEnd(process.stdout.fileHandleForReading)
-    async let stderr = readToEnd(process.stderr.fileHandleForReading)
+    async let stdout = readToEnd(process.child.stdout)
+    async let stderr = readToEnd(process.child.stderr)
     let status = try await process.waitForExit()
     return CtlResult(
         status: status,
@@ -140,15 +140,11 @@ func ctl(_ arguments: [String], in directory: String? = nil, input: [UInt8]? = n
 
 /// A running `p8ctl` (for `tail`), or `p8`.
 final class CtlProcess: Sendable {
-    let process: Process
-    let stdout: Pipe
-    let stderr: Pipe
+    let child: ChildProcess
     private let seen = Mutex<[UInt8]>([])
 
-    private init(process: Process, stdout: Pipe, stderr: Pipe) {
-        self.process = process
-        self.stdout = stdout
-        self.stderr = stderr
+    private init(child: ChildProcess) {
+        self.child = child
     }
 
     static func start(
@@ -159,31 +155,24 @@ final class CtlProcess: Sendable {
     ) throws
         -> CtlProcess
     {
-        let process = Process()
-        process.executableURL = try builtExecutable(executable)
-        process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment["TZ"] = "UTC"
-        process.environment = environment
-        if let directory {
-            process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        let child = try ChildProcess.spawn(
+            try builtExecutable(executable),
+            arguments: arguments,
+            environment: environment,
+            directory: directory,
+            withStdin: input != nil
+        )
+        if let stdin = child.stdin, let input {
+            stdin.write(Data(input))
+            try stdin.close()
         }
-        let stdout = Pipe()
-        let stderr = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
-        let stdin = input.map { _ in Pipe() }
-        process.standardInput = stdin ?? FileHandle.nullDevice
-        try process.run()
-        if let stdin, let input {
-            stdin.fileHandleForWriting.write(Data(input))
-            try stdin.fileHandleForWriting.close()
-        }
-        return CtlProcess(process: process, stdout: stdout, stderr: stderr)
+        return CtlProcess(child: child)
     }
 
     func signal(_ signal: Int32) {
-        kill(self.process.processIdentifier, signal)
+        self.child.signal(signal)
     }
 
     /// Waits until stdout has `count` lines (or `timeout` passes) and returns every line read so far.
@@ -193,7 +182,7 @@ final class CtlProcess: Sendable {
 
     /// Waits until the lines read from stdout satisfy `done` (or `timeout` passes) and returns them.
     func readLines(timeout: Duration = .seconds(10), until done: ([String]) -> Bool) async throws -> [String] {
-        let descriptor = self.stdout.fileHandleForReading.fileDescriptor
+        let descriptor = self.child.stdout.fileDescriptor
         _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
         let deadline = ContinuousClock.now + timeout
         while true {
@@ -215,13 +204,13 @@ final class CtlProcess: Sendable {
 
     func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32 {
         let deadline = ContinuousClock.now + timeout
-        while self.process.isRunning {
+        while self.child.isRunning {
             guard ContinuousClock.now < deadline else {
                 self.signal(SIGKILL)
-                throw CtlTestError(description: "\(self.process.executableURL?.lastPathComponent ?? "") did not exit")
+                throw CtlTestError(description: "\(self.child.executableName) did not exit")
             }
             try await Task.sleep(for: .milliseconds(10))
         }
-        return self.process.terminationStatus
+        return self.child.terminationStatus
     }
 }
