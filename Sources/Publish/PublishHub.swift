@@ -307,6 +307,12 @@ package final class PublishHub: Sendable {
                 case .olderThanRetained:
                     return .lost
                 case .unknownCursor:
+                    if let successor = try await self.firstItem(of: channel, withPrevID: id) {
+                        // The position was never published here, but an item names it as its prev-id (it was
+                        // committed while this hold started): the client is just before that item.
+                        cursor = .sequence(successor - 1)
+                        continue
+                    }
                     guard let newest = try await self.store.newest(channel: channel),
                         !Delivery.isAssigned(id: newest.id, sequence: newest.sequence)
                     else {
@@ -322,6 +328,12 @@ package final class PublishHub: Sendable {
             )
             return .lost
         }
+    }
+
+    /// The sequence of the first item whose prev-id is `id`, among a channel's first 1,000 retained items.
+    private func firstItem(of channel: String, withPrevID id: String) async throws -> Int64? {
+        let recent = try await self.store.read(channel: channel, after: .oldestRetained, limit: 1000)
+        return recent.items?.first { $0.prevId == id }?.sequence
     }
 
     private func subscribe(_ session: HoldSession) {

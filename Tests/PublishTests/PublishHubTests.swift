@@ -141,6 +141,21 @@ import Testing
         }
     }
 
+    /// The backend's position was never published, but an item committed while the hold started names it as
+    /// its prev-id: the client is just before that item, not lost.
+    @Test func aPositionNamedByAnItemsPrevIdResumesFromThatItem() async throws {
+        try await withHub { hub in
+            try await hub.publish([textItem("race", "next\n", id: "p2", prevID: "p1")])
+            let connection = RecordingConnection()
+            _ = try await hold(hub, holdRequest(.response, channels: [("race", "p1")]), connection)
+            let events = try await connection.waitFor { !$0.isEmpty }
+            #expect(
+                events.first
+                    == .response(code: 200, headers: [HeaderField(name: "X-Original", value: "yes")], body: "next\n")
+            )
+        }
+    }
+
     @Test func aLiveItemOutOfTheHoldsChainAsksTheBackend() async throws {
         try await withHub { hub in
             let connection = RecordingConnection()
