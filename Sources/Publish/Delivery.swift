@@ -16,8 +16,6 @@ package struct Delivery: Sendable {
     package var formats: PublishFormats
     /// Item meta, for filters.
     package var meta: [String: String]
-    /// `no-seq`: not held back by the reordering buffer.
-    package var noSeq: Bool
 
     package init(
         channel: String,
@@ -25,8 +23,7 @@ package struct Delivery: Sendable {
         id: String?,
         prevID: String?,
         formats: PublishFormats,
-        meta: [String: String] = [:],
-        noSeq: Bool = false
+        meta: [String: String] = [:]
     ) {
         self.channel = channel
         self.sequence = sequence
@@ -34,7 +31,6 @@ package struct Delivery: Sendable {
         self.prevID = prevID
         self.formats = formats
         self.meta = meta
-        self.noSeq = noSeq
     }
 
     /// A delivery read back from the log (resume). Items stored before meta was kept have none.
@@ -47,8 +43,7 @@ package struct Delivery: Sendable {
             sequence: stored.sequence,
             id: Self.isAssigned(id: stored.id, sequence: stored.sequence) ? nil : stored.id,
             prevID: stored.prevId,
-            formats: formats,
-            noSeq: true
+            formats: formats
         )
     }
 

@@ -20,8 +20,13 @@ package final class HoldSession: ChannelSubscriber {
     private struct ChannelState {
         /// The id the next item's `prev-id` must equal, when the client's position is tracked (grip-spec §5.2).
         var expectedPrevID: String?
-        /// Items up to this sequence were read from the log at the start: live copies of them are dropped.
+        /// Items up to this sequence were logged before the session joined, or read from the log at the start:
+        /// live copies of them are dropped.
         var replayedThrough: Int64 = 0
+
+        mutating func replay(through sequence: Int64) {
+            self.replayedThrough = max(self.replayedThrough, sequence)
+        }
     }
 
     private enum Phase {
@@ -39,6 +44,9 @@ package final class HoldSession: ChannelSubscriber {
         var buffered: [Delivery] = []
         /// Channels whose position could not be resumed (reset signal owed on activation).
         var resetChannels: [String] = []
+        /// Actions decided and not yet carried out, in the order decided (see ``drain()``).
+        var outbox: [Action] = []
+        var isDraining = false
     }
 
     /// What to do with the connection, decided under the lock and done outside it.
@@ -63,10 +71,20 @@ package final class HoldSession: ChannelSubscriber {
 
     // MARK: - Start
 
+    /// Marks where the session joined each channel's log, right after it subscribed: items logged before (whose
+    /// delivery may still be on its way) are not delivered to it live.
+    func joined(at lastSequences: [String: Int64]) {
+        self.state.withLock { state in
+            for (channel, sequence) in lastSequences {
+                state.channels[channel]?.replay(through: sequence)
+            }
+        }
+    }
+
     /// Records what the log holds after a channel's position: delivered first on activation.
     func setReplay(channel: String, items: [Delivery], through lastSequence: Int64) {
         self.state.withLock { state in
-            state.channels[channel]?.replayedThrough = lastSequence
+            state.channels[channel]?.replay(through: lastSequence)
             state.replay.append(contentsOf: items)
         }
     }
@@ -114,9 +132,12 @@ package final class HoldSession: ChannelSubscriber {
                     actions.append(action)
                 }
             }
+            state.outbox.append(contentsOf: actions)
             return actions
         }
-        self.perform(actions)
+        if !actions.isEmpty {
+            self.drain()
+        }
     }
 
     /// The SSE event that tells a client its position on `channel` was lost (documented in the README).
@@ -128,31 +149,38 @@ package final class HoldSession: ChannelSubscriber {
 
     /// An item committed on one of the session's channels (called in each channel's delivery order).
     func deliver(_ delivery: Delivery) {
-        let action = self.state.withLock { state -> Action? in
+        let decided = self.state.withLock { state -> Bool in
             switch state.phase {
             case .ended:
-                return nil
+                return false
             case .starting:
                 state.buffered.append(delivery)
-                return nil
+                return false
             case .live:
-                guard delivery.sequence > (state.channels[delivery.channel]?.replayedThrough ?? 0) else {
-                    return nil
+                guard delivery.sequence > (state.channels[delivery.channel]?.replayedThrough ?? 0),
+                    let action = self.decide(delivery, fromLog: false, &state)
+                else {
+                    return false
                 }
-                return self.decide(delivery, fromLog: false, &state)
+                state.outbox.append(action)
+                return true
             }
         }
-        if let action {
-            self.perform([action])
+        if decided {
+            self.drain()
         }
     }
 
-    /// What one item does to the session. Items from the log follow the log's order, so their prev-ids are not
-    /// checked; live items are checked against the client's position (grip-spec §5.2).
+    /// What one item does to the session. Every item is checked against the client's position (grip-spec §5.2),
+    /// so that an item that entered the log past a missing predecessor (its `message_wait` ran out) means the same
+    /// to a resuming client as to a live one. Items read from the log that carry no `prev-id` follow the log's
+    /// order: a publisher that does not chain its items can still be resumed from.
     private func decide(_ delivery: Delivery, fromLog: Bool, _ state: inout State) -> Action? {
         guard case .live = state.phase, var channel = state.channels[delivery.channel] else { return nil }
         guard Self.passesFilters(delivery, channel: delivery.channel, request: self.request) else { return nil }
-        let inSequence = fromLog || channel.expectedPrevID == nil || delivery.prevID == channel.expectedPrevID
+        let inSequence =
+            channel.expectedPrevID == nil || delivery.prevID == channel.expectedPrevID
+            || (fromLog && delivery.prevID == nil)
         switch self.request.mode {
         case .response:
             guard let format = delivery.formats.httpResponse else { return nil }
@@ -243,6 +271,33 @@ package final class HoldSession: ChannelSubscriber {
         }
     }
 
+    /// Carries out the outbox's actions in the order they were decided. Decisions are made under the state lock and
+    /// actions carried out outside it (a connection may call back into the session), so two threads that decide
+    /// (activation and a live delivery, say) could otherwise write to the client out of order: one drains, the
+    /// other only queues.
+    private func drain() {
+        let isDrainer = self.state.withLock { state -> Bool in
+            guard !state.isDraining else { return false }
+            state.isDraining = true
+            return true
+        }
+        guard isDrainer else { return }
+        while true {
+            let actions = self.state.withLock { state -> [Action] in
+                let actions = state.outbox
+                state.outbox = []
+                if actions.isEmpty {
+                    state.isDraining = false
+                }
+                return actions
+            }
+            if actions.isEmpty {
+                return
+            }
+            self.perform(actions)
+        }
+    }
+
     private func perform(_ actions: [Action]) {
         for action in actions {
             switch action {
@@ -263,15 +318,15 @@ package final class HoldSession: ChannelSubscriber {
 
     /// `recover` (grip-spec §5.5): ends the session and asks the connection to go back to the backend.
     package func recover() {
-        let gripLast = self.state.withLock { state -> [GripLast]? in
-            if case .ended = state.phase { return nil }
+        let recovers = self.state.withLock { state -> Bool in
+            if case .ended = state.phase { return false }
             state.phase = .ended
-            return Self.gripLast(state, request: self.request)
+            state.outbox.append(.recover(Self.gripLast(state, request: self.request)))
+            return true
         }
-        if let gripLast {
+        if recovers {
             self.hub.counters.recoveries.add(1, ordering: .relaxed)
-            self.hub.sessionEnded(self)
-            self.connection.recover(gripLast: gripLast)
+            self.drain()
         }
     }
 

@@ -76,7 +76,10 @@ func withHub(
     defer { try? FileManager.default.removeItem(at: directory) }
     let logger = Logger(label: "p8.publish.tests", factory: { _ in SwiftLogNoOpLogHandler() })
     let store = try await ChannelStore.open(
-        configuration: StoreConfiguration(databaseFile: directory.appendingPathComponent("p8.sqlite").path),
+        configuration: StoreConfiguration(
+            databaseFile: directory.appendingPathComponent("p8.sqlite").path,
+            reorderingWaitMilliseconds: messageWait
+        ),
         logger: logger
     )
     let hub = PublishHub(

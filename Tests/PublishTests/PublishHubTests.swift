@@ -167,7 +167,8 @@ import Testing
     }
 
     @Test func outOfOrderItemsAreDeliveredInPrevIdOrder() async throws {
-        try await withHub { hub in
+        // A wait no commit can outrun: e3 must be released by e2, not by its wait ending.
+        try await withHub(messageWait: 60_000) { hub in
             let connection = RecordingConnection()
             _ = try await hold(hub, holdRequest(.stream, channels: [("order", nil)]), connection)
             try await hub.publish([textItem("order", "1\n", id: "e1")])

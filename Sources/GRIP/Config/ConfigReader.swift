@@ -61,7 +61,8 @@ struct ConfigReader {
         let runner = try reader.readRunner()
         let proxy = try reader.readProxy()
         let handler = try reader.readHandler()
-        let store = try reader.readStore()
+        var store = try reader.readStore()
+        store.reorderingWaitMilliseconds = handler.messageWait
         return P8Configuration(
             global: global,
             runner: runner,

@@ -69,7 +69,7 @@ struct ControlAPI: Sendable {
         case .publish:
             return await self.publish(body: body, json: json)
         case .recover:
-            self.hub.recover()
+            await self.hub.recover()
             return .message("Updated", json: json)
         case .stats:
             return .json(200, self.stats())

@@ -89,7 +89,7 @@ package final class ZMQCommandServer: Service, Sendable {
         case "publish":
             return await self.publish(args, id: id)
         case "recover":
-            self.hub.recover()
+            await self.hub.recover()
             return Self.success(id: id, value: .null)
         case "conncheck":
             guard case .list(let list)? = args["ids"] else {
