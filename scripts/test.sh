@@ -13,12 +13,16 @@ echo "== swift test"
 swift build --build-tests
 swift test --skip-build
 
+python3 -c 'import pytest, aiohttp, jwt, gripcontrol, websocket, sseclient, zmq' 2>/dev/null \
+  || python3 -m pip install -q pytest aiohttp gripcontrol pubcontrol PyJWT pyzmq websocket-client sseclient-py
+p8=$PWD/.build/debug/p8
+
+echo "== end to end (Tests/EndToEnd: resume order with real clients, publishers and kill -9)"
+(cd Tests/EndToEnd && P8_BIN="$p8" python3 -m pytest -q -p no:cacheprovider .)
+
 conformance=../shared/conformance
 if [[ -d $conformance ]]; then
   echo "== conformance (end to end)"
-  python3 -c 'import pytest, aiohttp, jwt, gripcontrol, websocket, sseclient, zmq' 2>/dev/null \
-    || python3 -m pip install -q pytest aiohttp gripcontrol pubcontrol PyJWT pyzmq websocket-client sseclient-py
-  p8=$PWD/.build/debug/p8
   # p8 binds Pushpin's fixed ZeroMQ ports by default: the PULL socket goes on the suite's own port (it
   # publishes there), the SUB and command sockets into a directory of this run's own, so that test runs
   # side by side on one machine never collide.
@@ -35,4 +39,6 @@ else
 fi
 
 echo "== resume under chaos (kill -9 and restarts)"
-python3 Tests/Chaos/resume_chaos.py --p8 "$PWD/.build/debug/p8" --seconds 20
+python3 Tests/Chaos/resume_chaos.py --p8 "$p8" --seconds 20
+echo "== resume under chaos, with 4 concurrent publishers committing out of prev-id order"
+python3 Tests/Chaos/resume_chaos.py --p8 "$p8" --seconds 20 --publishers 4 --batch 5

@@ -88,6 +88,9 @@ package final class PublishHub: Sendable {
         if batch.duplicates > 0 {
             self.counters.duplicates.add(batch.duplicates, ordering: .relaxed)
         }
+        if batch.waitingItems > 0 {
+            self.counters.itemsReordered.add(batch.waitingItems, ordering: .relaxed)
+        }
         var deliveries: [Delivery] = []
         deliveries.reserveCapacity(batch.logged.count)
         var releasedAfterWait = 0

@@ -1,6 +1,7 @@
 import Foundation
 import GRIP
 import Logging
+import Store
 import Synchronization
 
 /// One client WebSocket on the publish side (grip-spec §7.4-7.5): the channels its backend subscribed it to,
@@ -29,7 +30,8 @@ package final class WebSocketSession: ChannelSubscriber {
         var filters: [String]
         /// The position the client subscribed from, for the held-request record.
         var lastID: String?
-        /// Items up to this sequence were read from the log at subscription: live copies of them are dropped.
+        /// Items up to this sequence were logged before the subscription, or read from the log at subscription:
+        /// live copies of them are dropped.
         var replayedThrough: Int64 = 0
         /// Live items kept aside while the log is read; nil once live.
         var buffered: [Delivery]?
@@ -76,10 +78,12 @@ package final class WebSocketSession: ChannelSubscriber {
                 )
                 return false
             }
+            // Items logged before the subscription (their delivery may still be on its way) are not sent live.
             state.subscriptions[channel] = Subscription(
                 backendName: backendName,
                 filters: filters,
                 lastID: lastID,
+                replayedThrough: self.hub.store.lastLoggedSequence(channel: channel),
                 buffered: lastID == nil ? nil : []
             )
             return true
@@ -103,7 +107,7 @@ package final class WebSocketSession: ChannelSubscriber {
                 if !items.isEmpty {
                     self.hub.counters.resumes.add(1, ordering: .relaxed)
                 }
-                subscription.replayedThrough = lastSequence
+                subscription.replayedThrough = max(subscription.replayedThrough, lastSequence)
                 for item in items where self.send(item, subscription, meta: state.meta, subscribed: state.subscriptions)
                 {
                     state.ended = true

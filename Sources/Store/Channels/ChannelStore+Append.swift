@@ -267,6 +267,7 @@ extension ChannelStore {
                 CommittedBatch(
                     logged: writer.logged,
                     newItems: itemResults.count - duplicates,
+                    waitingItems: itemResults.count { $0.isWaiting && !$0.isDuplicate },
                     duplicates: duplicates
                 )
             )

@@ -116,8 +116,10 @@ package struct CommittedBatch: Sendable {
     /// The items that entered channel logs, in log order: the batch's own, and waiting items they (or the end of
     /// their wait) released.
     package var logged: [LoggedItem]
-    /// How many of the batch's items were new (logged or waiting), and how many were duplicates.
+    /// How many of the batch's items were new (logged or waiting), how many of those wait in the reordering
+    /// buffer, and how many were duplicates.
     package var newItems: Int
+    package var waitingItems: Int
     package var duplicates: Int
 }
 
