@@ -128,15 +128,23 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // What the test targets share: a temporary directory, a child-process launcher on posix_spawn, one bounded
+        // `eventually` with one default limit, and markers to assert that nothing more arrives.
+        .target(
+            name: "P8TestSupport",
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "GRIPTests",
-            dependencies: ["GRIP"],
+            dependencies: ["GRIP", "P8TestSupport"],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "StoreTests",
             dependencies: [
+                "P8TestSupport",
                 "Store",
                 "GRIP",
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -149,6 +157,7 @@ let package = Package(
         .testTarget(
             name: "PublishTests",
             dependencies: [
+                "P8TestSupport",
                 "Publish",
                 "Store",
                 "GRIP",
@@ -162,6 +171,7 @@ let package = Package(
         .testTarget(
             name: "P8CtlTests",
             dependencies: [
+                "P8TestSupport",
                 "Store",
                 "GRIP",
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -172,6 +182,7 @@ let package = Package(
         .testTarget(
             name: "ProxyTests",
             dependencies: [
+                "P8TestSupport",
                 "GRIP",
                 "Proxy",
                 "Runner",

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import P8TestSupport
 import Store
 import Testing
 

@@ -1,6 +1,7 @@
 import Foundation
 import GRIP
 import Logging
+import P8TestSupport
 import Store
 import Testing
 

@@ -29,8 +29,9 @@ import Testing
             )
             try await hub.publish([PublishItem(channel: "lp", formats: PublishFormats(httpResponse: format))])
             try await hub.publish([textItem("lp", "second\n")])
-            let events = try await connection.waitFor { !$0.isEmpty }
-            try await Task.sleep(for: .milliseconds(50))
+            _ = try await connection.waitFor { !$0.isEmpty }
+            try await allDelivered(hub)
+            let events = connection.recorded
             #expect(
                 events == [
                     .response(
@@ -201,7 +202,7 @@ import Testing
             try await hub.publish([textItem("dup", "B\n", id: "d")])
             try await hub.publish([textItem("dup", "C\n")])
             _ = try await connection.waitFor { $0.count == 2 }
-            try await Task.sleep(for: .milliseconds(50))
+            try await allDelivered(hub)
             #expect(connection.streamed == "A\nC\n")
             #expect(hub.counters.duplicates.load(ordering: .relaxed) == 1)
         }

@@ -1,6 +1,7 @@
 import Foundation
 import GRIP
 import Logging
+import P8TestSupport
 import Runner
 
 /// The signing key every test config uses.
@@ -35,9 +36,8 @@ func withRunningP8Server(
     config extraConfig: String = "",
     _ body: (RunningP8) async throws -> Void
 ) async throws {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("p8-test-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
+    let temporary = try TemporaryDirectory(prefix: "p8-test")
+    let directory = temporary.url
     let text = """
         [global]
         rundir=run
@@ -98,14 +98,4 @@ func withTestBackend(tls: Bool = false, _ body: (TestBackend) async throws -> Vo
         throw error
     }
     await backend.stop()
-}
-
-/// Polls `condition` until it holds or `timeout` passes.
-func eventually(timeout: Duration = .seconds(5), _ condition: () -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-    return condition()
 }
