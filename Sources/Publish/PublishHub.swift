@@ -72,7 +72,8 @@ package final class PublishHub: Sendable {
                 channel: item.channel,
                 id: item.id,
                 prevId: item.prevID,
-                formats: Data(item.formats.storedJSON())
+                formats: Data(item.formats.storedJSON()),
+                meta: PublishItem.storedMetaJSON(item.meta).map { Data($0) }
             )
         }
         _ = try await self.store.append(newItems) { results in

@@ -206,8 +206,8 @@ private struct BatchWriter {
             }
             let statement = try db.cachedStatement(
                 sql: """
-                    INSERT INTO item (channelId, sequence, itemId, isAssignedId, prevId, formats, size, publishedAt)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO item (channelId, sequence, itemId, isAssignedId, prevId, formats, meta, size, publishedAt)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
             )
             self.insertStatement = statement
@@ -253,7 +253,7 @@ private struct BatchWriter {
         }
         let publishedAt = item.publishedAt.storeMilliseconds
         try self.statements.insert(db).execute(arguments: [
-            channel.id, sequence, id, item.id == nil, item.prevId, item.formats, item.size, publishedAt,
+            channel.id, sequence, id, item.id == nil, item.prevId, item.formats, item.meta, item.size, publishedAt,
         ])
         channel.lastSequence = sequence
         channel.addedItems += 1
@@ -266,6 +266,7 @@ private struct BatchWriter {
                 id: id,
                 prevId: item.prevId,
                 formats: item.formats,
+                meta: item.meta,
                 size: item.size,
                 publishedAt: Date(storeMilliseconds: publishedAt)
             )
