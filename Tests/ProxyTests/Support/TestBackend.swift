@@ -271,6 +271,12 @@ private final class BackendHandler: ChannelInboundHandler, RemovableChannelHandl
                 }
                 context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
             }
+        case "/held":
+            // A plain answer (`body`) sent only once the gate opens: a request in flight for as long as a test needs.
+            self.backend.gate(on: context.eventLoop).assumeIsolated().whenSuccess {
+                let body = Array((query["body"]?.first ?? "held\n").utf8)
+                self.send(status: .ok, headers: [("Content-Type", "text/plain")], body: body, context: context)
+            }
         case "/hang":
             break
         case "/ws":
