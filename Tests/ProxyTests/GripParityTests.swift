@@ -109,6 +109,21 @@ import Testing
     }
 }
 
+/// The Pushpin 1.37-1.41 configuration behaviours users rely on (issue 18).
+@Suite struct PushpinConfigParityTests {
+    @Test func anIPv6RouteTargetIsProxiedTo() async throws {
+        let backend = try await TestBackend.start(host: "::1")
+        defer { Task { await backend.stop() } }
+        try await withRunningP8Server(routes: ["* [::1]:\(backend.port)"]) { p8 in
+            let client = try await RawHTTPConnection.connect(port: p8.httpPort)
+            try await client.send("GET /plain?body=over-ipv6 HTTP/1.1\r\nHost: example.com\r\n\r\n")
+            let response = try await client.readResponse()
+            #expect(response.status == 200)
+            #expect(String(decoding: response.body, as: UTF8.self) == "over-ipv6")
+        }
+    }
+}
+
 extension EchoedRequest {
     fileprivate var isHeld: Bool { self.uri.hasPrefix("/held") }
 }

@@ -16,7 +16,8 @@ final class ProxyExchange {
     let engine: ProxyEngine
     private let pool: BackendConnectionPool
     let requestHead: HTTPRequestHead
-    let logger: Logger
+    /// The connection's logger, at the route's `log_level` once routed.
+    private(set) var logger: Logger
 
     /// What a backend request of this exchange is for.
     enum BackendRequestKind {
@@ -111,6 +112,9 @@ final class ProxyExchange {
             return
         }
         self.route = route
+        if let level = route.logLevel {
+            self.logger.logLevel = Logger.Level(pushpinLevel: level)
+        }
         self.originForm = target.originForm
         self.trusted = self.engine.requestBuilder.isTrusted(self.requestHead, now: ProxyClock.unixSeconds())
         self.connectToCurrentTarget(fresh: false)

@@ -35,8 +35,8 @@ final class TestBackend: Sendable {
     }
 
     /// Starts the backend; with `tls`, it speaks HTTPS with the self-signed certificate of `localhost` and
-    /// `127.0.0.1` in Fixtures/.
-    static func start(tls: Bool = false, port: Int = 0) async throws -> TestBackend {
+    /// `127.0.0.1` in Fixtures/. It listens on `host` (IPv4 loopback unless told).
+    static func start(tls: Bool = false, port: Int = 0, host: String = "127.0.0.1") async throws -> TestBackend {
         let box = Mutex<TestBackend?>(nil)
         let tlsContext = tls ? try Self.makeTLSContext() : nil
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -55,7 +55,7 @@ final class TestBackend: Sendable {
                     try channel.pipeline.syncOperations.addHandler(BackendHandler(backend: box.withLock { $0! }))
                 }
             }
-            .bind(host: "127.0.0.1", port: port)
+            .bind(host: host, port: port)
             .get()
         let backend = TestBackend(channel: channel, port: channel.localAddress!.port!)
         box.withLock { $0 = backend }
