@@ -111,6 +111,52 @@ import Testing
 
 /// The Pushpin 1.37-1.41 configuration behaviours users rely on (issue 18).
 @Suite struct PushpinConfigParityTests {
+    @Test func theRoutesFileIsReloadedWhenItChangesOrIsReplaced() async throws {
+        let first = try await TestBackend.start()
+        let second = try await TestBackend.start()
+        defer {
+            Task {
+                await first.stop()
+                await second.stop()
+            }
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("p8-routes-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let routes = directory.appendingPathComponent("routes")
+        try "* 127.0.0.1:\(first.port)\n".write(to: routes, atomically: false, encoding: .utf8)
+        try await withRunningP8Server(routesFile: routes.path) { p8 in
+            #expect(try await Self.get(p8) == 200)
+            #expect(first.requests.count == 1)
+            // Edited in place.
+            try "* 127.0.0.1:\(second.port)\n".write(to: routes, atomically: false, encoding: .utf8)
+            #expect(try await Self.eventuallyRoutedTo(second, p8))
+            // Replaced by a rename, as editors and config tools do.
+            try "* 127.0.0.1:\(first.port)\n".write(to: routes, atomically: true, encoding: .utf8)
+            #expect(try await Self.eventuallyRoutedTo(first, p8))
+        }
+    }
+
+    private static func get(_ p8: RunningP8) async throws -> Int {
+        let client = try await RawHTTPConnection.connect(port: p8.httpPort)
+        try await client.send("GET /plain HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n")
+        let status = try await client.readResponse().status
+        await client.close()
+        return status
+    }
+
+    /// Sends requests until one reaches `backend` (15 s at most).
+    private static func eventuallyRoutedTo(_ backend: TestBackend, _ p8: RunningP8) async throws -> Bool {
+        let before = backend.requests.count
+        let deadline = ContinuousClock.now + .seconds(15)
+        while ContinuousClock.now < deadline {
+            _ = try await Self.get(p8)
+            if backend.requests.count > before { return true }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return false
+    }
+
     @Test func anIPv6RouteTargetIsProxiedTo() async throws {
         let backend = try await TestBackend.start(host: "::1")
         defer { Task { await backend.stop() } }
