@@ -137,6 +137,33 @@ import Testing
         }
     }
 
+    @Test func aClientThatHalfClosesAfterItsRequestsGetsTheAnswersThenTheConnectionCloses() async throws {
+        let backend = try await TestBackend.start()
+        defer { Task { await backend.stop() } }
+        try await withRunningP8Server(routes: ["* 127.0.0.1:\(backend.port)"]) { p8 in
+            let client = try await RawHTTPConnection.connect(port: p8.httpPort)
+            try await client.send(
+                "GET /plain?body=first HTTP/1.1\r\nHost: example.com\r\n\r\n"
+                    + "GET /plain?body=second HTTP/1.1\r\nHost: example.com\r\n\r\n"
+            )
+            try await client.closeOutput()
+            let first = try await client.readResponse()
+            #expect(String(decoding: first.body, as: UTF8.self) == "first")
+            let second = try await client.readResponse()
+            #expect(second.status == 200)
+            #expect(String(decoding: second.body, as: UTF8.self) == "second")
+            try await client.waitForClose(timeout: .seconds(15))
+        }
+    }
+
+    @Test func anIdleConnectionThatHalfClosesIsClosed() async throws {
+        try await withRunningP8Server { p8 in
+            let client = try await RawHTTPConnection.connect(port: p8.httpPort)
+            try await client.closeOutput()
+            try await client.waitForClose(timeout: .seconds(15))
+        }
+    }
+
     private static func get(_ p8: RunningP8) async throws -> Int {
         let client = try await RawHTTPConnection.connect(port: p8.httpPort)
         try await client.send("GET /plain HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n")

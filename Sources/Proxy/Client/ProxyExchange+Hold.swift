@@ -52,6 +52,12 @@ extension ProxyExchange {
     /// Starts holding the client as `instruct` says (also for a next link's answer that holds again).
     func beginHold(_ instruct: Instruct) {
         guard let route = self.route else { return }
+        if self.client.inputClosed {
+            // The client sent FIN before the backend said to hold: held clients that do so have gone.
+            self.endHold()
+            self.client.abortConnection()
+            return
+        }
         var instruct = instruct
         do {
             instruct.response.body = try Self.filteredInitialBody(instruct)
