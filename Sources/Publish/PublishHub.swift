@@ -26,6 +26,8 @@ package final class PublishHub: Sendable {
     /// Serialises fan-out, so that the writer queue and the sequencer's timer never interleave a channel's items.
     private let dispatchLock = Mutex(())
     private let subscriptionObserver = Mutex<(@Sendable (_ channel: String, _ subscribed: Bool) -> Void)?>(nil)
+    /// Open WebSocket sessions by id, for the command socket's `conncheck` and `refresh`.
+    let webSockets = Mutex<[String: WebSocketSession]>([:])
 
     /// Items a channel's reordering buffer keeps at most (grip-spec §5.1, §8.5).
     static let maxPendingPerChannel = 100
@@ -376,12 +378,13 @@ package final class PublishHub: Sendable {
     /// Starts the publish side of a client WebSocket: a session its backend's control messages subscribe to
     /// channels. End it (``WebSocketSession/end()``) when the connection closes.
     package func openWebSocket(
+        id: String? = nil,
         connection: any WebSocketConnection,
         routeID: String?,
         clientAddress: String?
     ) -> WebSocketSession {
         let session = WebSocketSession(
-            id: UUID().uuidString,
+            id: id ?? UUID().uuidString,
             routeID: routeID,
             clientAddress: clientAddress,
             connection: connection,
@@ -389,6 +392,7 @@ package final class PublishHub: Sendable {
         )
         self.counters.holdsStarted.add(1, ordering: .relaxed)
         self.counters.holdsActive.add(1, ordering: .relaxed)
+        self.webSockets.withLock { $0[session.id] = session }
         self.recordWebSocket(session)
         return session
     }
@@ -420,6 +424,7 @@ package final class PublishHub: Sendable {
         let removed = self.registry.withLock { registry in
             Self.remove(ObjectIdentifier(session), from: session.channels.map { $0.name }, in: &registry)
         }
+        self.webSockets.withLock { $0[session.id] = nil }
         self.counters.holdsActive.subtract(1, ordering: .relaxed)
         self.notifySubscriptions(removed, subscribed: false)
         do {
@@ -517,13 +522,15 @@ package final class PublishHub: Sendable {
         }
     }
 
-    /// Live held-request subscribers of `channel` by hold mode; empty when it has none. WebSocket sessions are
-    /// not counted here (they have no hold mode).
-    package func subscribers(of channel: String) -> [Instruct.HoldMode: Int] {
+    /// Live subscribers of `channel` by the stats socket's mode (`response`, `stream`, `ws`); empty when it has
+    /// none.
+    package func subscribers(of channel: String) -> [String: Int] {
         self.registry.withLock { registry in
-            var counts: [Instruct.HoldMode: Int] = [:]
-            for session in registry.channels[channel]?.sessions.values.compactMap({ $0 as? HoldSession }) ?? [] {
-                counts[session.request.mode, default: 0] += 1
+            var counts: [String: Int] = [:]
+            guard let subscribers = registry.channels[channel]?.sessions.values else { return counts }
+            for subscriber in subscribers {
+                let mode = (subscriber as? HoldSession)?.request.mode.rawValue ?? "ws"
+                counts[mode, default: 0] += 1
             }
             return counts
         }
@@ -531,9 +538,10 @@ package final class PublishHub: Sendable {
 
     /// Those of `ids` that name a hold in progress (the command socket's `conncheck`).
     package func connectedSessions(among ids: [String]) -> [String] {
-        let live = self.registry.withLock { registry in
+        var live = self.registry.withLock { registry in
             Set(registry.sessions.values.map(\.id))
         }
+        live.formUnion(self.webSockets.withLock { $0.keys })
         return ids.filter { live.contains($0) }
     }
 

@@ -194,7 +194,10 @@ package final class WebSocketSession: ChannelSubscriber {
                 reason: format.closeReason ?? ""
             )
             return true
-        case .hint, .refresh:
+        case .refresh:
+            self.connection.refresh()
+            return false
+        case .hint:
             return false
         }
     }
@@ -217,6 +220,11 @@ package final class WebSocketSession: ChannelSubscriber {
             )
             return nil
         }
+    }
+
+    /// The command socket's `refresh` (grip-spec §4.4).
+    func refresh() {
+        self.connection.refresh()
     }
 
     // MARK: - End

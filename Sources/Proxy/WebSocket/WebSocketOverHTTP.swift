@@ -145,6 +145,7 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
             maxFrameBytes: self.engine.settings.proxy.webSocketMaxFrameBytes
         )
         let grip = WebSocketGrip(
+            connectionID: self.connectionID,
             extensions: head.headers["sec-websocket-extensions"],
             enabled: !self.trusted && !self.route.noGrip,
             route: self.route,
@@ -501,6 +502,12 @@ extension WebSocketOverHTTP: WebSocketGripOwner {
 
     func gripClose(code: UInt16?, reason: String) {
         self.closeClient(code: code, reason: reason)
+    }
+
+    /// A request now, even with nothing queued; a request already in flight answers for it.
+    func gripRefresh() {
+        guard case .open = self.phase else { return }
+        self.sendNext(poll: true)
     }
 }
 
