@@ -187,6 +187,22 @@ import Testing
         }
     }
 
+    @Test func whatTheBackendDoesNotAcceptWithContentBytesAcceptedIsSentAgain() async throws {
+        try await withTestBackend { backend in
+            try await withRunningP8Server(routes: Self.routes(backend)) { p8 in
+                let socket = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws?chunk=3")
+                try await socket.send(text: "abcdefg")
+                try await Self.waitForEvent(backend) { $0 == .text(Array("g".utf8)) }
+                let texts = Self.events(backend).joined().compactMap { event -> String? in
+                    if case .text(let content) = event { return String(decoding: content, as: UTF8.self) }
+                    return nil
+                }
+                #expect(texts == ["abcdefg", "defg", "g"])
+                await socket.close()
+            }
+        }
+    }
+
     @Test func aSlowSocketIsDroppedWithoutHoldingBackAFastOne() async throws {
         try await withTestBackend { backend in
             try await withRunningP8Server(routes: Self.routes(backend)) { p8 in

@@ -296,7 +296,8 @@ private final class BackendHandler: ChannelInboundHandler, RemovableChannelHandl
     /// A WebSocket-over-HTTP backend (grip-spec §7.2-7.3), driven by the query: `channel` (subscribed on
     /// `OPEN`, with `last-id` when given), `echo` (answers `TEXT x` with `m:echo:x`), `nogrip` (no GRIP
     /// extension), `refuse` (answers `OPEN` with 403), `garbage` (answers anything after `OPEN` with
-    /// text/plain), `oneshot` (closes the connection after each answer). A client message `ctl:<json>` is
+    /// text/plain), `oneshot` (closes the connection after each answer), `chunk=N` (accepts at most N bytes of each
+    /// request's message content, with `Content-Bytes-Accepted`). A client message `ctl:<json>` is
     /// answered with the control message `c:<json>`, `raw:<x>` with the unprefixed message `x`, `close:<code>`
     /// with a `CLOSE` of that code; a `CLOSE` is answered with the same `CLOSE`.
     private static func webSocketOverHTTP(
@@ -346,6 +347,10 @@ private final class BackendHandler: ChannelInboundHandler, RemovableChannelHandl
         var headers = [("Content-Type", WebSocketEvent.contentType), ("Set-Meta-User", "alice")]
         if query["nogrip"] == nil {
             headers.append(("Sec-WebSocket-Extensions", "grip"))
+        }
+        if let chunk = query["chunk"]?.first.flatMap({ Int($0) }), !events.contains(.open) {
+            let offered = events.reduce(0) { $0 + $1.acceptedContentSize }
+            headers.append(("Content-Bytes-Accepted", String(min(chunk, offered))))
         }
         return (.ok, headers, WebSocketEvent.encode(out))
     }
