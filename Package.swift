@@ -112,6 +112,7 @@ let package = Package(
             name: "p8",
             dependencies: [
                 "Runner",
+                "Proxy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

@@ -13,6 +13,8 @@ CREATE TABLE pendingItem (
     itemId TEXT NOT NULL,
     prevId TEXT NOT NULL,
     formats BLOB NOT NULL,
+    -- The item meta, as for `item` (migration 0003); NULL when it has none.
+    meta BLOB,
     size INTEGER NOT NULL,
     publishedAt INTEGER NOT NULL,
     receivedAt INTEGER NOT NULL,

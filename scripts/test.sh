@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: formatting, the Swift test suites (unit and integration, against real
 # servers on ephemeral ports), the end-to-end conformance cases that P-8 already covers, run against the
-# built p8 with the black-box suite in ../shared/conformance when it is present, and the resume chaos test.
+# built p8 with the black-box suite in ../shared/conformance when it is present, a django-eventstream app behind
+# p8, and the resume chaos test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -37,6 +38,11 @@ if [[ -d $conformance ]]; then
 else
   echo "== conformance skipped: $conformance not found"
 fi
+
+echo "== django-eventstream behind p8 (end to end)"
+python3 -c 'import importlib.metadata as m; assert m.version("django-eventstream") == "5.3.4"' 2>/dev/null \
+  || python3 -m pip install -q django-eventstream==5.3.4
+python3 Tests/Django/test_django_eventstream.py --p8 "$PWD/.build/debug/p8"
 
 echo "== resume under chaos (kill -9 and restarts)"
 python3 Tests/Chaos/resume_chaos.py --p8 "$p8" --seconds 20

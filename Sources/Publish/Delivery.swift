@@ -33,17 +33,20 @@ package struct Delivery: Sendable {
         self.meta = meta
     }
 
-    /// A delivery read back from the log (resume). Items stored before meta was kept have none.
+    /// A delivery read back from the log (resume), with the meta kept with it (items stored before meta was kept
+    /// have none).
     init?(stored: StoredItem, epoch: String) {
         guard let formats = try? PublishFormats(storedJSON: Array(stored.formats)) else {
             return nil
         }
+        let meta = stored.meta.flatMap { PublishItem.meta(storedJSON: Array($0)) } ?? [:]
         self.init(
             channel: stored.channel,
             sequence: stored.sequence,
             id: Self.isAssigned(id: stored.id, sequence: stored.sequence) ? nil : stored.id,
             prevID: stored.prevId,
-            formats: formats
+            formats: formats,
+            meta: meta
         )
     }
 

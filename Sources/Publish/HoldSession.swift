@@ -1,5 +1,6 @@
 import Foundation
 import GRIP
+import Logging
 import Synchronization
 
 /// One held client request on the publish side: its channels and positions, and what each delivered item means
@@ -27,6 +28,9 @@ package final class HoldSession: ChannelSubscriber {
         mutating func replay(through sequence: Int64) {
             self.replayedThrough = max(self.replayedThrough, sequence)
         }
+        /// The id the client is at, for `build-id` (`%(channel)s`): the backend's `prev-id`, then the id of each
+        /// item delivered in sequence.
+        var currentID: String?
     }
 
     private enum Phase {
@@ -55,6 +59,8 @@ package final class HoldSession: ChannelSubscriber {
         case content([UInt8])
         case endStream
         case recover([GripLast])
+        /// A content filter failed (grip-spec §3.7).
+        case fail(String)
     }
 
     init(id: String, request: HoldRequest, connection: any HeldConnection, hub: PublishHub) {
@@ -64,7 +70,7 @@ package final class HoldSession: ChannelSubscriber {
         self.hub = hub
         var state = State()
         for channel in request.channels {
-            state.channels[channel.name] = ChannelState(expectedPrevID: channel.prevID)
+            state.channels[channel.name] = ChannelState(expectedPrevID: channel.prevID, currentID: channel.prevID)
         }
         self.state = Mutex(state)
     }
@@ -174,10 +180,10 @@ package final class HoldSession: ChannelSubscriber {
     /// What one item does to the session. Every item is checked against the client's position (grip-spec §5.2),
     /// so that an item that entered the log past a missing predecessor (its `message_wait` ran out) means the same
     /// to a resuming client as to a live one. Items read from the log that carry no `prev-id` follow the log's
-    /// order: a publisher that does not chain its items can still be resumed from.
+    /// order: a publisher that does not chain its items can still be resumed from. As in Pushpin, an item in
+    /// sequence moves the position even when a delivery filter then drops it, so that the next one still follows.
     private func decide(_ delivery: Delivery, fromLog: Bool, _ state: inout State) -> Action? {
         guard case .live = state.phase, var channel = state.channels[delivery.channel] else { return nil }
-        guard Self.passesFilters(delivery, channel: delivery.channel, request: self.request) else { return nil }
         let inSequence =
             channel.expectedPrevID == nil || delivery.prevID == channel.expectedPrevID
             || (fromLog && delivery.prevID == nil)
@@ -187,6 +193,12 @@ package final class HoldSession: ChannelSubscriber {
             if !inSequence && !self.request.isRecovery {
                 return self.endForRecovery(&state)
             }
+            Self.advance(&channel, to: delivery, tracking: false)
+            state.channels[delivery.channel] = channel
+            if let failure = self.checkContentFilters(format.contentFilters, delivery, &state) {
+                return failure
+            }
+            guard Self.passesFilters(delivery, channel: delivery.channel, request: self.request) else { return nil }
             switch format.action {
             case .close, .refresh:
                 return nil
@@ -194,18 +206,25 @@ package final class HoldSession: ChannelSubscriber {
                 return self.endForRecovery(&state)
             case .send:
                 state.phase = .ended
-                self.hub.counters.deliveries.add(1, ordering: .relaxed)
-                return .respond(self.response(for: format))
+                do {
+                    let response = try self.response(for: format, delivery: delivery, state)
+                    self.hub.counters.deliveries.add(1, ordering: .relaxed)
+                    return .respond(response)
+                } catch {
+                    return .fail("filter error: \(error.message)")
+                }
             }
         case .stream:
             guard let format = delivery.formats.httpStream else { return nil }
             if !inSequence && self.request.hasNextLink {
                 return self.endForRecovery(&state)
             }
-            if channel.expectedPrevID != nil || fromLog {
-                channel.expectedPrevID = delivery.id
-                state.channels[delivery.channel] = channel
+            Self.advance(&channel, to: delivery, tracking: fromLog)
+            state.channels[delivery.channel] = channel
+            if let failure = self.checkContentFilters(format.contentFilters, delivery, &state) {
+                return failure
             }
+            guard Self.passesFilters(delivery, channel: delivery.channel, request: self.request) else { return nil }
             switch format.action {
             case .close:
                 state.phase = .ended
@@ -215,12 +234,61 @@ package final class HoldSession: ChannelSubscriber {
             case .refresh:
                 return nil
             case .send:
-                self.hub.counters.deliveries.add(1, ordering: .relaxed)
-                return .content(format.content)
+                do {
+                    let content = try self.filtered(format.content, delivery: delivery, state)
+                    self.hub.counters.deliveries.add(1, ordering: .relaxed)
+                    return .content(content)
+                } catch {
+                    state.phase = .ended
+                    return .fail("filter error: \(error.message)")
+                }
             }
         case .none:
             return nil
         }
+    }
+
+    /// An item in sequence moves the channel's position to it; `tracking` starts checking prev-ids from there
+    /// (items read from the log).
+    private static func advance(_ channel: inout ChannelState, to delivery: Delivery, tracking: Bool) {
+        if channel.expectedPrevID != nil || tracking {
+            channel.expectedPrevID = delivery.id
+        }
+        if let id = delivery.id {
+            channel.currentID = id
+        }
+    }
+
+    /// A published format's `content-filters` must be the subscription's content filters: else the session ends.
+    private func checkContentFilters(_ published: [String]?, _ delivery: Delivery, _ state: inout State) -> Action? {
+        do {
+            try ContentFilters.checkMatch(subscription: self.filters(of: delivery.channel), published: published)
+            return nil
+        } catch {
+            state.phase = .ended
+            return .fail(error.message)
+        }
+    }
+
+    private func filters(of channel: String) -> [String] {
+        self.request.channels.first { $0.name == channel }?.filters ?? []
+    }
+
+    /// Published content through the channel's content filters (grip-spec §3.7).
+    private func filtered(_ content: [UInt8], delivery: Delivery, _ state: State) throws(ContentFilterError) -> [UInt8]
+    {
+        let filters = self.filters(of: delivery.channel)
+        guard filters.contains(where: { ContentFilters.acts($0, on: .message) }) else { return content }
+        return try ContentFilters.apply(filters, to: content, on: .message, context: self.filterContext(state))
+    }
+
+    /// What content filters see: the subscription meta and each channel's current id (by the backend's name).
+    private func filterContext(_ state: State) -> ContentFilterContext {
+        var ids: [String: String?] = [:]
+        for channel in self.request.channels {
+            ids[channel.backendName] = .some(state.channels[channel.name]?.currentID)
+        }
+        return ContentFilterContext(subscriptionMeta: self.request.meta, channelIDs: ids)
     }
 
     private func endForRecovery(_ state: inout State) -> Action {
@@ -229,8 +297,13 @@ package final class HoldSession: ChannelSubscriber {
         return .recover(Self.gripLast(state, request: self.request))
     }
 
-    /// The response a published `http-response` releases a long-poll with (grip-spec §3.4 steps 4-5).
-    private func response(for format: HTTPResponseFormat) -> Instruct.Response {
+    /// The response a published `http-response` releases a long-poll with (grip-spec §3.4 steps 4-5), its body
+    /// through the channel's content filters.
+    private func response(
+        for format: HTTPResponseFormat,
+        delivery: Delivery,
+        _ state: State
+    ) throws(ContentFilterError) -> Instruct.Response {
         let original = self.request.response
         let headers = format.mergedHeaders(over: original.headers).filter { !$0.hasName("Content-Length") }
         switch format.body {
@@ -239,17 +312,12 @@ package final class HoldSession: ChannelSubscriber {
                 code: format.effectiveCode,
                 reason: format.effectiveReason,
                 headers: headers,
-                body: body
+                body: try self.filtered(body, delivery: delivery, state)
             )
         case .patch(let operations):
+            let patched: [UInt8]
             do {
-                let body = try JSONPatch.apply(operations, toBody: original.body)
-                return Instruct.Response(
-                    code: format.effectiveCode,
-                    reason: format.effectiveReason,
-                    headers: headers,
-                    body: body
-                )
+                patched = try JSONPatch.apply(operations, toBody: original.body)
             } catch {
                 return Instruct.Response(
                     code: 502,
@@ -258,6 +326,12 @@ package final class HoldSession: ChannelSubscriber {
                     body: Array("Failed to apply body-patch: \(error)\n".utf8)
                 )
             }
+            return Instruct.Response(
+                code: format.effectiveCode,
+                reason: format.effectiveReason,
+                headers: headers,
+                body: try self.filtered(patched, delivery: delivery, state)
+            )
         }
     }
 
@@ -312,6 +386,10 @@ package final class HoldSession: ChannelSubscriber {
             case .recover(let gripLast):
                 self.hub.sessionEnded(self)
                 self.connection.recover(gripLast: gripLast)
+            case .fail(let message):
+                self.hub.logger.info("hold ended by a content filter", metadata: ["error": "\(message)"])
+                self.hub.sessionEnded(self)
+                self.connection.filterFailed(message)
             }
         }
     }

@@ -1,5 +1,5 @@
 import Foundation
-package import GRIP
+import GRIP
 import Logging
 import Store
 import Synchronization
@@ -11,12 +11,13 @@ extension PublishHub {
     /// Starts the publish side of a client WebSocket: a session its backend's control messages subscribe to
     /// channels. End it (``WebSocketSession/end()``) when the connection closes.
     package func openWebSocket(
+        id: String? = nil,
         connection: any WebSocketConnection,
         routeID: String?,
         clientAddress: String?
     ) -> WebSocketSession {
         let session = WebSocketSession(
-            id: UUID().uuidString,
+            id: id ?? UUID().uuidString,
             routeID: routeID,
             clientAddress: clientAddress,
             connection: connection,
@@ -24,6 +25,7 @@ extension PublishHub {
         )
         self.counters.holdsStarted.add(1, ordering: .relaxed)
         self.counters.holdsActive.add(1, ordering: .relaxed)
+        self.webSockets.withLock { $0[session.id] = session }
         self.recordWebSocket(session)
         return session
     }
@@ -43,6 +45,7 @@ extension PublishHub {
     /// A WebSocket session ended: unsubscribe it everywhere and delete its record. Called once per session.
     func webSocketEnded(_ session: WebSocketSession) {
         self.registry.remove(session, channels: session.channels.map { $0.name })
+        self.webSockets.withLock { $0[session.id] = nil }
         self.counters.holdsActive.subtract(1, ordering: .relaxed)
         self.deleteRecord(of: session.id)
     }
@@ -119,15 +122,16 @@ extension PublishHub {
         self.registry.subscriberCounts()
     }
 
-    /// Live held-request subscribers of `channel` by hold mode; empty when it has none. WebSocket sessions are
-    /// not counted here (they have no hold mode).
-    package func subscribers(of channel: String) -> [Instruct.HoldMode: Int] {
-        self.registry.holdModes(of: channel)
+    /// Live subscribers of `channel` by the stats socket's mode (`response`, `stream`, `ws`); empty when it has
+    /// none.
+    package func subscribers(of channel: String) -> [String: Int] {
+        self.registry.modes(of: channel)
     }
 
-    /// Those of `ids` that name a hold in progress (the command socket's `conncheck`).
+    /// Those of `ids` that name a hold or WebSocket session in progress (the command socket's `conncheck`).
     package func connectedSessions(among ids: [String]) -> [String] {
-        let live = Set(self.registry.holds.map(\.id))
+        var live = Set(self.registry.holds.map(\.id))
+        live.formUnion(self.webSockets.withLock { $0.keys })
         return ids.filter { live.contains($0) }
     }
 }

@@ -38,6 +38,8 @@ package final class PublishHub: Sendable {
     let resumeReader: ResumeReader
     /// Fans items out, one commit's items after the other: a channel's subscribers get its items in log order.
     private let deliveryQueue = DispatchQueue(label: "p8.publish.delivery")
+    /// Open WebSocket sessions by id, for the command socket's `conncheck` and `refresh`.
+    let webSockets = Mutex<[String: WebSocketSession]>([:])
 
     /// What the hub keeps with an item on its way through the store, so that delivery decodes nothing.
     private struct PublishedItem: Sendable {
@@ -74,6 +76,7 @@ package final class PublishHub: Sendable {
                 id: item.id,
                 prevId: item.prevID,
                 formats: Data(item.formats.storedJSON()),
+                meta: PublishItem.storedMetaJSON(item.meta).map { Data($0) },
                 bypassesReordering: item.noSeq,
                 context: PublishedItem(publisherID: item.id, formats: item.formats, meta: item.meta)
             )

@@ -87,12 +87,14 @@ final class SubscriptionRegistry: Sendable {
         }
     }
 
-    /// Live held-request subscribers of `channel` by hold mode (WebSocket sessions have no hold mode).
-    func holdModes(of channel: String) -> [Instruct.HoldMode: Int] {
+    /// Live subscribers of `channel` by the stats socket's mode: a hold's mode (`response`, `stream`), `ws` for a
+    /// WebSocket session.
+    func modes(of channel: String) -> [String: Int] {
         self.state.withLock { state in
-            var counts: [Instruct.HoldMode: Int] = [:]
-            for hold in state.channels[channel]?.values.compactMap({ $0 as? HoldSession }) ?? [] {
-                counts[hold.request.mode, default: 0] += 1
+            var counts: [String: Int] = [:]
+            for subscriber in state.channels[channel]?.values ?? [:].values {
+                let mode = (subscriber as? HoldSession)?.request.mode.rawValue ?? "ws"
+                counts[mode, default: 0] += 1
             }
             return counts
         }

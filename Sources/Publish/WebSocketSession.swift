@@ -188,8 +188,9 @@ package final class WebSocketSession: ChannelSubscriber {
         guard passes else { return false }
         switch format.action {
         case .send:
+            guard let content = self.filtered(format, subscription, meta: meta) else { return false }
             self.hub.counters.deliveries.add(1, ordering: .relaxed)
-            self.connection.sendMessage(type: format.type, content: format.content)
+            self.connection.sendMessage(type: format.type, content: content)
             return false
         case .close:
             self.connection.close(
@@ -197,9 +198,37 @@ package final class WebSocketSession: ChannelSubscriber {
                 reason: format.closeReason ?? ""
             )
             return true
-        case .hint, .refresh:
+        case .refresh:
+            self.connection.refresh()
+            return false
+        case .hint:
             return false
         }
+    }
+
+    /// The message's content through the subscription's content filters (grip-spec §3.7); `nil` when its
+    /// `content-filters` do not match the subscription's or a filter fails: as Pushpin does (without `debug`), the
+    /// message is dropped and the connection stays. WebSockets track no ids, so `build-id` has only `%(id)I`.
+    private func filtered(_ format: WSMessageFormat, _ subscription: Subscription, meta: [String: String]) -> [UInt8]? {
+        do {
+            try ContentFilters.checkMatch(subscription: subscription.filters, published: format.contentFilters)
+            guard subscription.filters.contains(where: { ContentFilters.acts($0, on: .message) }) else {
+                return format.content
+            }
+            let context = ContentFilterContext(subscriptionMeta: meta, channelIDs: [:])
+            return try ContentFilters.apply(subscription.filters, to: format.content, on: .message, context: context)
+        } catch {
+            self.hub.logger.info(
+                "WebSocket message dropped by a content filter",
+                metadata: ["error": "\(error.message)"]
+            )
+            return nil
+        }
+    }
+
+    /// The command socket's `refresh` (grip-spec §4.4).
+    func refresh() {
+        self.connection.refresh()
     }
 
     // MARK: - End

@@ -125,8 +125,8 @@ package struct P8Server: Sendable {
         services += zeroMQ.services.map { .init(service: $0) }
         services.append(.init(service: control))
         services.append(.init(service: proxy))
-        if case .file = source {
-            services.append(.init(service: RoutesReloadService(source: source, routes: routes, logger: self.logger)))
+        if case .file(let path) = source {
+            services.append(.init(service: RoutesReloadService(path: path, routes: routes, logger: self.logger)))
         }
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(

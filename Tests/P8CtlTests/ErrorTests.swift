@@ -139,7 +139,7 @@ struct ErrorTests {
         #expect(replay.stdout.contains("replay --publish"))
         let version = try await ctl(["--version"])
         #expect(version.status == 0)
-        #expect(version.stdout == "p8ctl 0.1.0 (store schema 0002_reordering_buffer)\n")
+        #expect(version.stdout == "p8ctl 0.1.0 (store schema 0003_item_meta)\n")
         let completion = try await ctl(["--generate-completion-script", "bash"])
         #expect(completion.status == 0)
         #expect(completion.stdout.contains("backup"))

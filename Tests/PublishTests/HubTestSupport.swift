@@ -12,6 +12,7 @@ enum HeldEvent: Equatable, Sendable {
     case content(String)
     case end
     case recover([GripLast])
+    case failed(String)
 }
 
 /// The held-connection side of the seam as a recorder: the hub's output, observed.
@@ -42,6 +43,10 @@ final class RecordingConnection: HeldConnection {
 
     func recover(gripLast: [GripLast]) {
         self.events.withLock { $0.append(.recover(gripLast)) }
+    }
+
+    func filterFailed(_ message: String) {
+        self.events.withLock { $0.append(.failed(message)) }
     }
 
     /// Waits (bounded) until `predicate` holds for the recorded events.

@@ -30,6 +30,27 @@ import Testing
         }
     }
 
+    @Test func webSocketsAreKnownToConncheckRefreshAndTheStatsCounts() async throws {
+        try await withHub { hub in
+            let socket = RecordingWebSocket()
+            let session = hub.openWebSocket(id: "cid-1", connection: socket, routeID: nil, clientAddress: nil)
+            session.subscribe(channel: "room", backendName: "room", filters: [], lastID: nil)
+            #expect(hub.connectedSessions(among: ["cid-1", "gone"]) == ["cid-1"])
+            #expect(hub.subscribers(of: "room") == ["ws": 1])
+            #expect(hub.refreshWebSocket(id: "cid-1"))
+            #expect(!hub.refreshWebSocket(id: "gone"))
+            hub.refreshWebSockets(channel: "room")
+            hub.refreshWebSockets(channel: "elsewhere")
+            try await hub.publish([wsItem("room", WSMessageFormat(action: .refresh))])
+            _ = try await socket.waitFor { $0.count == 3 }
+            #expect(socket.recorded == [.refresh, .refresh, .refresh])
+            session.end()
+            #expect(hub.connectedSessions(among: ["cid-1"]).isEmpty)
+            #expect(!hub.refreshWebSocket(id: "cid-1"))
+            #expect(hub.subscribers(of: "room").isEmpty)
+        }
+    }
+
     @Test func aCloseActionClosesTheSocketAndEndsTheSession() async throws {
         try await withHub { hub in
             let socket = RecordingWebSocket()
@@ -118,6 +139,7 @@ enum SocketEvent: Equatable, Sendable {
     case message(WSMessageFormat.MessageType, String)
     case close(UInt16?, String)
     case reset(String)
+    case refresh
 }
 
 /// The WebSocket side of the seam as a recorder.
@@ -136,6 +158,10 @@ final class RecordingWebSocket: WebSocketConnection {
 
     func sendReset(channel: String) {
         self.events.withLock { $0.append(.reset(channel)) }
+    }
+
+    func refresh() {
+        self.events.withLock { $0.append(.refresh) }
     }
 
     /// Waits (bounded) until `predicate` holds for the recorded events.

@@ -17,6 +17,7 @@ enum ConfigKeys {
             "push_in_http_port", "stats_spec", "command_spec", "message_rate", "message_hwm", "message_wait",
             "id_cache_ttl", "subscription_linger", "connection_subscription_max", "stats_format",
             "stats_report_interval", "prometheus_port", "push_in_http_max_body_size", "push_in_http_key",
+            "update_on_first_subscription",
         ],
         "store": [
             "database_file", "synchronous", "max_items", "max_age", "max_bytes", "max_total_bytes",
@@ -40,8 +41,7 @@ enum ConfigKeys {
         ],
         "handler": [
             "push_in_http_max_headers_size", "message_block_size", "stats_subscription_ttl", "prometheus_prefix",
-            "share_all", "state_spec", "ipc_file_mode", "update_on_first_subscription", "stats_connection_ttl",
-            "stats_connection_send",
+            "share_all", "state_spec", "ipc_file_mode", "stats_connection_ttl", "stats_connection_send",
         ],
     ]
 

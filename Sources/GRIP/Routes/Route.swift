@@ -69,6 +69,9 @@ package struct Route: Sendable, Hashable {
     package var autoCrossOrigin: Bool
     /// P-8's `resume_last_event_id`: resume SSE streams from the store using the client's `Last-Event-ID`.
     package var resumeLastEventID: Bool
+    /// `log_level=N` (Pushpin 1.41): the log level (0 error ... 3 debug) of requests on this route, instead of
+    /// the process's.
+    package var logLevel: Int?
     /// The 1-based line of the routes file (1 for a route given on the command line).
     package var line: Int
 
@@ -91,6 +94,7 @@ package struct Route: Sendable, Hashable {
         debug: Bool = false,
         autoCrossOrigin: Bool = false,
         resumeLastEventID: Bool = false,
+        logLevel: Int? = nil,
         line: Int = 1
     ) {
         self.id = id ?? Self.conditionID(domain: domain, proto: proto, ssl: ssl, pathBeg: pathBeg)
@@ -111,6 +115,7 @@ package struct Route: Sendable, Hashable {
         self.debug = debug
         self.autoCrossOrigin = autoCrossOrigin
         self.resumeLastEventID = resumeLastEventID
+        self.logLevel = logLevel
         self.line = line
     }
 

@@ -3,7 +3,7 @@ enum RouteLineParser {
     /// Route condition options P-8 reads.
     static let conditionOptions: Set<String> = [
         "id", "path_beg", "proto", "ssl", "sig_iss", "sig_key", "prefix", "as_host", "path_rem", "replace_beg",
-        "header", "no_grip", "debug", "aco", "resume_last_event_id",
+        "header", "no_grip", "debug", "aco", "resume_last_event_id", "log_level",
     ]
     /// Target options P-8 reads.
     static let targetOptions: Set<String> = [
@@ -71,6 +71,13 @@ enum RouteLineParser {
         if replaceBeg != nil {
             pathRemove = pathBeg?.utf8.count ?? 0
         }
+        var logLevel: Int?
+        if let value = condition.last("log_level") {
+            guard let level = Int(value), level >= 0 else {
+                throw RouteLineError("log_level must be a number >= 0")
+            }
+            logLevel = level
+        }
         var headers: [Route.Header] = []
         for value in condition.all("header") {
             guard let colon = value.firstIndex(of: ":"), colon != value.startIndex else {
@@ -109,6 +116,7 @@ enum RouteLineParser {
             debug: condition.has("debug"),
             autoCrossOrigin: condition.has("aco"),
             resumeLastEventID: condition.has("resume_last_event_id"),
+            logLevel: logLevel,
             line: lineNumber
         )
         return (route, ignored)

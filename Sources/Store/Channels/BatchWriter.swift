@@ -30,8 +30,8 @@ struct BatchWriter {
             }
             let statement = try db.cachedStatement(
                 sql: """
-                    INSERT INTO item (channelId, sequence, itemId, isAssignedId, prevId, formats, size, publishedAt)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO item (channelId, sequence, itemId, isAssignedId, prevId, formats, meta, size, publishedAt)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
             )
             self.insertStatement = statement
@@ -108,11 +108,11 @@ struct BatchWriter {
     private mutating func wait(_ item: NewItem, id: String, in channel: inout Touched, _ db: Database) throws {
         try db.execute(
             sql: """
-                INSERT INTO pendingItem (channelId, itemId, prevId, formats, size, publishedAt, receivedAt)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO pendingItem (channelId, itemId, prevId, formats, meta, size, publishedAt, receivedAt)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
-                channel.id, id, item.prevId, item.formats, item.size, item.publishedAt.storeMilliseconds,
+                channel.id, id, item.prevId, item.formats, item.meta, item.size, item.publishedAt.storeMilliseconds,
                 self.receivedAt,
             ]
         )
@@ -170,7 +170,7 @@ struct BatchWriter {
         }
         let publishedAt = item.publishedAt.storeMilliseconds
         try self.statements.insert(db).execute(arguments: [
-            channel.id, sequence, id, item.id == nil, item.prevId, item.formats, item.size, publishedAt,
+            channel.id, sequence, id, item.id == nil, item.prevId, item.formats, item.meta, item.size, publishedAt,
         ])
         channel.lastSequence = sequence
         channel.addedItems += 1
@@ -185,6 +185,7 @@ struct BatchWriter {
             id: id,
             prevId: item.prevId,
             formats: item.formats,
+            meta: item.meta,
             size: item.size,
             publishedAt: Date(storeMilliseconds: publishedAt)
         )
@@ -259,7 +260,7 @@ enum WaitingItems {
         let waiting = try Row.fetchAll(
             db.cachedStatement(
                 sql: """
-                    SELECT itemId, prevId, formats, size, publishedAt, receivedAt FROM pendingItem
+                    SELECT itemId, prevId, formats, meta, size, publishedAt, receivedAt FROM pendingItem
                     WHERE channelId = ? ORDER BY receivedAt, rowid
                     """
             ),
@@ -293,6 +294,7 @@ enum WaitingItems {
                 id: row["itemId"],
                 prevId: row["prevId"],
                 formats: row["formats"],
+                meta: row["meta"],
                 size: row["size"],
                 publishedAt: Date(storeMilliseconds: row["publishedAt"])
             ),

@@ -10,7 +10,9 @@ package struct NewItem: Sendable {
     package var prevId: String?
     /// The published formats, encoded by the publisher side; opaque to the store.
     package var formats: Data
-    /// The size counted by byte retention (defaults to `formats.count`).
+    /// The item's meta, encoded by the publisher side; opaque to the store. `nil` when it has none.
+    package var meta: Data?
+    /// The size counted by byte retention (defaults to the size of `formats` and `meta`).
     package var size: Int
     /// When the item was published; age retention counts from it.
     package var publishedAt: Date
@@ -26,7 +28,8 @@ package struct NewItem: Sendable {
     ///   - id: The publisher's id, or `nil` to have the store assign one.
     ///   - prevId: The publisher's `prev-id`, if any.
     ///   - formats: The encoded formats.
-    ///   - size: The size for byte retention; `nil` means `formats.count`.
+    ///   - meta: The encoded item meta, if any.
+    ///   - size: The size for byte retention; `nil` means the size of `formats` and `meta`.
     ///   - publishedAt: The publication time.
     ///   - bypassesReordering: `no-seq`: enter the log at once.
     ///   - context: Returned with the item when it enters the log.
@@ -35,6 +38,7 @@ package struct NewItem: Sendable {
         id: String? = nil,
         prevId: String? = nil,
         formats: Data,
+        meta: Data? = nil,
         size: Int? = nil,
         publishedAt: Date = Date(),
         bypassesReordering: Bool = false,
@@ -44,7 +48,8 @@ package struct NewItem: Sendable {
         self.id = id
         self.prevId = prevId
         self.formats = formats
-        self.size = size ?? formats.count
+        self.meta = meta
+        self.size = size ?? formats.count + (meta?.count ?? 0)
         self.publishedAt = publishedAt
         self.bypassesReordering = bypassesReordering
         self.context = context
@@ -87,6 +92,8 @@ package struct StoredItem: Sendable, Hashable {
     package var prevId: String?
     /// The encoded formats, as appended.
     package var formats: Data
+    /// The encoded item meta, as appended (`nil` when it had none).
+    package var meta: Data?
     /// The size counted by byte retention.
     package var size: Int
     /// When the item was published (millisecond precision).
@@ -98,6 +105,7 @@ package struct StoredItem: Sendable, Hashable {
         id: String,
         prevId: String?,
         formats: Data,
+        meta: Data? = nil,
         size: Int,
         publishedAt: Date
     ) {
@@ -106,6 +114,7 @@ package struct StoredItem: Sendable, Hashable {
         self.id = id
         self.prevId = prevId
         self.formats = formats
+        self.meta = meta
         self.size = size
         self.publishedAt = publishedAt
     }

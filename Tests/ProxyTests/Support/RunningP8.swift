@@ -30,9 +30,10 @@ struct RunningP8: Sendable {
 }
 
 /// As ``withRunningP8(routes:config:_:)``, with every port of the server (client and publish API, both
-/// ephemeral) and its database.
+/// ephemeral) and its database. With `routesFile`, the routes come from that file (watched) instead of `routes`.
 func withRunningP8Server(
     routes: [String] = ["* 127.0.0.1:1"],
+    routesFile: String? = nil,
     config extraConfig: String = "",
     _ body: (RunningP8) async throws -> Void
 ) async throws {
@@ -44,6 +45,7 @@ func withRunningP8Server(
         [runner]
         http_port=127.0.0.1:0
         [proxy]
+        routesfile=\(routesFile ?? "routes")
         sig_iss=pushpin
         sig_key=\(testSigningKey)
         x_forwarded_for=append
@@ -61,7 +63,7 @@ func withRunningP8Server(
     )
     let server = P8Server(
         configuration: configuration,
-        overrides: P8Server.Overrides(routeLines: routes),
+        overrides: P8Server.Overrides(routeLines: routesFile == nil ? routes : nil),
         logger: Logger(label: "p8-test", factory: { _ in SwiftLogNoOpLogHandler() })
     )
     let (readiness, continuation) = AsyncStream<P8Server.Readiness>.makeStream()
