@@ -67,6 +67,8 @@ package struct Route: Sendable, Hashable {
     package var debug: Bool
     /// `aco`: auto cross-origin.
     package var autoCrossOrigin: Bool
+    /// `jsonp_*`: JSON-P options, used with ``autoCrossOrigin`` or `[proxy] auto_cross_origin`.
+    package var jsonp: JSONPConfig
     /// P-8's `resume_last_event_id`: resume SSE streams from the store using the client's `Last-Event-ID`.
     package var resumeLastEventID: Bool
     /// The 1-based line of the routes file (1 for a route given on the command line).
@@ -90,6 +92,7 @@ package struct Route: Sendable, Hashable {
         noGrip: Bool = false,
         debug: Bool = false,
         autoCrossOrigin: Bool = false,
+        jsonp: JSONPConfig = JSONPConfig(),
         resumeLastEventID: Bool = false,
         line: Int = 1
     ) {
@@ -110,6 +113,7 @@ package struct Route: Sendable, Hashable {
         self.noGrip = noGrip
         self.debug = debug
         self.autoCrossOrigin = autoCrossOrigin
+        self.jsonp = jsonp
         self.resumeLastEventID = resumeLastEventID
         self.line = line
     }

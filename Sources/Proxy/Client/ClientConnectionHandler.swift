@@ -39,6 +39,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var pausedForQueue = false
     private var readPending = false
     private(set) var remoteAddressText: String?
+    /// Auto cross-origin for the current request's response (CORS headers or JSON-P); nil when off.
+    var crossOrigin: CrossOriginResponse?
 
     init(engine: ProxyEngine, pool: BackendConnectionPool, logger: Logger) {
         self.engine = engine
@@ -91,6 +93,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         case .head(let head):
             self.awaitingRequestEnd = true
             self.responseStarted = false
+            self.crossOrigin = nil
             if let oversize = self.oversizedHeadResponse(head) {
                 self.respond(with: oversize, version: head.version, keepAlive: false)
                 return
@@ -294,10 +297,19 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     func writeHead(_ head: HTTPResponseHead) {
         self.responseStarted = true
-        self.context?.write(Self.wrapOutboundOut(.head(head)), promise: nil)
+        guard let crossOrigin = self.crossOrigin else {
+            self.context?.write(Self.wrapOutboundOut(.head(head)), promise: nil)
+            return
+        }
+        let (decorated, prefix) = crossOrigin.head(head)
+        self.context?.write(Self.wrapOutboundOut(.head(decorated)), promise: nil)
+        if let prefix {
+            self.context?.write(Self.wrapOutboundOut(.body(.byteBuffer(prefix))), promise: nil)
+        }
     }
 
     func writeBody(_ buffer: ByteBuffer) {
+        let buffer = self.crossOrigin?.body(buffer) ?? buffer
         self.context?.write(Self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
     }
 
@@ -310,6 +322,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.exchange = nil
         self.pausedForBackend = false
         guard let context = self.context else { return }
+        var keepAlive = keepAlive
+        if let crossOrigin = self.crossOrigin {
+            self.crossOrigin = nil
+            if let closing = crossOrigin.end() {
+                context.write(Self.wrapOutboundOut(.body(.byteBuffer(closing))), promise: nil)
+            }
+            keepAlive = keepAlive && !crossOrigin.endsConnection
+        }
         if keepAlive && !self.quiescing {
             context.writeAndFlush(Self.wrapOutboundOut(.end(trailers)), promise: nil)
             if self.queuedParts.isEmpty {

@@ -15,7 +15,8 @@ final class ProxyExchange {
     unowned let client: ClientConnectionHandler
     let engine: ProxyEngine
     private let pool: BackendConnectionPool
-    let requestHead: HTTPRequestHead
+    /// The client's request (for JSON-P, the request its parameters describe).
+    private(set) var requestHead: HTTPRequestHead
     let logger: Logger
 
     /// What a backend request of this exchange is for.
@@ -43,6 +44,8 @@ final class ProxyExchange {
     private var backendHead: HTTPRequestHead?
     private var connection: BackendConnection?
     private var retriedOnFreshConnection = false
+    /// A JSON-P request: its body comes from the query, whatever the client sends.
+    private var ignoresClientBody = false
 
     /// Client body received while no backend connection is attached yet.
     private var pendingBody: [ByteBuffer] = []
@@ -102,18 +105,25 @@ final class ProxyExchange {
         if route == nil {
             route = routes.route(host: target.host, path: target.path, isTLS: false, isWebSocket: false)
         }
+        let crossOrigin = self.engine.settings.proxy.autoCrossOrigin || route?.autoCrossOrigin == true
         guard let route else {
+            if crossOrigin {
+                self.client.crossOrigin = .cors(request: self.requestHead)
+            }
             self.fail(with: .noRoute(host: target.host))
             return
         }
         self.route = route
         self.originForm = target.originForm
+        if crossOrigin {
+            guard self.startCrossOrigin(config: route.jsonp) else { return }
+        }
         self.trusted = self.engine.requestBuilder.isTrusted(self.requestHead, now: ProxyClock.unixSeconds())
         self.connectToCurrentTarget(fresh: false)
     }
 
     func clientBody(_ buffer: ByteBuffer) {
-        guard !self.finished else { return }
+        guard !self.finished, !self.ignoresClientBody else { return }
         self.requestBodyBytes += buffer.readableBytes
         if self.requestBodyBytes <= ProxyLimits.maxBufferedRequestBody {
             self.replayableBody.append(buffer)
@@ -171,6 +181,51 @@ final class ProxyExchange {
         self.pendingBody = self.replayableBody
         self.pendingBodyBytes = self.requestBodyBytes
         self.connectToCurrentTarget(fresh: false)
+    }
+
+    /// Auto cross-origin: a JSON-P request is rewritten into the request it describes, any other gets CORS
+    /// headers on its response.
+    ///
+    /// - Returns: false when the JSON-P parameters are invalid (the client has been answered `400`).
+    private func startCrossOrigin(config: JSONPConfig) -> Bool {
+        let jsonp: JSONPRequest?
+        do {
+            jsonp = try JSONPRequest.parse(
+                method: self.requestHead.method.rawValue,
+                originForm: self.originForm,
+                headers: self.requestHead.headers.map { HeaderField(name: $0.name, value: $0.value) },
+                config: config
+            )
+        } catch {
+            self.finish(reusingConnection: false)
+            self.sendErrorResponse(.badRequest(error.message))
+            return false
+        }
+        guard let jsonp else {
+            self.client.crossOrigin = .cors(request: self.requestHead)
+            return true
+        }
+        var headers = HTTPHeaders(jsonp.headers.map { ($0.name, $0.value) })
+        headers.remove(name: "content-length")
+        headers.remove(name: "transfer-encoding")
+        if let body = jsonp.body {
+            headers.add(name: "Content-Length", value: String(body.count))
+            let buffer = ByteBuffer(bytes: body)
+            self.pendingBody = [buffer]
+            self.replayableBody = [buffer]
+            self.pendingBodyBytes = body.count
+            self.requestBodyBytes = body.count
+        }
+        self.ignoresClientBody = true
+        self.originForm = jsonp.originForm
+        self.requestHead = HTTPRequestHead(
+            version: self.requestHead.version,
+            method: HTTPMethod(rawValue: jsonp.method),
+            uri: jsonp.originForm,
+            headers: headers
+        )
+        self.client.crossOrigin = .jsonp(jsonp, version: self.requestHead.version)
+        return true
     }
 
     // MARK: - Connecting
