@@ -18,6 +18,9 @@ package struct Delivery: Sendable {
     package var meta: [String: String]
     /// `no-seq`: not held back by the reordering buffer.
     package var noSeq: Bool
+    /// When the item was committed (made at commit, as the hub makes its deliveries); nil for items read back
+    /// from the log, whose delivery latency is not the publish path's.
+    package var committedAt: ContinuousClock.Instant?
 
     package init(
         channel: String,
@@ -26,7 +29,8 @@ package struct Delivery: Sendable {
         prevID: String?,
         formats: PublishFormats,
         meta: [String: String] = [:],
-        noSeq: Bool = false
+        noSeq: Bool = false,
+        committedAt: ContinuousClock.Instant? = .now
     ) {
         self.channel = channel
         self.sequence = sequence
@@ -35,6 +39,7 @@ package struct Delivery: Sendable {
         self.formats = formats
         self.meta = meta
         self.noSeq = noSeq
+        self.committedAt = committedAt
     }
 
     /// A delivery read back from the log (resume). Items stored before meta was kept have none.
@@ -48,7 +53,8 @@ package struct Delivery: Sendable {
             id: Self.isAssigned(id: stored.id, sequence: stored.sequence) ? nil : stored.id,
             prevID: stored.prevId,
             formats: formats,
-            noSeq: true
+            noSeq: true,
+            committedAt: nil
         )
     }
 

@@ -167,6 +167,7 @@ package final class HoldSession: ChannelSubscriber {
             case .send:
                 state.phase = .ended
                 self.hub.counters.deliveries.add(1, ordering: .relaxed)
+                self.hub.counters.metrics?.delivered(mode: "response", committedAt: delivery.committedAt)
                 return .respond(self.response(for: format))
             }
         case .stream:
@@ -188,6 +189,7 @@ package final class HoldSession: ChannelSubscriber {
                 return nil
             case .send:
                 self.hub.counters.deliveries.add(1, ordering: .relaxed)
+                self.hub.counters.metrics?.delivered(mode: "stream", committedAt: delivery.committedAt)
                 return .content(format.content)
             }
         case .none:

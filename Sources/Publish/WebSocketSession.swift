@@ -185,6 +185,7 @@ package final class WebSocketSession: ChannelSubscriber {
         switch format.action {
         case .send:
             self.hub.counters.deliveries.add(1, ordering: .relaxed)
+            self.hub.counters.metrics?.delivered(mode: "ws", committedAt: delivery.committedAt)
             self.connection.sendMessage(type: format.type, content: format.content)
             return false
         case .close:

@@ -33,11 +33,19 @@ package struct P8Server: Sendable {
         package var publish: ListenAddress
         /// The ZeroMQ sockets' endpoints (not part of ``line``).
         package var zeroMQ: ZMQEndpoints
+        /// The Prometheus endpoint, when `prometheus_port` is set (not part of ``line``).
+        package var metrics: ListenAddress?
 
-        package init(http: [ListenAddress], publish: ListenAddress, zeroMQ: ZMQEndpoints = ZMQEndpoints()) {
+        package init(
+            http: [ListenAddress],
+            publish: ListenAddress,
+            zeroMQ: ZMQEndpoints = ZMQEndpoints(),
+            metrics: ListenAddress? = nil
+        ) {
             self.http = http
             self.publish = publish
             self.zeroMQ = zeroMQ
+            self.metrics = metrics
         }
 
         /// The one line `p8` prints on stdout when it is ready, e.g.
@@ -96,6 +104,12 @@ package struct P8Server: Sendable {
             instance: instance,
             logger: self.logger
         )
+        let export = self.configuration.metrics.listen.map { _ in
+            MetricsExport(configuration: self.configuration.metrics)
+        }
+        if let export {
+            hub.counters.attach(export.metrics)
+        }
         let zeroMQ: ZeroMQServices
         do {
             zeroMQ = try ZeroMQServices.bind(configuration: self.configuration.handler, hub: hub, logger: self.logger)
@@ -109,7 +123,7 @@ package struct P8Server: Sendable {
             maxRequestHeadBytes: self.configuration.runner.clientBufferSize,
             maxConnections: self.configuration.runner.clientMaxConn
         )
-        let listening = ListeningReport(zeroMQ: zeroMQ.endpoints, onReady: onReady)
+        let listening = ListeningReport(zeroMQ: zeroMQ.endpoints, expectsMetrics: export != nil, onReady: onReady)
         let proxy = ProxyServer(settings: settings, routes: routes, hub: hub, logger: self.logger) { bound in
             listening.proxyBound(bound)
         }
@@ -117,14 +131,27 @@ package struct P8Server: Sendable {
             bound in
             listening.publishBound(bound)
         }
+        let retention = RetentionService(store: store, logger: self.logger) { summary in
+            if summary.deletedItems > 0 {
+                export?.metrics.retentionRemoved(summary.deletedItems)
+            }
+        }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: RetentionService(store: store, logger: self.logger)),
+            .init(service: retention),
             .init(service: hub),
         ]
         // After the hub, so that they stop (and commit what they received) before it.
         services += zeroMQ.services.map { .init(service: $0) }
         services.append(.init(service: control))
         services.append(.init(service: proxy))
+        if let export, let address = self.configuration.metrics.listen {
+            let server = MetricsServer(address: address, logger: self.logger) {
+                await export.scrape(hub: hub, store: store)
+            } onListening: { bound in
+                listening.metricsBound(bound)
+            }
+            services.append(.init(service: server))
+        }
         if case .file = source {
             services.append(.init(service: RoutesReloadService(source: source, routes: routes, logger: self.logger)))
         }
@@ -141,13 +168,21 @@ package struct P8Server: Sendable {
 
 /// Collects the bound addresses of the proxy and the control API and reports readiness once both are up.
 private final class ListeningReport: Sendable {
-    private let zeroMQ: ZMQEndpoints
-    private let onReady: @Sendable (P8Server.Readiness) -> Void
-    private let bound = Mutex<(http: [ListenAddress]?, publish: ListenAddress?)>((nil, nil))
+    private typealias Bound = (http: [ListenAddress]?, publish: ListenAddress?, metrics: ListenAddress?)
 
-    init(zeroMQ: ZMQEndpoints, onReady: @escaping @Sendable (P8Server.Readiness) -> Void) {
+    private let zeroMQ: ZMQEndpoints
+    private let expectsMetrics: Bool
+    private let onReady: @Sendable (P8Server.Readiness) -> Void
+    private let bound = Mutex<Bound>((nil, nil, nil))
+
+    init(zeroMQ: ZMQEndpoints, expectsMetrics: Bool, onReady: @escaping @Sendable (P8Server.Readiness) -> Void) {
         self.zeroMQ = zeroMQ
+        self.expectsMetrics = expectsMetrics
         self.onReady = onReady
+    }
+
+    func metricsBound(_ address: ListenAddress) {
+        self.report { $0.metrics = address }
     }
 
     func proxyBound(_ addresses: [ListenAddress]) {
@@ -158,13 +193,14 @@ private final class ListeningReport: Sendable {
         self.report { $0.publish = address }
     }
 
-    private func report(_ update: (inout (http: [ListenAddress]?, publish: ListenAddress?)) -> Void) {
+    private func report(_ update: (inout Bound) -> Void) {
         let readiness = self.bound.withLock { bound -> P8Server.Readiness? in
             update(&bound)
-            guard let http = bound.http, let publish = bound.publish else {
+            guard let http = bound.http, let publish = bound.publish, !self.expectsMetrics || bound.metrics != nil
+            else {
                 return nil
             }
-            return P8Server.Readiness(http: http, publish: publish, zeroMQ: self.zeroMQ)
+            return P8Server.Readiness(http: http, publish: publish, zeroMQ: self.zeroMQ, metrics: bound.metrics)
         }
         if let readiness {
             self.onReady(readiness)

@@ -62,7 +62,7 @@ struct ConfigReader {
         let proxy = try reader.readProxy()
         let handler = try reader.readHandler()
         let store = try reader.readStore()
-        return P8Configuration(
+        var configuration = P8Configuration(
             global: global,
             runner: runner,
             proxy: proxy,
@@ -71,6 +71,8 @@ struct ConfigReader {
             configFile: configFile,
             warnings: reader.warnings
         )
+        configuration.metrics = try reader.readMetrics()
+        return configuration
     }
 
     // MARK: - Merging and key reports
@@ -223,13 +225,7 @@ struct ConfigReader {
             }
             statsFormat = format
         }
-        var prometheusPort: Int?
-        if let port = try self.int("handler", "prometheus_port", minimum: 0) {
-            if port > 65535 {
-                throw self.failure(self.raw("handler", "prometheus_port")!, "handler", "prometheus_port", "> 65535")
-            }
-            prometheusPort = port
-        }
+        let prometheusPort = try self.readMetrics().listen?.port
         return HandlerConfiguration(
             pushInSpec: try self.spec("handler", "push_in_spec", default: "tcp://127.0.0.1:5560"),
             pushInSubSpecs: subSpecs,
@@ -322,6 +318,24 @@ struct ConfigReader {
     }
 
     // MARK: - Values
+
+    /// `prometheus_port` and `prometheus_prefix`, from `[proxy]` or else `[handler]` (see ``MetricsConfiguration``).
+    private func readMetrics() throws(ConfigError) -> MetricsConfiguration {
+        var metrics = MetricsConfiguration()
+        for section in ["handler", "proxy"] {
+            if let located = self.raw(section, "prometheus_port"), !located.value.isEmpty {
+                do {
+                    metrics.listen = try ListenAddress(parsing: located.value)
+                } catch {
+                    throw self.located(error, located, section, "prometheus_port")
+                }
+            }
+            if let prefix = self.string(section, "prometheus_prefix") {
+                metrics.prefix = prefix
+            }
+        }
+        return metrics
+    }
 
     private func raw(_ section: String, _ key: String) -> Located? {
         self.values[SectionKey(section: section, key: key)]

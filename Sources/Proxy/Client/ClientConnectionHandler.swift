@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
+import Publish
 
 /// The last handler of a client connection's pipeline, after NIO's HTTP/1 codec. Each request becomes a
 /// ``ProxyExchange``; this handler writes what the exchange produces, holds back reads while the backend
@@ -94,6 +95,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.awaitingRequestEnd = true
             self.responseStarted = false
             self.crossOrigin = nil
+            self.engine.metrics?.requestStarted()
             if let oversize = self.oversizedHeadResponse(head) {
                 self.respond(with: oversize, version: head.version, keepAlive: false)
                 return

@@ -44,6 +44,9 @@ final class ProxyExchange {
     private var backendHead: HTTPRequestHead?
     private var connection: BackendConnection?
     private var retriedOnFreshConnection = false
+    /// When the current backend request was sent, and whether its outcome went to the metrics.
+    private var backendRequestSent: ContinuousClock.Instant?
+    private var backendOutcomeRecorded = false
     /// A JSON-P request: its body comes from the query, whatever the client sends.
     private var ignoresClientBody = false
 
@@ -175,6 +178,8 @@ final class ProxyExchange {
     func startBackendRequest(_ kind: BackendRequestKind) {
         self.requestKind = kind
         self.finished = false
+        self.backendOutcomeRecorded = false
+        self.backendRequestSent = nil
         self.response = .waitingForHead
         self.targetIndex = 0
         self.retriedOnFreshConnection = false
@@ -338,6 +343,7 @@ final class ProxyExchange {
         self.pendingBody = []
         self.pendingBodyBytes = 0
         connection.flush()
+        self.backendRequestSent = .now
         self.client.setReadPaused(!connection.isWritable)
         self.lastBackendActivity = .now()
         self.armTimeout(after: self.engine.responseTimeout)
@@ -417,6 +423,9 @@ final class ProxyExchange {
     /// a failed attempt instead (the stream has started).
     private func fail(with error: ProxyErrorResponse) {
         guard !self.finished else { return }
+        if error == .originError || error == .originTimeout {
+            self.recordBackendOutcome(status: nil)
+        }
         self.finish(reusingConnection: false)
         if case .nextLink = self.requestKind {
             self.nextLinkFailed()
@@ -533,8 +542,17 @@ extension ProxyExchange: BackendConnectionDelegate {
         }
     }
 
+    /// Counts the current backend request's outcome once: its status, or nil when it got no response.
+    private func recordBackendOutcome(status: Int?) {
+        guard let metrics = self.engine.metrics, let route = self.route, !self.backendOutcomeRecorded else { return }
+        self.backendOutcomeRecorded = true
+        let sent = self.backendRequestSent
+        metrics.backendRequestEnded(route: route.id, status: status, after: sent.map { .now - $0 })
+    }
+
     private func responseHeadReceived(_ head: HTTPResponseHead) {
         guard let route = self.route else { return }
+        self.recordBackendOutcome(status: Int(head.status.code))
         if case .nextLink = self.requestKind {
             if GripResponseInspection.isGripResponse(head) {
                 self.response = .bufferingGrip(head, ByteBuffer())

@@ -85,7 +85,7 @@ struct ControlAPI: Sendable {
             return .text(400, Self.pushpinText(error))
         }
         do {
-            try await self.hub.publish(items)
+            try await self.hub.publishTimed(items)
         } catch {
             self.logger.warning(
                 "publish failed: the items could not be committed",

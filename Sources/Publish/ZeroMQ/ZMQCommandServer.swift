@@ -150,7 +150,7 @@ package final class ZMQCommandServer: Service, Sendable {
             }
         }
         do {
-            try await self.hub.publish(items)
+            try await self.hub.publishTimed(items)
         } catch {
             self.logger.warning("publish command not committed", metadata: ["error": "\(error)"])
             return Self.failure(id: id, condition: "internal-server-error")

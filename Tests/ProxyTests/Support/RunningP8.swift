@@ -26,6 +26,8 @@ struct RunningP8: Sendable {
     var publishPort: Int
     /// The SQLite database file the server writes.
     var databasePath: String
+    /// The Prometheus endpoint's port, when the config sets `prometheus_port`.
+    var metricsPort: Int? = nil
 }
 
 /// As ``withRunningP8(routes:config:_:)``, with every port of the server (client and publish API, both
@@ -76,7 +78,8 @@ func withRunningP8Server(
         let p8 = RunningP8(
             httpPort: port,
             publishPort: ready.publish.port,
-            databasePath: configuration.store.databaseFile
+            databasePath: configuration.store.databaseFile,
+            metricsPort: ready.metrics?.port
         )
         do {
             try await body(p8)
