@@ -29,6 +29,8 @@ package struct P8Server: Sendable {
     package struct Readiness: Sendable, Equatable {
         /// The client-facing proxy's listeners.
         package var http: [ListenAddress]
+        /// The TLS client listeners (`https_ports`; not part of ``line``).
+        package var https: [ListenAddress] = []
         /// The HTTP control API (publish) listener.
         package var publish: ListenAddress
         /// The ZeroMQ sockets' endpoints (not part of ``line``).
@@ -49,9 +51,11 @@ package struct P8Server: Sendable {
         }
 
         /// The one line `p8` prints on stdout when it is ready, e.g.
-        /// `p8 ready http=127.0.0.1:7999 publish=127.0.0.1:5561` (`http=` stays first: scripts parse it).
+        /// `p8 ready http=127.0.0.1:7999 publish=127.0.0.1:5561`, then `https=...` with TLS ports (`http=` stays
+        /// first: scripts parse it).
         package var line: String {
             "p8 ready http=" + self.http.map(\.description).joined(separator: ",") + " publish=\(self.publish)"
+                + (self.https.isEmpty ? "" : " https=" + self.https.map(\.description).joined(separator: ","))
         }
     }
 
@@ -117,15 +121,25 @@ package struct P8Server: Sendable {
             throw RunnerError("cannot set up the ZeroMQ sockets: \(error)")
         }
         let routes = RouteTableBox(table)
+        let tlsSettings = self.configuration.runner.tls
+        var tls: TLSIdentities?
+        if !tlsSettings.listeners.isEmpty {
+            let identities = TLSIdentities(directory: tlsSettings.certsDirectory, logger: self.logger)
+            identities.reload()
+            tls = identities
+        }
         let settings = ProxySettings(
             listeners: self.overrides.listeners ?? self.configuration.runner.httpListeners,
+            tlsListeners: tlsSettings.listeners,
             proxy: self.configuration.proxy,
             maxRequestHeadBytes: self.configuration.runner.clientBufferSize,
             maxConnections: self.configuration.runner.clientMaxConn
         )
         let listening = ListeningReport(zeroMQ: zeroMQ.endpoints, expectsMetrics: export != nil, onReady: onReady)
-        let proxy = ProxyServer(settings: settings, routes: routes, hub: hub, logger: self.logger) { bound in
-            listening.proxyBound(bound)
+        let proxy = ProxyServer(settings: settings, routes: routes, hub: hub, tls: tls, logger: self.logger) {
+            http,
+            https in
+            listening.proxyBound(http, https: https)
         }
         let control = ControlServer(hub: hub, configuration: self.configuration.handler, logger: self.logger) {
             bound in
@@ -155,6 +169,9 @@ package struct P8Server: Sendable {
         if case .file = source {
             services.append(.init(service: RoutesReloadService(source: source, routes: routes, logger: self.logger)))
         }
+        if let tls {
+            services.append(.init(service: CertificateReloadService(identities: tls, logger: self.logger)))
+        }
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: services,
@@ -168,12 +185,14 @@ package struct P8Server: Sendable {
 
 /// Collects the bound addresses of the proxy and the control API and reports readiness once both are up.
 private final class ListeningReport: Sendable {
-    private typealias Bound = (http: [ListenAddress]?, publish: ListenAddress?, metrics: ListenAddress?)
+    private typealias Bound = (
+        http: [ListenAddress]?, https: [ListenAddress], publish: ListenAddress?, metrics: ListenAddress?
+    )
 
     private let zeroMQ: ZMQEndpoints
     private let expectsMetrics: Bool
     private let onReady: @Sendable (P8Server.Readiness) -> Void
-    private let bound = Mutex<Bound>((nil, nil, nil))
+    private let bound = Mutex<Bound>((nil, [], nil, nil))
 
     init(zeroMQ: ZMQEndpoints, expectsMetrics: Bool, onReady: @escaping @Sendable (P8Server.Readiness) -> Void) {
         self.zeroMQ = zeroMQ
@@ -185,8 +204,11 @@ private final class ListeningReport: Sendable {
         self.report { $0.metrics = address }
     }
 
-    func proxyBound(_ addresses: [ListenAddress]) {
-        self.report { $0.http = addresses }
+    func proxyBound(_ addresses: [ListenAddress], https: [ListenAddress]) {
+        self.report { bound in
+            bound.http = addresses
+            bound.https = https
+        }
     }
 
     func publishBound(_ address: ListenAddress) {
@@ -200,7 +222,14 @@ private final class ListeningReport: Sendable {
             else {
                 return nil
             }
-            return P8Server.Readiness(http: http, publish: publish, zeroMQ: self.zeroMQ, metrics: bound.metrics)
+            var readiness = P8Server.Readiness(
+                http: http,
+                publish: publish,
+                zeroMQ: self.zeroMQ,
+                metrics: bound.metrics
+            )
+            readiness.https = bound.https
+            return readiness
         }
         if let readiness {
             self.onReady(readiness)

@@ -25,3 +25,18 @@ import Testing
         #expect(throws: ConfigError.self) { try TestSupport.parse("[proxy]\nprometheus_port=ipc://x") }
     }
 }
+
+@Suite struct TLSListenConfigurationTests {
+    @Test func httpsPortsAndTheCertificatesBesideTheConfig() throws {
+        let config = try TestSupport.parse("[runner]\nhttps_ports=443, 127.0.0.1:8443,443")
+        #expect(
+            config.runner.tls.listeners == [
+                ListenAddress(host: "0.0.0.0", port: 443), ListenAddress(host: "127.0.0.1", port: 8443),
+            ]
+        )
+        #expect(config.runner.tls.certsDirectory.hasSuffix("/runner/certs"))
+        #expect(config.warnings.isEmpty)
+        #expect(try TestSupport.parse("").runner.tls.listeners.isEmpty)
+        #expect(throws: ConfigError.self) { try TestSupport.parse("[runner]\nhttps_ports=x:y") }
+    }
+}

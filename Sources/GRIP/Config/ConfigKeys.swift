@@ -5,6 +5,7 @@ enum ConfigKeys {
         "global": ["include", "rundir", "libdir", "ipc_prefix", "port_offset"],
         "runner": [
             "http_port", "logdir", "log_level", "client_buffer_size", "client_maxconn", "services", "rundir",
+            "https_ports",
         ],
         "proxy": [
             "routesfile", "debug", "auto_cross_origin", "accept_x_forwarded_protocol", "set_x_forwarded_protocol",
@@ -30,7 +31,7 @@ enum ConfigKeys {
     static let acceptedUnsupported: [String: Set<String>] = [
         "global": ["stats_connection_ttl", "stats_connection_send"],
         "runner": [
-            "services", "https_ports", "local_ports", "condure_bin", "mongrel2_bin", "m2sh_bin", "zurl_bin",
+            "services", "local_ports", "condure_bin", "mongrel2_bin", "m2sh_bin", "zurl_bin",
             "pushpin_proxy_bin", "pushpin_handler_bin", "allow_compression",
         ],
         "proxy": [

@@ -163,7 +163,7 @@ struct ConfigReader {
             }
             logLevel = level
         }
-        return RunnerConfiguration(
+        var runner = RunnerConfiguration(
             httpListeners: listeners,
             logdir: self.resolvedPath(self.string("runner", "logdir"), default: "log"),
             logLevel: logLevel,
@@ -171,6 +171,27 @@ struct ConfigReader {
             clientMaxConn: try self.int("runner", "client_maxconn", minimum: 1) ?? 50_000,
             services: self.raw("runner", "services").map { self.list($0.value) } ?? []
         )
+        runner.tls = try self.readTLS()
+        return runner
+    }
+
+    /// `https_ports`, with certificates in `runner/certs` beside the config (as Pushpin's connection manager).
+    private func readTLS() throws(ConfigError) -> TLSListenConfiguration {
+        var tls = TLSListenConfiguration(
+            certsDirectory: ConfigPath.resolve("runner/certs", against: self.configDirectory)
+        )
+        guard let located = self.raw("runner", "https_ports") else { return tls }
+        for item in self.list(located.value) {
+            do {
+                let address = try ListenAddress(parsing: item)
+                if !tls.listeners.contains(address) {
+                    tls.listeners.append(address)
+                }
+            } catch {
+                throw self.located(error, located, "runner", "https_ports")
+            }
+        }
+        return tls
     }
 
     private func readProxy() throws(ConfigError) -> ProxyConfiguration {

@@ -43,9 +43,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// Auto cross-origin for the current request's response (CORS headers or JSON-P); nil when off.
     var crossOrigin: CrossOriginResponse?
 
-    init(engine: ProxyEngine, pool: BackendConnectionPool, logger: Logger) {
+    /// Whether the client connected to a TLS port (`ssl=` route conditions, `X-Forwarded-Proto`).
+    let isTLS: Bool
+
+    init(engine: ProxyEngine, pool: BackendConnectionPool, isTLS: Bool = false, logger: Logger) {
         self.engine = engine
         self.pool = pool
+        self.isTLS = isTLS
         self.logger = logger
     }
 
@@ -237,7 +241,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         let route = self.engine.routes.current.route(
             host: target.host,
             path: target.path,
-            isTLS: false,
+            isTLS: self.isTLS,
             isWebSocket: true
         )
         guard let route, let first = route.targets.first else { return false }

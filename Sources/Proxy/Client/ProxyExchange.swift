@@ -106,7 +106,7 @@ final class ProxyExchange {
             route = routes.route(id: id)
         }
         if route == nil {
-            route = routes.route(host: target.host, path: target.path, isTLS: false, isWebSocket: false)
+            route = routes.route(host: target.host, path: target.path, isTLS: self.client.isTLS, isWebSocket: false)
         }
         let crossOrigin = self.engine.settings.proxy.autoCrossOrigin || route?.autoCrossOrigin == true
         guard let route else {
@@ -265,7 +265,7 @@ final class ProxyExchange {
             route: route,
             target: target,
             clientAddress: self.client.remoteAddressText,
-            clientIsTLS: false,
+            clientIsTLS: self.client.isTLS,
             trusted: self.trusted,
             now: ProxyClock.unixSeconds()
         )

@@ -28,18 +28,24 @@ struct RunningP8: Sendable {
     var databasePath: String
     /// The Prometheus endpoint's port, when the config sets `prometheus_port`.
     var metricsPort: Int? = nil
+    /// The TLS client ports (`https_ports`).
+    var httpsPorts: [Int] = []
 }
 
 /// As ``withRunningP8(routes:config:_:)``, with every port of the server (client and publish API, both
 /// ephemeral) and its database.
+///
+/// `prepare` runs with the config directory before the server starts (e.g. to put certificates there).
 func withRunningP8Server(
     routes: [String] = ["* 127.0.0.1:1"],
     config extraConfig: String = "",
+    prepare: (URL) throws -> Void = { _ in },
     _ body: (RunningP8) async throws -> Void
 ) async throws {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("p8-test-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: directory) }
+    try prepare(directory)
     let text = """
         [global]
         rundir=run
@@ -79,7 +85,8 @@ func withRunningP8Server(
             httpPort: port,
             publishPort: ready.publish.port,
             databasePath: configuration.store.databaseFile,
-            metricsPort: ready.metrics?.port
+            metricsPort: ready.metrics?.port,
+            httpsPorts: ready.https.map(\.port)
         )
         do {
             try await body(p8)
