@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system libraries P-8 builds against (Debian/Ubuntu), only when one is missing.
 set -euo pipefail
-packages=(libzmq3-dev libsqlite3-dev libssl-dev)
+packages=(libzmq3-dev libsqlite3-dev libssl-dev openssl)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -16,6 +16,9 @@ package struct Delivery: Sendable {
     package var formats: PublishFormats
     /// Item meta, for filters.
     package var meta: [String: String]
+    /// When the item was committed (made at commit, as the hub makes its deliveries); nil for items read back
+    /// from the log, whose delivery latency is not the publish path's.
+    package var committedAt: ContinuousClock.Instant?
 
     package init(
         channel: String,
@@ -23,7 +26,8 @@ package struct Delivery: Sendable {
         id: String?,
         prevID: String?,
         formats: PublishFormats,
-        meta: [String: String] = [:]
+        meta: [String: String] = [:],
+        committedAt: ContinuousClock.Instant? = .now
     ) {
         self.channel = channel
         self.sequence = sequence
@@ -31,6 +35,7 @@ package struct Delivery: Sendable {
         self.prevID = prevID
         self.formats = formats
         self.meta = meta
+        self.committedAt = committedAt
     }
 
     /// A delivery read back from the log (resume), with the meta kept with it (items stored before meta was kept
@@ -46,7 +51,8 @@ package struct Delivery: Sendable {
             id: Self.isAssigned(id: stored.id, sequence: stored.sequence) ? nil : stored.id,
             prevID: stored.prevId,
             formats: formats,
-            meta: meta
+            meta: meta,
+            committedAt: nil
         )
     }
 

@@ -209,6 +209,7 @@ package final class HoldSession: ChannelSubscriber {
                 do {
                     let response = try self.response(for: format, delivery: delivery, state)
                     self.hub.counters.deliveries.add(1, ordering: .relaxed)
+                    self.hub.counters.metrics?.delivered(mode: "response", committedAt: delivery.committedAt)
                     return .respond(response)
                 } catch {
                     return .fail("filter error: \(error.message)")
@@ -237,6 +238,7 @@ package final class HoldSession: ChannelSubscriber {
                 do {
                     let content = try self.filtered(format.content, delivery: delivery, state)
                     self.hub.counters.deliveries.add(1, ordering: .relaxed)
+                    self.hub.counters.metrics?.delivered(mode: "stream", committedAt: delivery.committedAt)
                     return .content(content)
                 } catch {
                     state.phase = .ended

@@ -29,7 +29,19 @@ package final class PublishCounters: Sendable {
     /// ZeroMQ publish frames and commands dropped as malformed (wrong frame count, bad encoding, invalid item).
     package let malformedFrames = Atomic<Int>(0)
 
+    /// The exported metrics, once the runner attached them (nil when there is no metrics endpoint).
+    private let attachedMetrics = Mutex<P8Metrics?>(nil)
+
     package init() {}
+
+    package var metrics: P8Metrics? {
+        self.attachedMetrics.withLock { $0 }
+    }
+
+    /// Makes `metrics` receive the publish side's events from now on.
+    package func attach(_ metrics: P8Metrics) {
+        self.attachedMetrics.withLock { $0 = metrics }
+    }
 
     /// Every counter by name (the names `p8ctl stats` and the metrics endpoint use).
     package var snapshot: [(name: String, value: Int)] {

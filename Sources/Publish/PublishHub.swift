@@ -81,7 +81,9 @@ package final class PublishHub: Sendable {
                 context: PublishedItem(publisherID: item.id, formats: item.formats, meta: item.meta)
             )
         }
+        let start = ContinuousClock.now
         _ = try await self.store.append(newItems)
+        self.counters.metrics?.committed(after: .now - start)
     }
 
     /// What one commit appended (items that entered channel logs in log order, and counts), called on the store's

@@ -190,6 +190,7 @@ package final class WebSocketSession: ChannelSubscriber {
         case .send:
             guard let content = self.filtered(format, subscription, meta: meta) else { return false }
             self.hub.counters.deliveries.add(1, ordering: .relaxed)
+            self.hub.counters.metrics?.delivered(mode: "ws", committedAt: delivery.committedAt)
             self.connection.sendMessage(type: format.type, content: content)
             return false
         case .close:

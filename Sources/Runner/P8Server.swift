@@ -29,21 +29,33 @@ package struct P8Server: Sendable {
     package struct Readiness: Sendable, Equatable {
         /// The client-facing proxy's listeners.
         package var http: [ListenAddress]
+        /// The TLS client listeners (`https_ports`; not part of ``line``).
+        package var https: [ListenAddress] = []
         /// The HTTP control API (publish) listener.
         package var publish: ListenAddress
         /// The ZeroMQ sockets' endpoints (not part of ``line``).
         package var zeroMQ: ZMQEndpoints
+        /// The Prometheus endpoint, when `prometheus_port` is set (not part of ``line``).
+        package var metrics: ListenAddress?
 
-        package init(http: [ListenAddress], publish: ListenAddress, zeroMQ: ZMQEndpoints = ZMQEndpoints()) {
+        package init(
+            http: [ListenAddress],
+            publish: ListenAddress,
+            zeroMQ: ZMQEndpoints = ZMQEndpoints(),
+            metrics: ListenAddress? = nil
+        ) {
             self.http = http
             self.publish = publish
             self.zeroMQ = zeroMQ
+            self.metrics = metrics
         }
 
         /// The one line `p8` prints on stdout when it is ready, e.g.
-        /// `p8 ready http=127.0.0.1:7999 publish=127.0.0.1:5561` (`http=` stays first: scripts parse it).
+        /// `p8 ready http=127.0.0.1:7999 publish=127.0.0.1:5561`, then `https=...` with TLS ports (`http=` stays
+        /// first: scripts parse it).
         package var line: String {
             "p8 ready http=" + self.http.map(\.description).joined(separator: ",") + " publish=\(self.publish)"
+                + (self.https.isEmpty ? "" : " https=" + self.https.map(\.description).joined(separator: ","))
         }
     }
 
@@ -96,6 +108,12 @@ package struct P8Server: Sendable {
             instance: instance,
             logger: self.logger
         )
+        let export = self.configuration.metrics.listen.map { _ in
+            MetricsExport(configuration: self.configuration.metrics)
+        }
+        if let export {
+            hub.counters.attach(export.metrics)
+        }
         let zeroMQ: ZeroMQServices
         do {
             zeroMQ = try ZeroMQServices.bind(configuration: self.configuration.handler, hub: hub, logger: self.logger)
@@ -103,30 +121,56 @@ package struct P8Server: Sendable {
             throw RunnerError("cannot set up the ZeroMQ sockets: \(error)")
         }
         let routes = RouteTableBox(table)
+        let tlsSettings = self.configuration.runner.tls
+        var tls: TLSIdentities?
+        if !tlsSettings.listeners.isEmpty {
+            let identities = TLSIdentities(directory: tlsSettings.certsDirectory, logger: self.logger)
+            identities.reload()
+            tls = identities
+        }
         let settings = ProxySettings(
             listeners: self.overrides.listeners ?? self.configuration.runner.httpListeners,
+            tlsListeners: tlsSettings.listeners,
             proxy: self.configuration.proxy,
             maxRequestHeadBytes: self.configuration.runner.clientBufferSize,
             maxConnections: self.configuration.runner.clientMaxConn
         )
-        let listening = ListeningReport(zeroMQ: zeroMQ.endpoints, onReady: onReady)
-        let proxy = ProxyServer(settings: settings, routes: routes, hub: hub, logger: self.logger) { bound in
-            listening.proxyBound(bound)
+        let listening = ListeningReport(zeroMQ: zeroMQ.endpoints, expectsMetrics: export != nil, onReady: onReady)
+        let proxy = ProxyServer(settings: settings, routes: routes, hub: hub, tls: tls, logger: self.logger) {
+            http,
+            https in
+            listening.proxyBound(http, https: https)
         }
         let control = ControlServer(hub: hub, configuration: self.configuration.handler, logger: self.logger) {
             bound in
             listening.publishBound(bound)
         }
+        let retention = RetentionService(store: store, logger: self.logger) { summary in
+            if summary.deletedItems > 0 {
+                export?.metrics.retentionRemoved(summary.deletedItems)
+            }
+        }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: RetentionService(store: store, logger: self.logger)),
+            .init(service: retention),
             .init(service: hub),
         ]
         // After the hub, so that they stop (and commit what they received) before it.
         services += zeroMQ.services.map { .init(service: $0) }
         services.append(.init(service: control))
         services.append(.init(service: proxy))
+        if let export, let address = self.configuration.metrics.listen {
+            let server = MetricsServer(address: address, logger: self.logger) {
+                await export.scrape(hub: hub, store: store)
+            } onListening: { bound in
+                listening.metricsBound(bound)
+            }
+            services.append(.init(service: server))
+        }
         if case .file(let path) = source {
             services.append(.init(service: RoutesReloadService(path: path, routes: routes, logger: self.logger)))
+        }
+        if let tls {
+            services.append(.init(service: CertificateReloadService(identities: tls, logger: self.logger)))
         }
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
@@ -141,30 +185,51 @@ package struct P8Server: Sendable {
 
 /// Collects the bound addresses of the proxy and the control API and reports readiness once both are up.
 private final class ListeningReport: Sendable {
-    private let zeroMQ: ZMQEndpoints
-    private let onReady: @Sendable (P8Server.Readiness) -> Void
-    private let bound = Mutex<(http: [ListenAddress]?, publish: ListenAddress?)>((nil, nil))
+    private typealias Bound = (
+        http: [ListenAddress]?, https: [ListenAddress], publish: ListenAddress?, metrics: ListenAddress?
+    )
 
-    init(zeroMQ: ZMQEndpoints, onReady: @escaping @Sendable (P8Server.Readiness) -> Void) {
+    private let zeroMQ: ZMQEndpoints
+    private let expectsMetrics: Bool
+    private let onReady: @Sendable (P8Server.Readiness) -> Void
+    private let bound = Mutex<Bound>((nil, [], nil, nil))
+
+    init(zeroMQ: ZMQEndpoints, expectsMetrics: Bool, onReady: @escaping @Sendable (P8Server.Readiness) -> Void) {
         self.zeroMQ = zeroMQ
+        self.expectsMetrics = expectsMetrics
         self.onReady = onReady
     }
 
-    func proxyBound(_ addresses: [ListenAddress]) {
-        self.report { $0.http = addresses }
+    func metricsBound(_ address: ListenAddress) {
+        self.report { $0.metrics = address }
+    }
+
+    func proxyBound(_ addresses: [ListenAddress], https: [ListenAddress]) {
+        self.report { bound in
+            bound.http = addresses
+            bound.https = https
+        }
     }
 
     func publishBound(_ address: ListenAddress) {
         self.report { $0.publish = address }
     }
 
-    private func report(_ update: (inout (http: [ListenAddress]?, publish: ListenAddress?)) -> Void) {
+    private func report(_ update: (inout Bound) -> Void) {
         let readiness = self.bound.withLock { bound -> P8Server.Readiness? in
             update(&bound)
-            guard let http = bound.http, let publish = bound.publish else {
+            guard let http = bound.http, let publish = bound.publish, !self.expectsMetrics || bound.metrics != nil
+            else {
                 return nil
             }
-            return P8Server.Readiness(http: http, publish: publish, zeroMQ: self.zeroMQ)
+            var readiness = P8Server.Readiness(
+                http: http,
+                publish: publish,
+                zeroMQ: self.zeroMQ,
+                metrics: bound.metrics
+            )
+            readiness.https = bound.https
+            return readiness
         }
         if let readiness {
             self.onReady(readiness)

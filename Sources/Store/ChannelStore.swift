@@ -45,6 +45,8 @@ package final class ChannelStore: Sendable {
     let batchCondition = NSCondition()
     /// The newest items of recently appended channels.
     let tails: ChannelTails
+    /// Where reads found their items (memory or database), for the metrics.
+    package let readSources = ReadSources()
     /// Group commit tuning: the longest a commit waits for more appends, and the batch size that stops the wait.
     let maxBatchDelay: Duration = .milliseconds(1)
     let maxBatchItems = 1024

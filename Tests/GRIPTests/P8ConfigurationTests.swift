@@ -122,8 +122,11 @@ import Testing
         )
         #expect(config.warnings == ["config keys accepted but not supported (ignored): [runner] services"])
         #expect(config.global == GlobalConfiguration(rundir: "/var/run/p8", libdir: "/usr/lib/p8", ipcPrefix: "p8-"))
+        #expect(config.runner.tls == TLSListenConfiguration(certsDirectory: "/etc/p8/runner/certs"))
+        var runner = config.runner
+        runner.tls = TLSListenConfiguration(certsDirectory: "runner/certs")
         #expect(
-            config.runner
+            runner
                 == RunnerConfiguration(
                     httpListeners: [
                         ListenAddress(host: "127.0.0.1", port: 8000),
@@ -333,7 +336,7 @@ import Testing
             """
             [runner]
             services=condure,zurl,pushpin-proxy,pushpin-handler
-            https_ports=443
+            local_ports=/tmp/p8.sock
             [proxy]
             foo=1
             updates_check=off
@@ -349,7 +352,7 @@ import Testing
         #expect(
             config.warnings == [
                 "ignoring unknown config keys: [proxy] foo, [x] bar, [empty]",
-                "config keys accepted but not supported (ignored): [runner] services, [runner] https_ports, "
+                "config keys accepted but not supported (ignored): [runner] services, [runner] local_ports, "
                     + "[proxy] updates_check, [proxy] zurl_out_specs, [proxy] sockjs_url, [handler] share_all",
             ]
         )

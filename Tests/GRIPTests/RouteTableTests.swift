@@ -144,11 +144,11 @@ import Testing
     }
 
     @Test func unknownPropsAreAcceptedAndListedOncePerLine() throws {
-        let parsed = RouteTable.parse("*,foo,session,foo=2,jsonp_mode=basic 127.0.0.1:1,bar,ipc_file_mode=777")
+        let parsed = RouteTable.parse("*,foo,session,foo=2,sockjs=/s 127.0.0.1:1,bar,ipc_file_mode=777")
         #expect(parsed.table.routes.count == 1)
         #expect(
             parsed.warnings == [
-                "routes line 1: ignoring unknown or unsupported options: foo, session, jsonp_mode, "
+                "routes line 1: ignoring unknown or unsupported options: foo, session, sockjs, "
                     + "target 1 bar, target 1 ipc_file_mode"
             ]
         )

@@ -147,7 +147,7 @@ final class P8Process: Sendable {
 
     /// Reads the readiness line (`p8 ready http=addr:port[,...] publish=addr:port`) and returns the first HTTP
     /// port and the publish API's port.
-    func readyPorts() async throws -> (http: Int, publish: Int) {
+    func readyPorts() async throws -> (http: Int, publish: Int, https: Int?) {
         let handle = self.process.stdout
         let line = try await Task.detached {
             var bytes: [UInt8] = []
@@ -163,7 +163,7 @@ final class P8Process: Sendable {
         guard line.hasPrefix("p8 ready http="), let http = port("http"), let publish = port("publish") else {
             throw P8ProcessError(description: "unexpected readiness line \"\(line)\"; stderr: \(self.stderrText)")
         }
-        return (http, publish)
+        return (http, publish, port("https"))
     }
 
     func signal(_ signal: Int32) {

@@ -5,12 +5,13 @@ enum ConfigKeys {
         "global": ["include", "rundir", "libdir", "ipc_prefix", "port_offset"],
         "runner": [
             "http_port", "logdir", "log_level", "client_buffer_size", "client_maxconn", "services", "rundir",
+            "https_ports",
         ],
         "proxy": [
             "routesfile", "debug", "auto_cross_origin", "accept_x_forwarded_protocol", "set_x_forwarded_protocol",
             "x_forwarded_for", "x_forwarded_for_trusted", "accept_pushpin_route", "sig_iss", "sig_key",
             "upstream_key", "max_open_requests", "backend_connect_timeout", "backend_response_timeout",
-            "websocket_max_frame_size", "websocket_max_message_size",
+            "websocket_max_frame_size", "websocket_max_message_size", "prometheus_port", "prometheus_prefix",
         ],
         "handler": [
             "push_in_spec", "push_in_sub_specs", "push_in_sub_spec", "push_in_sub_connect", "push_in_http_addr",
@@ -18,6 +19,7 @@ enum ConfigKeys {
             "id_cache_ttl", "subscription_linger", "connection_subscription_max", "stats_format",
             "stats_report_interval", "prometheus_port", "push_in_http_max_body_size", "push_in_http_key",
             "update_on_first_subscription",
+            "prometheus_prefix",
         ],
         "store": [
             "database_file", "synchronous", "max_items", "max_age", "max_bytes", "max_total_bytes",
@@ -30,17 +32,17 @@ enum ConfigKeys {
     static let acceptedUnsupported: [String: Set<String>] = [
         "global": ["stats_connection_ttl", "stats_connection_send"],
         "runner": [
-            "services", "https_ports", "local_ports", "condure_bin", "mongrel2_bin", "m2sh_bin", "zurl_bin",
+            "services", "local_ports", "condure_bin", "mongrel2_bin", "m2sh_bin", "zurl_bin",
             "pushpin_proxy_bin", "pushpin_handler_bin", "allow_compression",
         ],
         "proxy": [
             "orig_headers_need_mark", "cdn_loop", "log_from", "log_user_agent", "sockjs_url", "updates_check",
-            "organization_name", "stats_report_interval", "prometheus_port", "prometheus_prefix", "ipc_file_mode",
+            "organization_name", "stats_report_interval", "ipc_file_mode",
             "workers", "stats_connection_ttl", "stats_connection_send", "stats_spec", "command_spec",
             "allow_compression",
         ],
         "handler": [
-            "push_in_http_max_headers_size", "message_block_size", "stats_subscription_ttl", "prometheus_prefix",
+            "push_in_http_max_headers_size", "message_block_size", "stats_subscription_ttl",
             "share_all", "state_spec", "ipc_file_mode", "stats_connection_ttl", "stats_connection_send",
         ],
     ]

@@ -72,7 +72,7 @@ struct ConfigReader {
         let handler = try reader.readHandler()
         var store = try reader.readStore()
         store.reorderingWaitMilliseconds = handler.messageWait
-        return P8Configuration(
+        var configuration = P8Configuration(
             global: global,
             runner: runner,
             proxy: proxy,
@@ -81,6 +81,8 @@ struct ConfigReader {
             configFile: configFile,
             warnings: reader.warnings
         )
+        configuration.metrics = try reader.readMetrics()
+        return configuration
     }
 
     // MARK: - Merging and key reports
@@ -171,7 +173,7 @@ struct ConfigReader {
             }
             logLevel = level
         }
-        return RunnerConfiguration(
+        var runner = RunnerConfiguration(
             httpListeners: listeners,
             logdir: self.resolvedPath(self.string("runner", "logdir"), default: "log"),
             logLevel: logLevel,
@@ -179,6 +181,27 @@ struct ConfigReader {
             clientMaxConn: try self.int("runner", "client_maxconn", minimum: 1) ?? 50_000,
             services: self.raw("runner", "services").map { self.list($0.value) } ?? []
         )
+        runner.tls = try self.readTLS()
+        return runner
+    }
+
+    /// `https_ports`, with certificates in `runner/certs` beside the config (as Pushpin's connection manager).
+    private func readTLS() throws(ConfigError) -> TLSListenConfiguration {
+        var tls = TLSListenConfiguration(
+            certsDirectory: ConfigPath.resolve("runner/certs", against: self.configDirectory)
+        )
+        guard let located = self.raw("runner", "https_ports") else { return tls }
+        for item in self.list(located.value) {
+            do {
+                let address = try ListenAddress(parsing: item)
+                if !tls.listeners.contains(address) {
+                    tls.listeners.append(address)
+                }
+            } catch {
+                throw self.located(error, located, "runner", "https_ports")
+            }
+        }
+        return tls
     }
 
     private func readProxy() throws(ConfigError) -> ProxyConfiguration {
@@ -233,13 +256,7 @@ struct ConfigReader {
             }
             statsFormat = format
         }
-        var prometheusPort: Int?
-        if let port = try self.int("handler", "prometheus_port", minimum: 0) {
-            if port > 65535 {
-                throw self.failure(self.raw("handler", "prometheus_port")!, "handler", "prometheus_port", "> 65535")
-            }
-            prometheusPort = port
-        }
+        let prometheusPort = try self.readMetrics().listen?.port
         // Pushpin 1.41's `update_on_first_subscription` (default true) switches its retry of long-polls ~1 s after
         // their channel's first subscription, which covers publishes between the backend's read and the
         // subscription. P-8 has no such retry: a hold with a prev-id is resumed from the log. The value is checked.
@@ -336,6 +353,24 @@ struct ConfigReader {
     }
 
     // MARK: - Values
+
+    /// `prometheus_port` and `prometheus_prefix`, from `[proxy]` or else `[handler]` (see ``MetricsConfiguration``).
+    private func readMetrics() throws(ConfigError) -> MetricsConfiguration {
+        var metrics = MetricsConfiguration()
+        for section in ["handler", "proxy"] {
+            if let located = self.raw(section, "prometheus_port"), !located.value.isEmpty {
+                do {
+                    metrics.listen = try ListenAddress(parsing: located.value)
+                } catch {
+                    throw self.located(error, located, section, "prometheus_port")
+                }
+            }
+            if let prefix = self.string(section, "prometheus_prefix") {
+                metrics.prefix = prefix
+            }
+        }
+        return metrics
+    }
 
     private func raw(_ section: String, _ key: String) -> Located? {
         self.values[SectionKey(section: section, key: key)]

@@ -15,6 +15,8 @@ package struct P8Configuration: Sendable, Hashable {
     package var proxy: ProxyConfiguration
     /// `[handler]`.
     package var handler: HandlerConfiguration
+    /// The Prometheus endpoint (`prometheus_port`, `prometheus_prefix`).
+    package var metrics = MetricsConfiguration()
     /// `[store]` (P-8's own).
     package var store: StoreConfiguration
     /// Absolute path of the config file these values came from.

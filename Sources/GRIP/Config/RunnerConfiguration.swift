@@ -14,6 +14,8 @@ package struct RunnerConfiguration: Sendable, Hashable {
     package var clientMaxConn: Int
     /// Pushpin's `services` list, kept for information only: P-8 always runs everything in one process.
     package var services: [String]
+    /// TLS client listeners (`https_ports`) and where their certificates are.
+    package var tls = TLSListenConfiguration(certsDirectory: "runner/certs")
 
     /// Creates the section's values.
     package init(

@@ -67,6 +67,8 @@ package struct Route: Sendable, Hashable {
     package var debug: Bool
     /// `aco`: auto cross-origin.
     package var autoCrossOrigin: Bool
+    /// `jsonp_*`: JSON-P options, used with ``autoCrossOrigin`` or `[proxy] auto_cross_origin`.
+    package var jsonp: JSONPConfig
     /// P-8's `resume_last_event_id`: resume SSE streams from the store using the client's `Last-Event-ID`.
     package var resumeLastEventID: Bool
     /// `log_level=N` (Pushpin 1.41): the log level (0 error ... 3 debug) of requests on this route, instead of
@@ -93,6 +95,7 @@ package struct Route: Sendable, Hashable {
         noGrip: Bool = false,
         debug: Bool = false,
         autoCrossOrigin: Bool = false,
+        jsonp: JSONPConfig = JSONPConfig(),
         resumeLastEventID: Bool = false,
         logLevel: Int? = nil,
         line: Int = 1
@@ -114,6 +117,7 @@ package struct Route: Sendable, Hashable {
         self.noGrip = noGrip
         self.debug = debug
         self.autoCrossOrigin = autoCrossOrigin
+        self.jsonp = jsonp
         self.resumeLastEventID = resumeLastEventID
         self.logLevel = logLevel
         self.line = line

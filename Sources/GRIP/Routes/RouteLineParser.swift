@@ -4,6 +4,7 @@ enum RouteLineParser {
     static let conditionOptions: Set<String> = [
         "id", "path_beg", "proto", "ssl", "sig_iss", "sig_key", "prefix", "as_host", "path_rem", "replace_beg",
         "header", "no_grip", "debug", "aco", "resume_last_event_id", "log_level",
+        "jsonp_mode", "jsonp_cb", "jsonp_body", "jsonp_defcb", "jsonp_defmethod",
     ]
     /// Target options P-8 reads.
     static let targetOptions: Set<String> = [
@@ -87,6 +88,8 @@ enum RouteLineParser {
             headers.append(Route.Header(name: String(value[..<colon]), value: String(headerValue)))
         }
 
+        let jsonp = try Self.jsonpConfig(condition)
+
         var targets: [RouteTarget] = []
         for (offset, section) in sections.dropFirst().enumerated() {
             targets.append(try Self.target(section))
@@ -115,11 +118,30 @@ enum RouteLineParser {
             noGrip: condition.has("no_grip"),
             debug: condition.has("debug"),
             autoCrossOrigin: condition.has("aco"),
+            jsonp: jsonp,
             resumeLastEventID: condition.has("resume_last_event_id"),
             logLevel: logLevel,
             line: lineNumber
         )
         return (route, ignored)
+    }
+
+    private static func jsonpConfig(_ condition: RouteSection) throws(RouteLineError) -> JSONPConfig {
+        var mode = JSONPConfig.Mode.extended
+        if let value = condition.last("jsonp_mode") {
+            guard let parsed = JSONPConfig.Mode(rawValue: value) else {
+                throw RouteLineError("jsonp_mode must be set to 'basic' or 'extended'")
+            }
+            mode = parsed
+        }
+        let callbackParameter = condition.last("jsonp_cb").flatMap { $0.isEmpty ? nil : $0 }
+        return JSONPConfig(
+            mode: mode,
+            callbackParameter: callbackParameter ?? "callback",
+            bodyParameter: condition.last("jsonp_body").flatMap { $0.isEmpty ? nil : $0 },
+            defaultCallback: condition.last("jsonp_defcb").flatMap { $0.isEmpty ? nil : $0 },
+            defaultMethod: condition.last("jsonp_defmethod").flatMap { $0.isEmpty ? nil : $0 }
+        )
     }
 
     private static func target(_ section: RouteSection) throws(RouteLineError) -> RouteTarget {

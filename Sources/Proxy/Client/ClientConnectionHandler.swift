@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
+import Publish
 
 /// The last handler of a client connection's pipeline, after NIO's HTTP/1 codec. Each request becomes a
 /// ``ProxyExchange``; this handler writes what the exchange produces, holds back reads while the backend
@@ -41,10 +42,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var pausedForQueue = false
     private var readPending = false
     private(set) var remoteAddressText: String?
+    /// Auto cross-origin for the current request's response (CORS headers or JSON-P); nil when off.
+    var crossOrigin: CrossOriginResponse?
 
-    init(engine: ProxyEngine, pool: BackendConnectionPool, logger: Logger) {
+    /// Whether the client connected to a TLS port (`ssl=` route conditions, `X-Forwarded-Proto`).
+    let isTLS: Bool
+
+    init(engine: ProxyEngine, pool: BackendConnectionPool, isTLS: Bool = false, logger: Logger) {
         self.engine = engine
         self.pool = pool
+        self.isTLS = isTLS
         self.logger = logger
     }
 
@@ -93,6 +100,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         case .head(let head):
             self.awaitingRequestEnd = true
             self.responseStarted = false
+            self.crossOrigin = nil
+            self.engine.metrics?.requestStarted()
             if let oversize = self.oversizedHeadResponse(head) {
                 self.respond(with: oversize, version: head.version, keepAlive: false)
                 return
@@ -245,7 +254,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         let route = self.engine.routes.current.route(
             host: target.host,
             path: target.path,
-            isTLS: false,
+            isTLS: self.isTLS,
             isWebSocket: true
         )
         guard let route, let first = route.targets.first else { return false }
@@ -307,10 +316,19 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     func writeHead(_ head: HTTPResponseHead) {
         self.responseStarted = true
-        self.context?.write(Self.wrapOutboundOut(.head(head)), promise: nil)
+        guard let crossOrigin = self.crossOrigin else {
+            self.context?.write(Self.wrapOutboundOut(.head(head)), promise: nil)
+            return
+        }
+        let (decorated, prefix) = crossOrigin.head(head)
+        self.context?.write(Self.wrapOutboundOut(.head(decorated)), promise: nil)
+        if let prefix {
+            self.context?.write(Self.wrapOutboundOut(.body(.byteBuffer(prefix))), promise: nil)
+        }
     }
 
     func writeBody(_ buffer: ByteBuffer) {
+        let buffer = self.crossOrigin?.body(buffer) ?? buffer
         self.context?.write(Self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
     }
 
@@ -323,6 +341,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.exchange = nil
         self.pausedForBackend = false
         guard let context = self.context else { return }
+        var keepAlive = keepAlive
+        if let crossOrigin = self.crossOrigin {
+            self.crossOrigin = nil
+            if let closing = crossOrigin.end() {
+                context.write(Self.wrapOutboundOut(.body(.byteBuffer(closing))), promise: nil)
+            }
+            keepAlive = keepAlive && !crossOrigin.endsConnection
+        }
         if keepAlive && !self.quiescing && !(self.inputClosed && self.queuedParts.isEmpty) {
             context.writeAndFlush(Self.wrapOutboundOut(.end(trailers)), promise: nil)
             if self.queuedParts.isEmpty {

@@ -18,6 +18,11 @@ struct ProxyErrorResponse: Error, Equatable {
         status: .badRequest,
         body: "Request too large to accept GRIP instruct.\n"
     )
+    /// A request the proxy refuses to forward, e.g. malformed JSON-P parameters.
+    static func badRequest(_ message: String) -> Self {
+        Self(status: .badRequest, body: message + "\n")
+    }
+
     /// With `debug` on: the reason the backend's GRIP instructions were refused.
     static func invalidInstructions(_ reason: String) -> Self {
         Self(status: .badGateway, body: "Failed to parse accept instructions: \(reason)\n")

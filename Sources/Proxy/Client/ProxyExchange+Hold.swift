@@ -23,6 +23,8 @@ final class HeldExchange {
     /// Stream writes made, and bytes written, while the client was not taking data.
     var writesWhileUnwritable = 0
     var bytesWhileUnwritable = 0
+    /// Whether the metrics count this hold among the held connections.
+    var countedAsHeld = false
 
     init(generation: Int, instruct: Instruct, nextLink: NextLink?) {
         self.generation = generation
@@ -160,6 +162,8 @@ extension ProxyExchange {
         switch decision {
         case .hold(let session, let resetChannels):
             held.session = session
+            held.countedAsHeld = self.engine.metrics != nil
+            self.engine.metrics?.holdChanged(stream: instruct.holdMode == .stream, opened: true)
             if instruct.holdMode == .response {
                 held.timeout = self.eventLoop.assumeIsolated().scheduleTask(in: .seconds(Int64(instruct.timeout))) {
                     self.holdTimedOut(generation: generation)
@@ -267,6 +271,7 @@ extension ProxyExchange {
             || held.bytesWhileUnwritable > Self.maxBytesWhileUnwritable
         {
             self.logger.info("stream client too slow: disconnected")
+            self.engine.metrics?.slowClientDisconnected(transport: "http-stream")
             self.endHold()
             self.client.abortConnection()
         }
@@ -395,6 +400,9 @@ extension ProxyExchange {
     func endHold() {
         guard let held = self.hold else { return }
         self.hold = nil
+        if held.countedAsHeld {
+            self.engine.metrics?.holdChanged(stream: held.instruct.holdMode == .stream, opened: false)
+        }
         held.cancelTimers()
         held.session?.end()
     }

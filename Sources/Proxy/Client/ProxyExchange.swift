@@ -15,7 +15,8 @@ final class ProxyExchange {
     unowned let client: ClientConnectionHandler
     let engine: ProxyEngine
     private let pool: BackendConnectionPool
-    let requestHead: HTTPRequestHead
+    /// The client's request (for JSON-P, the request its parameters describe).
+    private(set) var requestHead: HTTPRequestHead
     /// The connection's logger, at the route's `log_level` once routed.
     private(set) var logger: Logger
 
@@ -44,6 +45,11 @@ final class ProxyExchange {
     private var backendHead: HTTPRequestHead?
     private var connection: BackendConnection?
     private var retriedOnFreshConnection = false
+    /// When the current backend request was sent, and whether its outcome went to the metrics.
+    private var backendRequestSent: ContinuousClock.Instant?
+    private var backendOutcomeRecorded = false
+    /// A JSON-P request: its body comes from the query, whatever the client sends.
+    private var ignoresClientBody = false
 
     /// Client body received while no backend connection is attached yet.
     private var pendingBody: [ByteBuffer] = []
@@ -105,9 +111,13 @@ final class ProxyExchange {
             route = routes.route(id: id)
         }
         if route == nil {
-            route = routes.route(host: target.host, path: target.path, isTLS: false, isWebSocket: false)
+            route = routes.route(host: target.host, path: target.path, isTLS: self.client.isTLS, isWebSocket: false)
         }
+        let crossOrigin = self.engine.settings.proxy.autoCrossOrigin || route?.autoCrossOrigin == true
         guard let route else {
+            if crossOrigin {
+                self.client.crossOrigin = .cors(request: self.requestHead)
+            }
             self.fail(with: .noRoute(host: target.host))
             return
         }
@@ -116,12 +126,15 @@ final class ProxyExchange {
             self.logger.logLevel = Logger.Level(pushpinLevel: level)
         }
         self.originForm = target.originForm
+        if crossOrigin {
+            guard self.startCrossOrigin(config: route.jsonp) else { return }
+        }
         self.trusted = self.engine.requestBuilder.isTrusted(self.requestHead, now: ProxyClock.unixSeconds())
         self.connectToCurrentTarget(fresh: false)
     }
 
     func clientBody(_ buffer: ByteBuffer) {
-        guard !self.finished else { return }
+        guard !self.finished, !self.ignoresClientBody else { return }
         self.requestBodyBytes += buffer.readableBytes
         if self.requestBodyBytes <= ProxyLimits.maxBufferedRequestBody {
             self.replayableBody.append(buffer)
@@ -173,6 +186,8 @@ final class ProxyExchange {
     func startBackendRequest(_ kind: BackendRequestKind) {
         self.requestKind = kind
         self.finished = false
+        self.backendOutcomeRecorded = false
+        self.backendRequestSent = nil
         self.response = .waitingForHead
         self.targetIndex = 0
         self.retriedOnFreshConnection = false
@@ -218,6 +233,51 @@ final class ProxyExchange {
         }
     }
 
+    /// Auto cross-origin: a JSON-P request is rewritten into the request it describes, any other gets CORS
+    /// headers on its response.
+    ///
+    /// - Returns: false when the JSON-P parameters are invalid (the client has been answered `400`).
+    private func startCrossOrigin(config: JSONPConfig) -> Bool {
+        let jsonp: JSONPRequest?
+        do {
+            jsonp = try JSONPRequest.parse(
+                method: self.requestHead.method.rawValue,
+                originForm: self.originForm,
+                headers: self.requestHead.headers.map { HeaderField(name: $0.name, value: $0.value) },
+                config: config
+            )
+        } catch {
+            self.finish(reusingConnection: false)
+            self.sendErrorResponse(.badRequest(error.message))
+            return false
+        }
+        guard let jsonp else {
+            self.client.crossOrigin = .cors(request: self.requestHead)
+            return true
+        }
+        var headers = HTTPHeaders(jsonp.headers.map { ($0.name, $0.value) })
+        headers.remove(name: "content-length")
+        headers.remove(name: "transfer-encoding")
+        if let body = jsonp.body {
+            headers.add(name: "Content-Length", value: String(body.count))
+            let buffer = ByteBuffer(bytes: body)
+            self.pendingBody = [buffer]
+            self.replayableBody = [buffer]
+            self.pendingBodyBytes = body.count
+            self.requestBodyBytes = body.count
+        }
+        self.ignoresClientBody = true
+        self.originForm = jsonp.originForm
+        self.requestHead = HTTPRequestHead(
+            version: self.requestHead.version,
+            method: HTTPMethod(rawValue: jsonp.method),
+            uri: jsonp.originForm,
+            headers: headers
+        )
+        self.client.crossOrigin = .jsonp(jsonp, version: self.requestHead.version)
+        return true
+    }
+
     // MARK: - Connecting
 
     private func connectToCurrentTarget(fresh: Bool) {
@@ -250,7 +310,7 @@ final class ProxyExchange {
             route: route,
             target: target,
             clientAddress: self.client.remoteAddressText,
-            clientIsTLS: false,
+            clientIsTLS: self.client.isTLS,
             trusted: self.trusted,
             now: ProxyClock.unixSeconds()
         )
@@ -328,6 +388,7 @@ final class ProxyExchange {
         self.pendingBody = []
         self.pendingBodyBytes = 0
         connection.flush()
+        self.backendRequestSent = .now
         self.client.setReadPaused(!connection.isWritable)
         self.lastBackendActivity = .now()
         self.armTimeout(after: self.engine.responseTimeout)
@@ -408,6 +469,9 @@ final class ProxyExchange {
     /// a failed attempt instead (the stream has started).
     private func fail(with error: ProxyErrorResponse) {
         guard !self.finished else { return }
+        if error == .originError || error == .originTimeout {
+            self.recordBackendOutcome(status: nil)
+        }
         self.finish(reusingConnection: false)
         if case .nextLink = self.requestKind {
             self.nextLinkFailed()
@@ -527,8 +591,17 @@ extension ProxyExchange: BackendConnectionDelegate {
         }
     }
 
+    /// Counts the current backend request's outcome once: its status, or nil when it got no response.
+    private func recordBackendOutcome(status: Int?) {
+        guard let metrics = self.engine.metrics, let route = self.route, !self.backendOutcomeRecorded else { return }
+        self.backendOutcomeRecorded = true
+        let sent = self.backendRequestSent
+        metrics.backendRequestEnded(route: route.id, status: status, after: sent.map { .now - $0 })
+    }
+
     private func responseHeadReceived(_ head: HTTPResponseHead) {
         guard let route = self.route else { return }
+        self.recordBackendOutcome(status: Int(head.status.code))
         if case .nextLink = self.requestKind {
             if GripResponseInspection.isGripResponse(head) {
                 self.response = .bufferingGrip(head, ByteBuffer())

@@ -14,6 +14,8 @@ struct ControlAPI: Sendable {
     /// The endpoints; `root` is `/`.
     enum Endpoint: Sendable {
         case root, publish, recover, stats
+        /// P-8's status page (`GET /status`) and its live stream (`GET /status/events`).
+        case status, statusEvents
     }
 
     /// What to do with a request, decided from its head.
@@ -39,12 +41,19 @@ struct ControlAPI: Sendable {
             )
         }
         var path = head.uri
+        // The status page passes a `token` in its query (an `EventSource` cannot send headers).
+        var queryToken: String?
+        if path.hasPrefix("/status"), let query = path.firstIndex(of: "?") {
+            queryToken = Self.token(inQuery: path[path.index(after: query)...])
+            path = String(path[..<query])
+        }
         if path.count > 1, path.hasSuffix("/") {
             path.removeLast()
         }
         // `/` answers any method, as Pushpin's does.
         let routes: [String: (Endpoint, HTTPMethod?)] = [
             "/": (.root, nil), "/publish": (.publish, .POST), "/recover": (.recover, .POST), "/stats": (.stats, .GET),
+            "/status": (.status, .GET), "/status/events": (.statusEvents, .GET),
         ]
         guard let route = routes[path] else {
             return .respond(.text(404, "Not Found"))
@@ -55,7 +64,11 @@ struct ControlAPI: Sendable {
                 .text(405, "Method not allowed: \(head.method.rawValue).", headers: [("Allow", method.rawValue)])
             )
         }
-        if endpoint != .root, let refusal = self.authenticate(head.headers) {
+        var headers = head.headers
+        if let queryToken, !headers.contains(name: "authorization") {
+            headers.add(name: "Authorization", value: "Bearer \(queryToken)")
+        }
+        if endpoint != .root, let refusal = self.authenticate(headers) {
             return .respond(refusal)
         }
         return .read(endpoint, json: json)
@@ -66,6 +79,16 @@ struct ControlAPI: Sendable {
         switch endpoint {
         case .root:
             return .text(200, "Pushpin API")
+        case .status:
+            return ControlResponse(
+                status: 200,
+                contentType: "text/html; charset=utf-8",
+                headers: [("Cache-Control", "no-store")],
+                body: Array(StatusPage.html.utf8)
+            )
+        case .statusEvents:
+            // Streamed by ``ControlServer``; never answered here.
+            return .text(500, "Internal error.")
         case .publish:
             return await self.publish(body: body, json: json)
         case .recover:
@@ -127,6 +150,14 @@ struct ControlAPI: Sendable {
     }
 
     // MARK: - Negotiation and authentication
+
+    /// The `token` parameter of a query string, percent-decoded.
+    static func token(inQuery query: Substring) -> String? {
+        for item in query.split(separator: "&") where item.hasPrefix("token=") {
+            return String(item.dropFirst("token=".count)).removingPercentEncoding
+        }
+        return nil
+    }
 
     /// Pushpin's `Accept` rule: the last acceptable entry wins; `text/plain`, `text/*`, `*/*`, `*` mean text and
     /// `application/json`, `application/*` mean JSON.

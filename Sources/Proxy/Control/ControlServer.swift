@@ -1,3 +1,4 @@
+import Foundation
 package import GRIP
 package import Logging
 import NIOCore
@@ -129,6 +130,8 @@ package final class ControlServer: Service {
                 switch self.api.plan(head) {
                 case .respond(let response):
                     try await exchange.sendEarly(response, version: head.version, draining: &parts)
+                case .read(.statusEvents, _):
+                    try await self.streamStatus(to: outbound, channel: connection.channel, version: head.version)
                 case .read(let endpoint, let json):
                     if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
                         try await outbound.write(.head(HTTPResponseHead(version: head.version, status: .continue)))
@@ -143,6 +146,37 @@ package final class ControlServer: Service {
             }
         } catch {
             self.logger.debug("control API connection ended", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// `GET /status/events`: the status snapshot as an SSE event every second, until the client leaves or the
+    /// server shuts down (the connection's read timeout does not apply: the client never sends more).
+    private func streamStatus(
+        to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>,
+        channel: any Channel,
+        version: HTTPVersion
+    ) async throws {
+        try? await channel.eventLoop.flatSubmit {
+            let pipeline = channel.pipeline.syncOperations
+            guard let idle = try? pipeline.handler(type: IdleStateHandler.self) else {
+                return channel.eventLoop.makeSucceededVoidFuture()
+            }
+            return pipeline.removeHandler(idle)
+        }.get()
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "text/event-stream")
+        headers.add(name: "Cache-Control", value: "no-store")
+        headers.add(name: "Connection", value: "close")
+        let responseVersion = version == .http1_0 ? HTTPVersion.http1_0 : .http1_1
+        try await outbound.write(.head(HTTPResponseHead(version: responseVersion, status: .ok, headers: headers)))
+        try await outbound.write(.body(.byteBuffer(ByteBuffer(string: "retry: 2000\n\n"))))
+        while channel.isActive && !Task.isCancelled {
+            let snapshot = await self.api.hub.statusSnapshot(now: Date().timeIntervalSince1970)
+            var event = Array("data: ".utf8)
+            event += snapshot.encoded()
+            event += Array("\n\n".utf8)
+            try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: event))))
+            try await Task.sleep(for: .seconds(1))
         }
     }
 

@@ -15,6 +15,8 @@ final class ProxyEngine: Sendable {
     let nextLinkFetches: NextLinkFetches
     /// How long the backend may stay silent (before its response head, or between body bytes).
     let responseTimeout: TimeAmount
+    /// The exported metrics; nil without a metrics endpoint.
+    let metrics: P8Metrics?
     private let openConnections = Atomic<Int>(0)
 
     init(settings: ProxySettings, routes: RouteTableBox, hub: PublishHub) {
@@ -24,6 +26,7 @@ final class ProxyEngine: Sendable {
         self.nextLinkFetches = NextLinkFetches(counters: hub.counters)
         self.requestBuilder = BackendRequestBuilder(proxy: settings.proxy, signatures: GripSignatureCache())
         self.responseTimeout = .seconds(Int64(settings.proxy.backendResponseTimeout))
+        self.metrics = hub.counters.metrics
     }
 
     var openConnectionCount: Int {
@@ -32,9 +35,11 @@ final class ProxyEngine: Sendable {
 
     func connectionOpened() {
         self.openConnections.add(1, ordering: .relaxed)
+        self.metrics?.connectionOpened()
     }
 
     func connectionClosed() {
         self.openConnections.subtract(1, ordering: .relaxed)
+        self.metrics?.connectionClosed()
     }
 }

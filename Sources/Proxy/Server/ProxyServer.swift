@@ -3,6 +3,7 @@ package import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 package import Publish
 import ServiceLifecycle
 import Synchronization
@@ -14,20 +15,25 @@ package final class ProxyServer: Service {
     private let engine: ProxyEngine
     private let group: MultiThreadedEventLoopGroup
     private let logger: Logger
-    private let onListening: @Sendable ([ListenAddress]) -> Void
+    private let onListening: @Sendable (_ http: [ListenAddress], _ https: [ListenAddress]) -> Void
     private let clients = ConnectionRegistry()
+    private let tls: TLSIdentities?
 
     /// - Parameters:
-    ///   - onListening: called once every listener is bound, with the bound addresses (port 0 resolved).
+    ///   - tls: the certificates of ``ProxySettings/tlsListeners`` (needed when there are any).
+    ///   - onListening: called once every listener is bound, with the bound plain and TLS addresses (port 0
+    ///     resolved).
     package init(
         settings: ProxySettings,
         routes: RouteTableBox,
         hub: PublishHub,
+        tls: TLSIdentities? = nil,
         logger: Logger,
-        onListening: @escaping @Sendable ([ListenAddress]) -> Void
+        onListening: @escaping @Sendable (_ http: [ListenAddress], _ https: [ListenAddress]) -> Void
     ) {
         self.engine = ProxyEngine(settings: settings, routes: routes, hub: hub)
         self.group = .singleton
+        self.tls = tls
         self.logger = logger
         self.onListening = onListening
     }
@@ -38,22 +44,31 @@ package final class ProxyServer: Service {
             connectTimeout: .seconds(Int64(self.engine.settings.proxy.backendConnectTimeout))
         )
         var listeners: [any Channel] = []
+        var tlsListeners: [any Channel] = []
         do {
             for address in self.engine.settings.listeners {
-                listeners.append(try await self.bind(address, pools: pools))
+                listeners.append(try await self.bind(address, pools: pools, tls: nil))
+            }
+            for address in self.engine.settings.tlsListeners {
+                guard let tls = self.tls else {
+                    throw TLSListenerError("https port \(address) configured without certificates")
+                }
+                tlsListeners.append(try await self.bind(address, pools: pools, tls: (tls, address.port)))
             }
         } catch {
-            for listener in listeners {
+            for listener in listeners + tlsListeners {
                 try? await listener.close()
             }
             throw error
         }
-        let bound = listeners.compactMap { channel -> ListenAddress? in
-            guard let address = channel.localAddress, let port = address.port else { return nil }
-            return ListenAddress(host: address.ipAddress ?? "0.0.0.0", port: port)
-        }
-        self.logger.info("proxy listening", metadata: ["p8.listen": "\(bound.map { "\($0.host):\($0.port)" })"])
-        self.onListening(bound)
+        let bound = listeners.compactMap(Self.boundAddress)
+        let tlsBound = tlsListeners.compactMap(Self.boundAddress)
+        self.logger.info(
+            "proxy listening",
+            metadata: ["p8.listen": "\(bound.map(\.description))", "p8.listen.tls": "\(tlsBound.map(\.description))"]
+        )
+        self.onListening(bound, tlsBound)
+        listeners += tlsListeners
 
         try? await gracefulShutdown()
 
@@ -72,7 +87,19 @@ package final class ProxyServer: Service {
         await pools.closeAll()
     }
 
-    private func bind(_ address: ListenAddress, pools: BackendPools) async throws -> any Channel {
+    private static func boundAddress(_ channel: any Channel) -> ListenAddress? {
+        guard let address = channel.localAddress, let port = address.port else { return nil }
+        return ListenAddress(host: address.ipAddress ?? "0.0.0.0", port: port)
+    }
+
+    /// Binds a client listener; with `tls`, connections speak TLS with that store's certificates for the
+    /// configured port (a port 0 listener uses `default_0`).
+    private func bind(
+        _ address: ListenAddress,
+        pools: BackendPools,
+        tls: (identities: TLSIdentities, port: Int)?
+    ) async throws -> any Channel {
+        let context = try tls.map { try $0.identities.serverContext(port: $0.port) }
         let engine = self.engine
         let logger = self.logger
         let clients = self.clients
@@ -96,6 +123,9 @@ package final class ProxyServer: Service {
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     clients.add(channel)
+                    if let context {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+                    }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                         withPipeliningAssistance: false,
                         withErrorHandling: false,
@@ -106,6 +136,7 @@ package final class ProxyServer: Service {
                         ClientConnectionHandler(
                             engine: engine,
                             pool: pools.pool(for: channel.eventLoop),
+                            isTLS: context != nil,
                             logger: logger
                         )
                     )

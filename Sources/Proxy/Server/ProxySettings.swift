@@ -4,6 +4,8 @@ package import GRIP
 package struct ProxySettings: Sendable {
     /// Where the client port listens (`[runner] http_port`, or `p8 --port`).
     package var listeners: [ListenAddress]
+    /// Where the TLS client ports listen (`[runner] https_ports`).
+    package var tlsListeners: [ListenAddress]
     /// The `[proxy]` section.
     package var proxy: ProxyConfiguration
     /// Largest request head a client may send (`[runner] client_buffer_size`); larger heads get 431.
@@ -15,12 +17,14 @@ package struct ProxySettings: Sendable {
 
     package init(
         listeners: [ListenAddress],
+        tlsListeners: [ListenAddress] = [],
         proxy: ProxyConfiguration,
         maxRequestHeadBytes: Int = 8192,
         shutdownGracePeriodSeconds: Int = 5,
         maxConnections: Int = 50_000
     ) {
         self.listeners = listeners
+        self.tlsListeners = tlsListeners
         self.proxy = proxy
         self.maxRequestHeadBytes = maxRequestHeadBytes
         self.shutdownGracePeriodSeconds = shutdownGracePeriodSeconds

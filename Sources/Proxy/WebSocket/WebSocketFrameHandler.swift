@@ -1,5 +1,6 @@
 import NIOCore
 import NIOWebSocket
+import Publish
 
 /// What a WebSocket connection (the client's, or a passthrough's backend connection) reports to the side that
 /// serves it (``WebSocketOverHTTP``, ``WebSocketPassthrough``). All calls happen on the connection's event loop.
@@ -74,6 +75,9 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if self.role == .server {
+            self.engine.metrics?.webSocketChanged(opened: true)
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -162,6 +166,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         self.closeTimer?.cancel()
         if self.role == .server {
             self.engine.connectionClosed()
+            self.engine.metrics?.webSocketChanged(opened: false)
         }
         let delegate = self.delegate
         self.delegate = nil
@@ -283,6 +288,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         self.bytesWhileUnwritable += size
         if self.bytesWhileUnwritable > Self.maxBytesWhileUnwritable {
             // Too slow: drop it (the backend hears DISCONNECT).
+            self.engine.metrics?.slowClientDisconnected(transport: "ws")
             context.close(promise: nil)
         }
     }

@@ -25,6 +25,8 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
     static let maxConnectRetries = 5
 
     private weak var client: ClientConnectionHandler?
+    /// Whether the client connected over TLS.
+    private let clientIsTLS: Bool
     private let engine: ProxyEngine
     private let pool: BackendConnectionPool
     private let requestHead: HTTPRequestHead
@@ -85,6 +87,7 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
         logger: Logger
     ) {
         self.client = client
+        self.clientIsTLS = client.isTLS
         self.engine = engine
         self.pool = pool
         self.requestHead = requestHead
@@ -279,7 +282,7 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
             route: self.route,
             target: target,
             clientAddress: self.clientAddress,
-            clientIsTLS: false,
+            clientIsTLS: self.clientIsTLS,
             trusted: self.trusted,
             now: ProxyClock.unixSeconds()
         )

@@ -14,6 +14,8 @@ import NIOWebSocket
 /// Lives on the client connection's event loop, as does its backend connection.
 final class WebSocketPassthrough: UpgradingWebSocket {
     private weak var client: ClientConnectionHandler?
+    /// Whether the client connected over TLS.
+    private let clientIsTLS: Bool
     private let engine: ProxyEngine
     private let pool: BackendConnectionPool
     private let requestHead: HTTPRequestHead
@@ -55,6 +57,7 @@ final class WebSocketPassthrough: UpgradingWebSocket {
         logger: Logger
     ) {
         self.client = client
+        self.clientIsTLS = client.isTLS
         self.engine = engine
         self.pool = pool
         self.requestHead = requestHead
@@ -123,7 +126,7 @@ final class WebSocketPassthrough: UpgradingWebSocket {
             route: self.route,
             target: target,
             clientAddress: self.clientAddress,
-            clientIsTLS: false,
+            clientIsTLS: self.clientIsTLS,
             trusted: self.trusted,
             now: ProxyClock.unixSeconds()
         )

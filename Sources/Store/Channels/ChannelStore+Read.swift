@@ -17,8 +17,10 @@ extension ChannelStore {
     /// - Returns: The items, or why there are none to resume from, with the epoch.
     package func read(channel: String, after cursor: Cursor, limit: Int = 1000) async throws -> ReadResult {
         if let (items, lastSequence) = self.tails.read(channel: channel, after: cursor, limit: limit) {
+            self.readSources.count(fromMemory: true)
             return ReadResult(epoch: self.epoch, status: .found(items), lastSequence: lastSequence)
         }
+        self.readSources.count(fromMemory: false)
         return try await self.pool.read { db in
             try self.readFromDatabase(db, channel: channel, after: cursor, limit: limit)
         }

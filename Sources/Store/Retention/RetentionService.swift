@@ -6,16 +6,24 @@ package struct RetentionService: Service {
     private let store: ChannelStore
     private let interval: Duration
     private let logger: Logger
+    private let onTrim: (@Sendable (TrimSummary) -> Void)?
 
     /// Creates the service.
     /// - Parameters:
     ///   - store: The store to trim.
     ///   - interval: The time between two trims.
     ///   - logger: The logger for trim failures.
-    package init(store: ChannelStore, interval: Duration = .seconds(5), logger: Logger) {
+    ///   - onTrim: Called after each trim with what it removed (the metrics count removals).
+    package init(
+        store: ChannelStore,
+        interval: Duration = .seconds(5),
+        logger: Logger,
+        onTrim: (@Sendable (TrimSummary) -> Void)? = nil
+    ) {
         self.store = store
         self.interval = interval
         self.logger = logger
+        self.onTrim = onTrim
     }
 
     package func run() async throws {
@@ -23,7 +31,8 @@ package struct RetentionService: Service {
             try await cancelWhenGracefulShutdown {
                 while !Task.isCancelled {
                     do {
-                        try await self.store.trim()
+                        let summary = try await self.store.trim()
+                        self.onTrim?(summary)
                     } catch is CancellationError {
                         return
                     } catch {

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// A byte-exact HTTP/1.1 client connection for tests: sends raw bytes, parses responses itself, and can
@@ -21,7 +22,13 @@ final class RawHTTPConnection: Sendable {
 
     /// Connects to 127.0.0.1:`port`. Without `reading`, nothing is read from the socket (a client that stops
     /// reading, with a small receive buffer) until ``resumeReading()``.
-    static func connect(port: Int, reading: Bool = true) async throws -> RawHTTPConnection {
+    ///
+    /// With `tls`, the connection speaks TLS (any server certificate accepted; SNI `serverName` when given).
+    static func connect(
+        port: Int,
+        reading: Bool = true,
+        tls: (context: NIOSSLContext, serverName: String?)? = nil
+    ) async throws -> RawHTTPConnection {
         let inbox = Inbox()
         var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         if !reading {
@@ -32,12 +39,22 @@ final class RawHTTPConnection: Sendable {
             try await bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: tls.context, serverHostname: tls.serverName)
+                        )
+                    }
                     try channel.pipeline.syncOperations.addHandler(InboxHandler(inbox: inbox))
                 }
             }
             .connect(host: "127.0.0.1", port: port)
             .get()
         return RawHTTPConnection(channel: channel, inbox: inbox)
+    }
+
+    /// The certificate the server presented (TLS connections, once a response arrived).
+    func peerCertificate() async throws -> NIOSSLCertificate? {
+        try await self.channel.nioSSL_peerCertificate().get()
     }
 
     func send(_ text: String) async throws {

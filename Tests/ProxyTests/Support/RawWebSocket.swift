@@ -1,4 +1,5 @@
 import Foundation
+import NIOSSL
 
 /// A minimal WebSocket client for tests (RFC 6455), on a ``RawHTTPConnection``: opens with a real handshake,
 /// sends masked frames, and reads frames exactly as the proxy wrote them.
@@ -36,9 +37,10 @@ struct RawWebSocket: Sendable {
         port: Int,
         path: String,
         headers: [(String, String)] = [],
-        reading: Bool = true
+        reading: Bool = true,
+        tls: (context: NIOSSLContext, serverName: String?)? = nil
     ) async throws -> RawWebSocket {
-        let connection = try await RawHTTPConnection.connect(port: port, reading: reading)
+        let connection = try await RawHTTPConnection.connect(port: port, reading: reading, tls: tls)
         var request = "GET \(path) HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         request += "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
         for (name, value) in headers {

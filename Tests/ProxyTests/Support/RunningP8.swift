@@ -27,18 +27,26 @@ struct RunningP8: Sendable {
     var publishPort: Int
     /// The SQLite database file the server writes.
     var databasePath: String
+    /// The Prometheus endpoint's port, when the config sets `prometheus_port`.
+    var metricsPort: Int? = nil
+    /// The TLS client ports (`https_ports`).
+    var httpsPorts: [Int] = []
 }
 
 /// As ``withRunningP8(routes:config:_:)``, with every port of the server (client and publish API, both
 /// ephemeral) and its database. With `routesFile`, the routes come from that file (watched) instead of `routes`.
+///
+/// `prepare` runs with the config directory before the server starts (e.g. to put certificates there).
 func withRunningP8Server(
     routes: [String] = ["* 127.0.0.1:1"],
     routesFile: String? = nil,
     config extraConfig: String = "",
+    prepare: (URL) throws -> Void = { _ in },
     _ body: (RunningP8) async throws -> Void
 ) async throws {
     let temporary = try TemporaryDirectory(prefix: "p8-test")
     let directory = temporary.url
+    try prepare(directory)
     let text = """
         [global]
         rundir=run
@@ -78,7 +86,9 @@ func withRunningP8Server(
         let p8 = RunningP8(
             httpPort: port,
             publishPort: ready.publish.port,
-            databasePath: configuration.store.databaseFile
+            databasePath: configuration.store.databaseFile,
+            metricsPort: ready.metrics?.port,
+            httpsPorts: ready.https.map(\.port)
         )
         do {
             try await body(p8)
