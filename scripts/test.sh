@@ -34,5 +34,8 @@ else
   echo "== conformance skipped: $conformance not found"
 fi
 
+echo "== fuzz every parser (20 s each)"
+scripts/fuzz.sh --seconds 20
+
 echo "== resume under chaos (kill -9 and restarts)"
 python3 Tests/Chaos/resume_chaos.py --p8 "$PWD/.build/debug/p8" --seconds 20
