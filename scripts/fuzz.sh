@@ -3,6 +3,7 @@
 #
 #   scripts/fuzz.sh [--seconds N] [target...]   build, then run each target (default: all) for N s (60)
 #   scripts/fuzz.sh --build                     only build .build-fuzz/p8-fuzz
+#   scripts/fuzz.sh --binary FILE ...           run an already built binary (e.g. a copy, for long runs)
 #   scripts/fuzz.sh --list                      the target names
 #
 # The harness (Tests/Fuzz/Targets) is compiled together with the GRIP sources and p8ctl's time parser into
@@ -19,11 +20,13 @@ targets=(json tnetstring publish-json publish-tnetstring instruct-headers instru
   ws-events ws-control grip-sig ctl-time)
 seconds=60
 build_only=false
+prebuilt=false
 selected=()
 while (($#)); do
   case $1 in
     --seconds) seconds=$2; shift 2 ;;
     --build) build_only=true; shift ;;
+    --binary) binary=$2; prebuilt=true; shift 2 ;;
     --list) printf '%s\n' "${targets[@]}"; exit 0 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *) selected+=("$1"); shift ;;
@@ -52,9 +55,11 @@ build() {
     2> >(grep -v "Cannot export local symbol" >&2)
 }
 
-start=$SECONDS
-build
-echo "fuzz build: $((SECONDS - start)) s"
+if ! $prebuilt; then
+  start=$SECONDS
+  build
+  echo "fuzz build: $((SECONDS - start)) s"
+fi
 $build_only && exit 0
 
 failed=()
