@@ -2,7 +2,7 @@
 # Runs every check CI runs: formatting, the Swift test suites (unit and integration, against real
 # servers on ephemeral ports), the end-to-end conformance cases that P-8 already covers, run against the
 # built p8 with the black-box suite in ../shared/conformance when it is present, a short run of every parser
-# fuzz target (scripts/fuzz.sh) and of the live-server fuzzer, and the resume chaos test.
+# fuzz target (scripts/fuzz.sh) and of the live-server fuzzer, the disk-fault test and the resume chaos test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -41,6 +41,9 @@ scripts/fuzz.sh --seconds 20
 echo "== live-server fuzz (mutated HTTP, chunked bodies, WebSocket frames, publishes)"
 python3 Tests/Chaos/live_fuzz.py --p8 "$PWD/.build/debug/p8" --seed "${P8_LIVE_FUZZ_SEED:-1}" --batches 10 \
   --per-batch 30
+
+echo "== disk faults (a full file system, immutable database files)"
+python3 Tests/Chaos/disk_faults.py --p8 "$PWD/.build/debug/p8" --p8ctl "$PWD/.build/debug/p8ctl"
 
 echo "== resume under chaos (kill -9 and restarts)"
 python3 Tests/Chaos/resume_chaos.py --p8 "$PWD/.build/debug/p8" --seconds 20
