@@ -15,14 +15,17 @@ import argparse
 import http.client
 import json
 import os
+import select
+import socket
 import shutil
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
-from live_fuzz import free_port
+from live_fuzz import Backend, QuietServer, free_port
 
 ITEM_BYTES = 8000
 CHANNELS = 4
@@ -36,16 +39,17 @@ class StartFailed(AssertionError):
 
 
 class P8:
-    def __init__(self, binary, directory, database):
+    def __init__(self, binary, directory, database, backend_port=1):
         self.publish_port = free_port()
+        self.http_port = free_port()
         self.config = os.path.join(directory, "p8.conf")
         with open(os.path.join(directory, "routes"), "w") as f:
-            f.write("* 127.0.0.1:1\n")
+            f.write(f"* 127.0.0.1:{backend_port}\n")
         with open(self.config, "w") as f:
             f.write(f"""[global]
 rundir={directory}/run
 [runner]
-http_port=127.0.0.1:{free_port()}
+http_port=127.0.0.1:{self.http_port}
 [proxy]
 routesfile=routes
 [handler]
@@ -114,7 +118,9 @@ def main():
         # Ballast takes most of the space; removing it later is "space returns".
         with open(os.path.join(disk, "ballast"), "wb") as f:
             f.write(b"\0" * (args.size_mb * 1024 * 1024 * 2 // 5))
-        p8 = P8(args.p8, directory, database)
+        backend = QuietServer(("127.0.0.1", free_port()), Backend)
+        threading.Thread(target=backend.serve_forever, daemon=True).start()
+        p8 = P8(args.p8, directory, database, backend.server_port)
         acked = []
         number = 0
 
@@ -136,6 +142,15 @@ def main():
             if number > 20 * args.size_mb * 1024 * 1024 // ITEM_BYTES:
                 raise AssertionError("the disk never filled up")
         full_at = number
+        # A long-poll arriving while the disk is full is held (in memory) or refused with 5xx, never dropped.
+        held = socket.create_connection(("127.0.0.1", p8.http_port), timeout=15)
+        held.sendall(b"GET /hold?ch=disk-hold HTTP/1.1\r\nHost: disk\r\n\r\n")
+        if select.select([held], [], [], 3)[0]:
+            early = held.recv(65536)
+            if not early.startswith(b"HTTP/1.1 5"):
+                raise AssertionError(f"a long-poll while the disk was full was answered {early[:100]!r}")
+            held.close()
+            held = None
         print(f"disk faults: the {args.size_mb} MB disk filled after {len(acked)} acknowledged items; "
               f"{refused} publishes refused with 5xx")
 
@@ -158,6 +173,23 @@ def main():
                 raise AssertionError(f"after recovery, publish d{number} was answered {status or 'nothing'}")
             acked.append(number)
         print(f"disk faults: publishing recovered by itself when space returned ({number - full_at} publishes)")
+        if held is not None:
+            conn = http.client.HTTPConnection("127.0.0.1", p8.publish_port, timeout=15)
+            item = {"channel": "disk-hold", "formats": {"http-response": {"body": "after\n"}}}
+            conn.request("POST", "/publish/", json.dumps({"items": [item]}), {"Content-Type": "application/json"})
+            if conn.getresponse().status != 200:
+                raise AssertionError("publishing to the held long-poll failed")
+            answer = b""
+            while not answer.endswith(b"after\n"):
+                chunk = held.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+            if not answer.startswith(b"HTTP/1.1 200"):
+                raise AssertionError(f"the long-poll held while the disk was full got {answer[:200]!r}")
+            print("disk faults: a long-poll held while the disk was full got the item published after recovery")
+        else:
+            print("disk faults: a long-poll while the disk was full was refused with 5xx")
 
         # 3. The database files made immutable while p8 runs: each publish stored (200) or refused (5xx).
         chattr("+i", files)
