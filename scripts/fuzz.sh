@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 out=.build-fuzz
 binary=$out/p8-fuzz
-targets=(json tnetstring publish-json publish-tnetstring instruct-headers instruct-json routes config
+targets=(json tnetstring json-patch publish-json publish-tnetstring instruct-headers instruct-json routes config
   ws-events ws-control grip-sig ctl-time)
 seconds=60
 build_only=false

@@ -101,6 +101,14 @@ add("publish-tnetstring", b"T59:7:channel,4:news,7:formats,30:11:http-stream,12:
 for token in ["eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJleHAiOjE5MDAwMDAwMDAsImlzcyI6InBwIn0.x",
               "a.b.c", "..", "eyJhbGciOiJub25lIn0.e30."]:
     add("grip-sig", b"changeme\x00pushpin\x00" + token.encode())
+for patch, body in [('[{"op":"add","path":"/a","value":1}]', '{"b":2}\n'),
+                    ('[{"op":"remove","path":"/0"},{"op":"replace","path":"/0","value":"x"}]', '[1,2,3]'),
+                    ('[{"op":"move","from":"/a","path":"/b/c"},{"op":"copy","from":"/b","path":"/d"}]',
+                     '{"a":1,"b":{}}\r\n'),
+                    ('[{"op":"test","path":"/a~1b/~0","value":[1]}]', '{"a/b":{"~":[1]}}'),
+                    ('[{"op":"add","path":"/-","value":{}}]', '[]')]:
+    add("json-patch", patch.encode() + b"\x00" + body.encode())
+
 for argument in ["2026-11-24 21:05:03", "2026-11-24T21:05:03Z", "2026-11-24T21:05:03.120+02:00",
                  "2026-11-24", "15m", "7d", "90s", "2w", " 2h ", "2026-02-29", "2024-02-29T23:59:59z"]:
     add("ctl-time", argument.encode())

@@ -9,6 +9,7 @@ import Foundation
 let fuzzTargets: [String: @Sendable ([UInt8]) -> Void] = [
     "json": fuzzJSON,
     "tnetstring": fuzzTNetString,
+    "json-patch": fuzzJSONPatch,
     "publish-json": fuzzPublishJSON,
     "publish-tnetstring": fuzzPublishTNetString,
     "instruct-headers": fuzzInstructHeaders,

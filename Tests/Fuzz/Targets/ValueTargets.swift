@@ -46,3 +46,25 @@ func fuzzWebSocketEvents(_ bytes: [UInt8]) {
         fatalError("property does not hold: encoded WebSocket events do not decode (\(error)): \(text(encoded))")
     }
 }
+
+/// The input: a `body-patch` operations array and a held response's body, separated by a NUL byte.
+func fuzzJSONPatch(_ bytes: [UInt8]) {
+    let parts = fields(bytes, count: 2)
+    guard case .array(let operations)? = JSONValue.parse(parts[0]) else {
+        return
+    }
+    let body = parts.count > 1 ? parts[1] : []
+    guard let patched = try? JSONPatch.apply(operations, toBody: body) else {
+        return
+    }
+    let withoutLineEnd = Array(patched.prefix { $0 != 0x0A && $0 != 0x0D })
+    guard let document = JSONValue.parse(withoutLineEnd) else {
+        fatalError("property does not hold: a patched body is not JSON: \(text(patched))")
+    }
+    // The result passes a `test` of itself, and no operations leave a body as it was (re-encoded).
+    let test = JSONValue.object(["op": .string("test"), "path": .string(""), "value": document])
+    require((try? JSONPatch.apply([test], to: document)) == document, "a patched body fails a test of itself")
+    if let original = JSONValue.parse(body), (try? JSONPatch.apply([], to: original)) != original {
+        fatalError("property does not hold: an empty patch changes the body")
+    }
+}
