@@ -2,7 +2,8 @@
 # Runs every check CI runs: formatting, the Swift test suites (unit and integration, against real
 # servers on ephemeral ports), the end-to-end conformance cases that P-8 already covers, run against the
 # built p8 with the black-box suite in ../shared/conformance when it is present, a django-eventstream app behind
-# p8, and the resume chaos test.
+# p8, a short run of every parser fuzz target (scripts/fuzz.sh) and of the live-server fuzzer, the disk-fault
+# test, short churn and backend-fault soaks, and the resume chaos test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -42,7 +43,24 @@ fi
 echo "== django-eventstream behind p8 (end to end)"
 python3 -c 'import importlib.metadata as m; assert m.version("django-eventstream") == "5.3.4"' 2>/dev/null \
   || python3 -m pip install -q django-eventstream==5.3.4
-python3 Tests/Django/test_django_eventstream.py --p8 "$PWD/.build/debug/p8"
+python3 Tests/Django/test_django_eventstream.py --p8 "$p8"
+
+echo "== fuzz every parser (20 s each)"
+scripts/fuzz.sh --seconds 20
+
+echo "== live-server fuzz (mutated HTTP, chunked bodies, WebSocket frames, publishes)"
+python3 Tests/Chaos/live_fuzz.py --p8 "$p8" --seed "${P8_LIVE_FUZZ_SEED:-1}" --batches 10 \
+  --per-batch 30
+
+echo "== disk faults (a full file system, immutable database files)"
+python3 Tests/Chaos/disk_faults.py --p8 "$p8" --p8ctl "$PWD/.build/debug/p8ctl"
+
+echo "== churn soak, short (200 clients for 30 s; README, Reliability, gives the long run)"
+python3 Tests/Soak/churn.py --p8 "$p8" --clients 200 --seconds 30 --rate 100 --channels 50 \
+  --hold-min 0.5 --hold-max 5 --sample 5
+
+echo "== backend faults soak, short (never answers, resets mid-body, garbage, 1 byte/s, refused + failover)"
+python3 Tests/Soak/backend_faults.py --p8 "$p8" --seconds 15 --workers 12
 
 echo "== resume under chaos (kill -9 and restarts)"
 python3 Tests/Chaos/resume_chaos.py --p8 "$p8" --seconds 20

@@ -76,6 +76,18 @@ import Testing
         #expect(GripSignature.verify("", key: Self.key, now: 0) == nil)
     }
 
+    @Test("a signature whose unused trailing bits were changed is refused (found by fuzzing)")
+    func rejectsNonCanonicalSignature() throws {
+        let token = GripSignature.token(issuer: "pushpin", key: Self.key, expiresAt: 2_000_000_000)
+        #expect(GripSignature.verify(token, key: Self.key, now: 1_900_000_000) != nil)
+        // 32 bytes take 43 base64url characters: the last one carries 4 bits and 2 unused ones.
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        let lastCharacter = try #require(token.last)
+        let last = try #require(alphabet.firstIndex(of: lastCharacter))
+        let altered = String(token.dropLast()) + String(alphabet[last ^ 1])
+        #expect(GripSignature.verify(altered, key: Self.key, now: 1_900_000_000) == nil)
+    }
+
     @Test func verifiesForeignTokenWithoutIssuer() {
         // Signed with Python's hmac module (PyJWT's header order, no iss claim).
         let token =

@@ -62,6 +62,11 @@ struct ErrorTests {
             (["history", "news", "--limit", "x"], "'x' is invalid for '--limit <n>'"),
             (["history", "news", "--since", "2026-02-30"], "'2026-02-30' is invalid for '--since <time>'"),
             (["history", "news", "--since", "2026-11-24 25:00"], "is invalid for '--since <time>'"),
+            // An age reaching before year 1 (found by fuzzing: it read as a time p8ctl printed wrongly).
+            (["history", "news", "--since", "2762827d"], "'2762827d' is invalid for '--since <time>'"),
+            // Fields out of range are refused, not carried into the next minute (found by fuzzing).
+            (["history", "news", "--since", "2026-11-24T21:05:83Z"], "is invalid for '--since <time>'"),
+            (["history", "news", "--since", "2026-11-24 21:75"], "is invalid for '--since <time>'"),
             (["trim", "news"], "give one of --keep N and --before TIME"),
             (["trim", "--keep", "3"], "name one channel, or pass --all (not both)"),
             (["trim", "news", "--all", "--keep", "3"], "name one channel, or pass --all (not both)"),

@@ -93,7 +93,8 @@ package enum GripSignature {
             .replacingOccurrences(of: "=", with: "")
     }
 
-    /// Decodes base64url with or without padding; nil on any other character.
+    /// Decodes base64url with or without padding; nil on any other character, and nil unless `text` is the
+    /// one encoding of its bytes (unused trailing bits set would let a changed signature verify).
     static func decodeBase64URL(_ text: Substring) -> [UInt8]? {
         var standard = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         guard !standard.contains("=") || standard.utf8.count % 4 == 0 else {
@@ -102,6 +103,11 @@ package enum GripSignature {
         while standard.utf8.count % 4 != 0 {
             standard += "="
         }
-        return Data(base64Encoded: standard).map { Array($0) }
+        guard let bytes = Data(base64Encoded: standard).map({ Array($0) }),
+            Self.base64URL(bytes) == String(text.prefix { $0 != "=" })
+        else {
+            return nil
+        }
+        return bytes
     }
 }

@@ -59,10 +59,15 @@ enum TimeFormat {
     static func parse(_ text: String, now: Date = Date()) -> Date? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         if let age = Self.parseAge(trimmed) {
-            return now.addingTimeInterval(-age)
+            // Before year 1 the Gregorian calendar (and RFC 3339) has no way to write the time.
+            let date = now.addingTimeInterval(-age)
+            return date >= Self.earliest ? date : nil
         }
         return Self.parseDate(trimmed)
     }
+
+    /// `0001-01-01T00:00:00Z`, the earliest time p8ctl reads or prints.
+    static let earliest = Date(timeIntervalSince1970: -62_135_596_800)
 
     private static func parseAge(_ text: String) -> TimeInterval? {
         guard let unit = text.last, let count = Int(text.dropLast()), count >= 0 else {
@@ -110,15 +115,15 @@ enum TimeFormat {
         var fraction = 0.0
         var zone = TimeZone.current
         if index < scalars.count {
-            guard expect(" ") || expect("T") || expect("t"), let hour = number(2), expect(":"),
-                let minute = number(2)
+            guard expect(" ") || expect("T") || expect("t"), let hour = number(2), hour < 24, expect(":"),
+                let minute = number(2), minute < 60
             else {
                 return nil
             }
             parts.hour = hour
             parts.minute = minute
             if expect(":") {
-                guard let second = number(2) else { return nil }
+                guard let second = number(2), second < 60 else { return nil }
                 parts.second = second
                 if expect(".") {
                     let start = index
@@ -144,7 +149,7 @@ enum TimeFormat {
                 } else {
                     return nil
                 }
-                guard let hours = number(2), expect(":"), let minutes = number(2),
+                guard let hours = number(2), expect(":"), let minutes = number(2), minutes < 60,
                     let offset = TimeZone(secondsFromGMT: sign * (hours * 3600 + minutes * 60))
                 else {
                     return nil

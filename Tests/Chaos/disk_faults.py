@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""Disk faults: p8's database on a small tmpfs that fills up, then gets its space back, then has its files
+made immutable while p8 runs.
+
+Pass condition (issue 16): while the disk is full every publish is answered 5xx (never 200 for an item that
+was not stored, never a dropped connection) and p8 keeps running; when space returns, publishing works again
+without a restart; with the files immutable a publish is either stored (200) or refused (5xx); in the end
+every acknowledged item is in the database exactly once and in order, and the database passes SQLite's
+integrity check. Needs root (mount, chattr); prints a skip line otherwise. Standard library only.
+
+Usage: disk_faults.py --p8 PATH --p8ctl PATH [--size-mb 8]
+"""
+
+import argparse
+import http.client
+import json
+import os
+import select
+import socket
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from live_fuzz import Backend, QuietServer, free_port
+
+ITEM_BYTES = 8000
+CHANNELS = 4
+
+
+class StartFailed(AssertionError):
+    def __init__(self, status, log):
+        super().__init__(f"p8 did not start (exit status {status}): {log[-300:]}")
+        self.status = status
+        self.log = log
+
+
+class P8:
+    def __init__(self, binary, directory, database, backend_port=1):
+        self.publish_port = free_port()
+        self.http_port = free_port()
+        self.config = os.path.join(directory, "p8.conf")
+        with open(os.path.join(directory, "routes"), "w") as f:
+            f.write(f"* 127.0.0.1:{backend_port}\n")
+        with open(self.config, "w") as f:
+            f.write(f"""[global]
+rundir={directory}/run
+[runner]
+http_port=127.0.0.1:{self.http_port}
+[proxy]
+routesfile=routes
+[handler]
+push_in_http_addr=127.0.0.1
+push_in_http_port={self.publish_port}
+push_in_spec=
+push_in_sub_specs=
+command_spec=
+stats_spec=
+[store]
+database_file={database}
+""")
+        self.log = open(os.path.join(directory, "p8.log"), "ab")
+        self.process = subprocess.Popen([binary, "--config", self.config], stdout=subprocess.PIPE, stderr=self.log)
+        line = self.process.stdout.readline().decode()
+        if not line.startswith("p8 ready"):
+            status = self.process.wait(timeout=15)
+            with open(os.path.join(directory, "p8.log"), errors="replace") as f:
+                raise StartFailed(status, f.read())
+
+    def publish(self, number):
+        """The status of publishing item d<number> (0 when the connection broke without an answer)."""
+        item = {"channel": f"disk-{number % CHANNELS}", "id": f"d{number}",
+                "formats": {"http-stream": {"content": f"{number:08d}" + "x" * (ITEM_BYTES - 8)}}}
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.publish_port, timeout=15)
+            conn.request("POST", "/publish/", json.dumps({"items": [item]}), {"Content-Type": "application/json"})
+            status = conn.getresponse().status
+            conn.close()
+            return status
+        except OSError:
+            return 0
+
+    def alive(self):
+        return self.process.poll() is None
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=15)
+
+
+def chattr(flag, paths):
+    for path in paths:
+        if os.path.exists(path):
+            subprocess.run(["chattr", flag, path], check=True)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--p8", required=True)
+    parser.add_argument("--p8ctl", required=True)
+    parser.add_argument("--size-mb", type=int, default=8)
+    args = parser.parse_args()
+    if os.geteuid() != 0 or not shutil.which("chattr"):
+        print("disk faults: skipped (needs root and chattr to mount a small file system)")
+        return 0
+
+    directory = tempfile.mkdtemp(prefix="p8-disk-")
+    disk = os.path.join(directory, "disk")
+    os.mkdir(disk)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={args.size_mb}m", "tmpfs", disk], check=True)
+    database = os.path.join(disk, "p8.sqlite")
+    files = [database, database + "-wal", database + "-shm"]
+    p8 = None
+    try:
+        # Ballast takes most of the space; removing it later is "space returns".
+        with open(os.path.join(disk, "ballast"), "wb") as f:
+            f.write(b"\0" * (args.size_mb * 1024 * 1024 * 2 // 5))
+        backend = QuietServer(("127.0.0.1", free_port()), Backend)
+        threading.Thread(target=backend.serve_forever, daemon=True).start()
+        p8 = P8(args.p8, directory, database, backend.server_port)
+        acked = []
+        number = 0
+
+        # 1. Fill the disk: publish until five publishes in a row are refused.
+        refused = in_a_row = 0
+        while in_a_row < 5:
+            number += 1
+            status = p8.publish(number)
+            if status == 200:
+                acked.append(number)
+                in_a_row = 0
+            elif 500 <= status <= 599:
+                refused += 1
+                in_a_row += 1
+            else:
+                raise AssertionError(f"with the disk filling up, publish d{number} was answered {status or 'nothing'}")
+            if not p8.alive():
+                raise AssertionError(f"p8 exited ({p8.process.returncode}) when the disk filled up")
+            if number > 20 * args.size_mb * 1024 * 1024 // ITEM_BYTES:
+                raise AssertionError("the disk never filled up")
+        full_at = number
+        # A long-poll arriving while the disk is full is held (in memory) or refused with 5xx, never dropped.
+        held = socket.create_connection(("127.0.0.1", p8.http_port), timeout=15)
+        held.sendall(b"GET /hold?ch=disk-hold HTTP/1.1\r\nHost: disk\r\n\r\n")
+        if select.select([held], [], [], 3)[0]:
+            early = held.recv(65536)
+            if not early.startswith(b"HTTP/1.1 5"):
+                raise AssertionError(f"a long-poll while the disk was full was answered {early[:100]!r}")
+            held.close()
+            held = None
+        print(f"disk faults: the {args.size_mb} MB disk filled after {len(acked)} acknowledged items; "
+              f"{refused} publishes refused with 5xx")
+
+        # 2. Space returns: publishing works again without a restart (within 15 s).
+        os.remove(os.path.join(disk, "ballast"))
+        deadline = time.monotonic() + 15
+        while True:
+            number += 1
+            status = p8.publish(number)
+            if status == 200:
+                acked.append(number)
+                break
+            if not 500 <= status <= 599 or time.monotonic() > deadline:
+                raise AssertionError(f"after space returned, publish d{number} was answered {status or 'nothing'}")
+            time.sleep(0.2)
+        for _ in range(20):
+            number += 1
+            status = p8.publish(number)
+            if status != 200:
+                raise AssertionError(f"after recovery, publish d{number} was answered {status or 'nothing'}")
+            acked.append(number)
+        print(f"disk faults: publishing recovered by itself when space returned ({number - full_at} publishes)")
+        if held is not None:
+            conn = http.client.HTTPConnection("127.0.0.1", p8.publish_port, timeout=15)
+            item = {"channel": "disk-hold", "formats": {"http-response": {"body": "after\n"}}}
+            conn.request("POST", "/publish/", json.dumps({"items": [item]}), {"Content-Type": "application/json"})
+            if conn.getresponse().status != 200:
+                raise AssertionError("publishing to the held long-poll failed")
+            answer = b""
+            while not answer.endswith(b"after\n"):
+                chunk = held.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+            if not answer.startswith(b"HTTP/1.1 200"):
+                raise AssertionError(f"the long-poll held while the disk was full got {answer[:200]!r}")
+            print("disk faults: a long-poll held while the disk was full got the item published after recovery")
+        else:
+            print("disk faults: a long-poll while the disk was full was refused with 5xx")
+
+        # 3. The database files made immutable while p8 runs: each publish stored (200) or refused (5xx).
+        chattr("+i", files)
+        outcomes = {}
+        for _ in range(20):
+            number += 1
+            status = p8.publish(number)
+            if status == 200:
+                acked.append(number)
+            elif not 500 <= status <= 599:
+                chattr("-i", files)
+                raise AssertionError(f"with the files immutable, publish d{number} was answered {status or 'nothing'}")
+            outcomes[status] = outcomes.get(status, 0) + 1
+        chattr("-i", files)
+        if not p8.alive():
+            raise AssertionError("p8 exited while its database files were immutable")
+        for _ in range(5):
+            number += 1
+            if p8.publish(number) != 200:
+                raise AssertionError(f"after the files were writable again, publish d{number} failed")
+            acked.append(number)
+        print(f"disk faults: with the files immutable, answers {outcomes}; publishing works again after")
+        p8.stop()
+        p8 = None
+
+        # 3b. Started on an immutable database, p8 refuses to start with a clear error (and no crash).
+        chattr("+i", files)
+        try:
+            P8(args.p8, directory, database).process.kill()
+            raise AssertionError("p8 started on an immutable database")
+        except StartFailed as failure:
+            if failure.status in (None, 0) or failure.status < 0 or "cannot open the database" not in failure.log:
+                raise AssertionError(f"on an immutable database p8 ended with {failure.status}: {failure.log[-300:]}")
+        finally:
+            chattr("-i", files)
+        print("disk faults: on an immutable database p8 refuses to start: cannot open the database")
+
+        # 4. Nothing acknowledged is lost, nothing repeated, order kept; the database is intact.
+        for channel in range(CHANNELS):
+            result = subprocess.run([args.p8ctl, "history", f"disk-{channel}", "--db", database, "--json"],
+                                    capture_output=True, text=True, check=True)
+            stored = [int(item["id"][1:]) for item in json.loads(result.stdout)["items"]]
+            expected = [n for n in acked if n % CHANNELS == channel]
+            if stored != expected:
+                missing = sorted(set(expected) - set(stored))[:10]
+                extra = sorted(set(stored) - set(expected))[:10]
+                raise AssertionError(f"disk-{channel}: stored items differ from the acknowledged ones "
+                                     f"(missing {missing}, not acknowledged {extra}, {len(stored)} stored)")
+        connection = sqlite3.connect(database)
+        check = connection.execute("PRAGMA integrity_check").fetchone()[0]
+        connection.close()
+        if check != "ok":
+            raise AssertionError(f"integrity check: {check}")
+        print(f"disk faults: passed ({len(acked)} acknowledged items all stored once, in order; integrity ok)")
+        return 0
+    except AssertionError as error:
+        print(f"FAILED: {error} (p8 log in {directory})")
+        return 1
+    finally:
+        if p8 is not None:
+            p8.process.kill()
+            p8.process.wait()
+        chattr("-i", files)
+        subprocess.run(["umount", disk], check=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
