@@ -346,7 +346,12 @@ def main():
     publishers = [Publisher(p8.publish_port, chain, interval, stop_publishing) for _ in range(args.publishers)]
     clients = [LongPollClient(f"longpoll-{i}", p8.http_port, stop_clients) for i in range(args.longpoll)]
     clients += [SSEClient(f"sse-{i}", p8.http_port, stop_clients) for i in range(args.sse)]
-    for publisher in publishers:
+    # The chain's first batch goes alone: a channel with no items yet takes its first item whatever its prev-id
+    # (as Pushpin), so a later batch that overtook it would start the log.
+    publishers[0].start()
+    while chain.acked < args.batch:
+        time.sleep(0.01)
+    for publisher in publishers[1:]:
         publisher.start()
     for client in clients:
         client.start()
