@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: formatting, the Swift test suites (unit and integration, against real
 # servers on ephemeral ports), the end-to-end conformance cases that P-8 already covers, run against the
-# built p8 with the black-box suite in ../shared/conformance when it is present, and the resume chaos test.
+# built p8 with the black-box suite in ../shared/conformance when it is present, the example app and the
+# status page in headless Chromium, and the resume chaos test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -33,6 +34,11 @@ if [[ -d $conformance ]]; then
 else
   echo "== conformance skipped: $conformance not found"
 fi
+
+echo "== browser: the example app and the status page in headless Chromium"
+scripts/install-deps.sh --browser
+python3 -c 'import selenium, gripcontrol' 2>/dev/null || python3 -m pip install -q selenium gripcontrol pubcontrol
+python3 Tests/Browser/test_example.py --p8 "$PWD/.build/debug/p8"
 
 echo "== resume under chaos (kill -9 and restarts)"
 python3 Tests/Chaos/resume_chaos.py --p8 "$PWD/.build/debug/p8" --seconds 20
