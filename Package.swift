@@ -119,6 +119,7 @@ let package = Package(
             name: "p8",
             dependencies: [
                 "Runner",
+                "Proxy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -135,15 +136,23 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // What the test targets share: a temporary directory, a child-process launcher on posix_spawn, one bounded
+        // `eventually` with one default limit, and markers to assert that nothing more arrives.
+        .target(
+            name: "P8TestSupport",
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "GRIPTests",
-            dependencies: ["GRIP"],
+            dependencies: ["GRIP", "P8TestSupport"],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "StoreTests",
             dependencies: [
+                "P8TestSupport",
                 "Store",
                 "GRIP",
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -156,6 +165,7 @@ let package = Package(
         .testTarget(
             name: "PublishTests",
             dependencies: [
+                "P8TestSupport",
                 "Publish",
                 "Store",
                 "GRIP",
@@ -169,6 +179,7 @@ let package = Package(
         .testTarget(
             name: "P8CtlTests",
             dependencies: [
+                "P8TestSupport",
                 "Store",
                 "GRIP",
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -179,6 +190,7 @@ let package = Package(
         .testTarget(
             name: "ProxyTests",
             dependencies: [
+                "P8TestSupport",
                 "GRIP",
                 "Proxy",
                 "Runner",

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: formatting, the Swift test suites (unit and integration, against real
 # servers on ephemeral ports), the end-to-end conformance cases that P-8 already covers, run against the
-# built p8 with the black-box suite in ../shared/conformance when it is present, the example app and the
-# status page in headless Chromium, and the resume chaos test.
+# built p8 with the black-box suite in ../shared/conformance when it is present, a django-eventstream app behind
+# p8, the example app and the status page in headless Chromium, and the resume chaos test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -14,12 +14,16 @@ echo "== swift test"
 swift build --build-tests
 swift test --skip-build
 
+python3 -c 'import pytest, aiohttp, jwt, gripcontrol, websocket, sseclient, zmq' 2>/dev/null \
+  || python3 -m pip install -q pytest aiohttp gripcontrol pubcontrol PyJWT pyzmq websocket-client sseclient-py
+p8=$PWD/.build/debug/p8
+
+echo "== end to end (Tests/EndToEnd: resume order with real clients, publishers and kill -9)"
+(cd Tests/EndToEnd && P8_BIN="$p8" python3 -m pytest -q -p no:cacheprovider .)
+
 conformance=../shared/conformance
 if [[ -d $conformance ]]; then
   echo "== conformance (end to end)"
-  python3 -c 'import pytest, aiohttp, jwt, gripcontrol, websocket, sseclient, zmq' 2>/dev/null \
-    || python3 -m pip install -q pytest aiohttp gripcontrol pubcontrol PyJWT pyzmq websocket-client sseclient-py
-  p8=$PWD/.build/debug/p8
   # p8 binds Pushpin's fixed ZeroMQ ports by default: the PULL socket goes on the suite's own port (it
   # publishes there), the SUB and command sockets into a directory of this run's own, so that test runs
   # side by side on one machine never collide.
@@ -35,10 +39,17 @@ else
   echo "== conformance skipped: $conformance not found"
 fi
 
+echo "== django-eventstream behind p8 (end to end)"
+python3 -c 'import importlib.metadata as m; assert m.version("django-eventstream") == "5.3.4"' 2>/dev/null \
+  || python3 -m pip install -q django-eventstream==5.3.4
+python3 Tests/Django/test_django_eventstream.py --p8 "$PWD/.build/debug/p8"
+
 echo "== browser: the example app and the status page in headless Chromium"
 scripts/install-deps.sh --browser
 python3 -c 'import selenium, gripcontrol' 2>/dev/null || python3 -m pip install -q selenium gripcontrol pubcontrol
 python3 Tests/Browser/test_example.py --p8 "$PWD/.build/debug/p8"
 
 echo "== resume under chaos (kill -9 and restarts)"
-python3 Tests/Chaos/resume_chaos.py --p8 "$PWD/.build/debug/p8" --seconds 20
+python3 Tests/Chaos/resume_chaos.py --p8 "$p8" --seconds 20
+echo "== resume under chaos, with 4 concurrent publishers committing out of prev-id order"
+python3 Tests/Chaos/resume_chaos.py --p8 "$p8" --seconds 20 --publishers 4 --batch 5

@@ -16,8 +16,6 @@ package struct Delivery: Sendable {
     package var formats: PublishFormats
     /// Item meta, for filters.
     package var meta: [String: String]
-    /// `no-seq`: not held back by the reordering buffer.
-    package var noSeq: Bool
     /// When the item was committed (made at commit, as the hub makes its deliveries); nil for items read back
     /// from the log, whose delivery latency is not the publish path's.
     package var committedAt: ContinuousClock.Instant?
@@ -29,7 +27,6 @@ package struct Delivery: Sendable {
         prevID: String?,
         formats: PublishFormats,
         meta: [String: String] = [:],
-        noSeq: Bool = false,
         committedAt: ContinuousClock.Instant? = .now
     ) {
         self.channel = channel
@@ -38,22 +35,23 @@ package struct Delivery: Sendable {
         self.prevID = prevID
         self.formats = formats
         self.meta = meta
-        self.noSeq = noSeq
         self.committedAt = committedAt
     }
 
-    /// A delivery read back from the log (resume). Items stored before meta was kept have none.
+    /// A delivery read back from the log (resume), with the meta kept with it (items stored before meta was kept
+    /// have none).
     init?(stored: StoredItem, epoch: String) {
         guard let formats = try? PublishFormats(storedJSON: Array(stored.formats)) else {
             return nil
         }
+        let meta = stored.meta.flatMap { PublishItem.meta(storedJSON: Array($0)) } ?? [:]
         self.init(
             channel: stored.channel,
             sequence: stored.sequence,
             id: Self.isAssigned(id: stored.id, sequence: stored.sequence) ? nil : stored.id,
             prevID: stored.prevId,
             formats: formats,
-            noSeq: true,
+            meta: meta,
             committedAt: nil
         )
     }

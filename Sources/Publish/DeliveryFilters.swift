@@ -9,15 +9,15 @@ enum DeliveryFilters {
         for filter in filters {
             switch filter {
             case "skip-self":
-                if let user, delivery.meta["sender"] == user { return false }
+                if let user, !user.isEmpty, delivery.meta["sender"] == user { return false }
             case "skip-users":
-                if let user, let skipped = delivery.meta["skip_users"],
+                if let user, !user.isEmpty, let skipped = delivery.meta["skip_users"],
                     skipped.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == user })
                 {
                     return false
                 }
             case "require-sub":
-                if let required = delivery.meta["require_sub"], !subscribed(required) {
+                if let required = delivery.meta["require_sub"], !required.isEmpty, !subscribed(required) {
                     return false
                 }
             default:

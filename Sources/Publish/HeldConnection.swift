@@ -22,6 +22,11 @@ package protocol HeldConnection: AnyObject, Sendable {
     /// The session is ended by the connection before it starts the request; the backend's answer starts a new
     /// one.
     func recover(gripLast: [GripLast])
+
+    /// A content filter failed on a delivered item, or the item's `content-filters` did not match the
+    /// subscription's (grip-spec §3.7): a response hold answers `502`, a stream ends (with `message` when the route
+    /// has `debug` on). The session has ended.
+    func filterFailed(_ message: String)
 }
 
 /// A `Grip-Last: <channel>; last-id=<id>` header (grip-spec §5.3): the client has everything up to this id.

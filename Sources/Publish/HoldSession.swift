@@ -1,5 +1,6 @@
 import Foundation
 import GRIP
+import Logging
 import Synchronization
 
 /// One held client request on the publish side: its channels and positions, and what each delivered item means
@@ -20,8 +21,16 @@ package final class HoldSession: ChannelSubscriber {
     private struct ChannelState {
         /// The id the next item's `prev-id` must equal, when the client's position is tracked (grip-spec §5.2).
         var expectedPrevID: String?
-        /// Items up to this sequence were read from the log at the start: live copies of them are dropped.
+        /// Items up to this sequence were logged before the session joined, or read from the log at the start:
+        /// live copies of them are dropped.
         var replayedThrough: Int64 = 0
+
+        mutating func replay(through sequence: Int64) {
+            self.replayedThrough = max(self.replayedThrough, sequence)
+        }
+        /// The id the client is at, for `build-id` (`%(channel)s`): the backend's `prev-id`, then the id of each
+        /// item delivered in sequence.
+        var currentID: String?
     }
 
     private enum Phase {
@@ -39,6 +48,9 @@ package final class HoldSession: ChannelSubscriber {
         var buffered: [Delivery] = []
         /// Channels whose position could not be resumed (reset signal owed on activation).
         var resetChannels: [String] = []
+        /// Actions decided and not yet carried out, in the order decided (see ``drain()``).
+        var outbox: [Action] = []
+        var isDraining = false
     }
 
     /// What to do with the connection, decided under the lock and done outside it.
@@ -47,6 +59,8 @@ package final class HoldSession: ChannelSubscriber {
         case content([UInt8])
         case endStream
         case recover([GripLast])
+        /// A content filter failed (grip-spec §3.7).
+        case fail(String)
     }
 
     init(id: String, request: HoldRequest, connection: any HeldConnection, hub: PublishHub) {
@@ -56,17 +70,27 @@ package final class HoldSession: ChannelSubscriber {
         self.hub = hub
         var state = State()
         for channel in request.channels {
-            state.channels[channel.name] = ChannelState(expectedPrevID: channel.prevID)
+            state.channels[channel.name] = ChannelState(expectedPrevID: channel.prevID, currentID: channel.prevID)
         }
         self.state = Mutex(state)
     }
 
     // MARK: - Start
 
+    /// Marks where the session joined each channel's log, right after it subscribed: items logged before (whose
+    /// delivery may still be on its way) are not delivered to it live.
+    func joined(at lastSequences: [String: Int64]) {
+        self.state.withLock { state in
+            for (channel, sequence) in lastSequences {
+                state.channels[channel]?.replay(through: sequence)
+            }
+        }
+    }
+
     /// Records what the log holds after a channel's position: delivered first on activation.
     func setReplay(channel: String, items: [Delivery], through lastSequence: Int64) {
         self.state.withLock { state in
-            state.channels[channel]?.replayedThrough = lastSequence
+            state.channels[channel]?.replay(through: lastSequence)
             state.replay.append(contentsOf: items)
         }
     }
@@ -114,9 +138,12 @@ package final class HoldSession: ChannelSubscriber {
                     actions.append(action)
                 }
             }
+            state.outbox.append(contentsOf: actions)
             return actions
         }
-        self.perform(actions)
+        if !actions.isEmpty {
+            self.drain()
+        }
     }
 
     /// The SSE event that tells a client its position on `channel` was lost (documented in the README).
@@ -128,37 +155,50 @@ package final class HoldSession: ChannelSubscriber {
 
     /// An item committed on one of the session's channels (called in each channel's delivery order).
     func deliver(_ delivery: Delivery) {
-        let action = self.state.withLock { state -> Action? in
+        let decided = self.state.withLock { state -> Bool in
             switch state.phase {
             case .ended:
-                return nil
+                return false
             case .starting:
                 state.buffered.append(delivery)
-                return nil
+                return false
             case .live:
-                guard delivery.sequence > (state.channels[delivery.channel]?.replayedThrough ?? 0) else {
-                    return nil
+                guard delivery.sequence > (state.channels[delivery.channel]?.replayedThrough ?? 0),
+                    let action = self.decide(delivery, fromLog: false, &state)
+                else {
+                    return false
                 }
-                return self.decide(delivery, fromLog: false, &state)
+                state.outbox.append(action)
+                return true
             }
         }
-        if let action {
-            self.perform([action])
+        if decided {
+            self.drain()
         }
     }
 
-    /// What one item does to the session. Items from the log follow the log's order, so their prev-ids are not
-    /// checked; live items are checked against the client's position (grip-spec §5.2).
+    /// What one item does to the session. Every item is checked against the client's position (grip-spec §5.2),
+    /// so that an item that entered the log past a missing predecessor (its `message_wait` ran out) means the same
+    /// to a resuming client as to a live one. Items read from the log that carry no `prev-id` follow the log's
+    /// order: a publisher that does not chain its items can still be resumed from. As in Pushpin, an item in
+    /// sequence moves the position even when a delivery filter then drops it, so that the next one still follows.
     private func decide(_ delivery: Delivery, fromLog: Bool, _ state: inout State) -> Action? {
         guard case .live = state.phase, var channel = state.channels[delivery.channel] else { return nil }
-        guard Self.passesFilters(delivery, channel: delivery.channel, request: self.request) else { return nil }
-        let inSequence = fromLog || channel.expectedPrevID == nil || delivery.prevID == channel.expectedPrevID
+        let inSequence =
+            channel.expectedPrevID == nil || delivery.prevID == channel.expectedPrevID
+            || (fromLog && delivery.prevID == nil)
         switch self.request.mode {
         case .response:
             guard let format = delivery.formats.httpResponse else { return nil }
             if !inSequence && !self.request.isRecovery {
                 return self.endForRecovery(&state)
             }
+            Self.advance(&channel, to: delivery, tracking: false)
+            state.channels[delivery.channel] = channel
+            if let failure = self.checkContentFilters(format.contentFilters, delivery, &state) {
+                return failure
+            }
+            guard Self.passesFilters(delivery, channel: delivery.channel, request: self.request) else { return nil }
             switch format.action {
             case .close, .refresh:
                 return nil
@@ -166,19 +206,26 @@ package final class HoldSession: ChannelSubscriber {
                 return self.endForRecovery(&state)
             case .send:
                 state.phase = .ended
-                self.hub.counters.deliveries.add(1, ordering: .relaxed)
-                self.hub.counters.metrics?.delivered(mode: "response", committedAt: delivery.committedAt)
-                return .respond(self.response(for: format))
+                do {
+                    let response = try self.response(for: format, delivery: delivery, state)
+                    self.hub.counters.deliveries.add(1, ordering: .relaxed)
+                    self.hub.counters.metrics?.delivered(mode: "response", committedAt: delivery.committedAt)
+                    return .respond(response)
+                } catch {
+                    return .fail("filter error: \(error.message)")
+                }
             }
         case .stream:
             guard let format = delivery.formats.httpStream else { return nil }
             if !inSequence && self.request.hasNextLink {
                 return self.endForRecovery(&state)
             }
-            if channel.expectedPrevID != nil || fromLog {
-                channel.expectedPrevID = delivery.id
-                state.channels[delivery.channel] = channel
+            Self.advance(&channel, to: delivery, tracking: fromLog)
+            state.channels[delivery.channel] = channel
+            if let failure = self.checkContentFilters(format.contentFilters, delivery, &state) {
+                return failure
             }
+            guard Self.passesFilters(delivery, channel: delivery.channel, request: self.request) else { return nil }
             switch format.action {
             case .close:
                 state.phase = .ended
@@ -188,13 +235,62 @@ package final class HoldSession: ChannelSubscriber {
             case .refresh:
                 return nil
             case .send:
-                self.hub.counters.deliveries.add(1, ordering: .relaxed)
-                self.hub.counters.metrics?.delivered(mode: "stream", committedAt: delivery.committedAt)
-                return .content(format.content)
+                do {
+                    let content = try self.filtered(format.content, delivery: delivery, state)
+                    self.hub.counters.deliveries.add(1, ordering: .relaxed)
+                    self.hub.counters.metrics?.delivered(mode: "stream", committedAt: delivery.committedAt)
+                    return .content(content)
+                } catch {
+                    state.phase = .ended
+                    return .fail("filter error: \(error.message)")
+                }
             }
         case .none:
             return nil
         }
+    }
+
+    /// An item in sequence moves the channel's position to it; `tracking` starts checking prev-ids from there
+    /// (items read from the log).
+    private static func advance(_ channel: inout ChannelState, to delivery: Delivery, tracking: Bool) {
+        if channel.expectedPrevID != nil || tracking {
+            channel.expectedPrevID = delivery.id
+        }
+        if let id = delivery.id {
+            channel.currentID = id
+        }
+    }
+
+    /// A published format's `content-filters` must be the subscription's content filters: else the session ends.
+    private func checkContentFilters(_ published: [String]?, _ delivery: Delivery, _ state: inout State) -> Action? {
+        do {
+            try ContentFilters.checkMatch(subscription: self.filters(of: delivery.channel), published: published)
+            return nil
+        } catch {
+            state.phase = .ended
+            return .fail(error.message)
+        }
+    }
+
+    private func filters(of channel: String) -> [String] {
+        self.request.channels.first { $0.name == channel }?.filters ?? []
+    }
+
+    /// Published content through the channel's content filters (grip-spec §3.7).
+    private func filtered(_ content: [UInt8], delivery: Delivery, _ state: State) throws(ContentFilterError) -> [UInt8]
+    {
+        let filters = self.filters(of: delivery.channel)
+        guard filters.contains(where: { ContentFilters.acts($0, on: .message) }) else { return content }
+        return try ContentFilters.apply(filters, to: content, on: .message, context: self.filterContext(state))
+    }
+
+    /// What content filters see: the subscription meta and each channel's current id (by the backend's name).
+    private func filterContext(_ state: State) -> ContentFilterContext {
+        var ids: [String: String?] = [:]
+        for channel in self.request.channels {
+            ids[channel.backendName] = .some(state.channels[channel.name]?.currentID)
+        }
+        return ContentFilterContext(subscriptionMeta: self.request.meta, channelIDs: ids)
     }
 
     private func endForRecovery(_ state: inout State) -> Action {
@@ -203,8 +299,13 @@ package final class HoldSession: ChannelSubscriber {
         return .recover(Self.gripLast(state, request: self.request))
     }
 
-    /// The response a published `http-response` releases a long-poll with (grip-spec §3.4 steps 4-5).
-    private func response(for format: HTTPResponseFormat) -> Instruct.Response {
+    /// The response a published `http-response` releases a long-poll with (grip-spec §3.4 steps 4-5), its body
+    /// through the channel's content filters.
+    private func response(
+        for format: HTTPResponseFormat,
+        delivery: Delivery,
+        _ state: State
+    ) throws(ContentFilterError) -> Instruct.Response {
         let original = self.request.response
         let headers = format.mergedHeaders(over: original.headers).filter { !$0.hasName("Content-Length") }
         switch format.body {
@@ -213,17 +314,12 @@ package final class HoldSession: ChannelSubscriber {
                 code: format.effectiveCode,
                 reason: format.effectiveReason,
                 headers: headers,
-                body: body
+                body: try self.filtered(body, delivery: delivery, state)
             )
         case .patch(let operations):
+            let patched: [UInt8]
             do {
-                let body = try JSONPatch.apply(operations, toBody: original.body)
-                return Instruct.Response(
-                    code: format.effectiveCode,
-                    reason: format.effectiveReason,
-                    headers: headers,
-                    body: body
-                )
+                patched = try JSONPatch.apply(operations, toBody: original.body)
             } catch {
                 return Instruct.Response(
                     code: 502,
@@ -232,6 +328,12 @@ package final class HoldSession: ChannelSubscriber {
                     body: Array("Failed to apply body-patch: \(error)\n".utf8)
                 )
             }
+            return Instruct.Response(
+                code: format.effectiveCode,
+                reason: format.effectiveReason,
+                headers: headers,
+                body: try self.filtered(patched, delivery: delivery, state)
+            )
         }
     }
 
@@ -242,6 +344,33 @@ package final class HoldSession: ChannelSubscriber {
         }
         return DeliveryFilters.passes(delivery, filters: filters, user: request.meta["user"]) { required in
             request.channels.contains { $0.name == required || $0.backendName == required }
+        }
+    }
+
+    /// Carries out the outbox's actions in the order they were decided. Decisions are made under the state lock and
+    /// actions carried out outside it (a connection may call back into the session), so two threads that decide
+    /// (activation and a live delivery, say) could otherwise write to the client out of order: one drains, the
+    /// other only queues.
+    private func drain() {
+        let isDrainer = self.state.withLock { state -> Bool in
+            guard !state.isDraining else { return false }
+            state.isDraining = true
+            return true
+        }
+        guard isDrainer else { return }
+        while true {
+            let actions = self.state.withLock { state -> [Action] in
+                let actions = state.outbox
+                state.outbox = []
+                if actions.isEmpty {
+                    state.isDraining = false
+                }
+                return actions
+            }
+            if actions.isEmpty {
+                return
+            }
+            self.perform(actions)
         }
     }
 
@@ -259,21 +388,25 @@ package final class HoldSession: ChannelSubscriber {
             case .recover(let gripLast):
                 self.hub.sessionEnded(self)
                 self.connection.recover(gripLast: gripLast)
+            case .fail(let message):
+                self.hub.logger.info("hold ended by a content filter", metadata: ["error": "\(message)"])
+                self.hub.sessionEnded(self)
+                self.connection.filterFailed(message)
             }
         }
     }
 
     /// `recover` (grip-spec §5.5): ends the session and asks the connection to go back to the backend.
     package func recover() {
-        let gripLast = self.state.withLock { state -> [GripLast]? in
-            if case .ended = state.phase { return nil }
+        let recovers = self.state.withLock { state -> Bool in
+            if case .ended = state.phase { return false }
             state.phase = .ended
-            return Self.gripLast(state, request: self.request)
+            state.outbox.append(.recover(Self.gripLast(state, request: self.request)))
+            return true
         }
-        if let gripLast {
+        if recovers {
             self.hub.counters.recoveries.add(1, ordering: .relaxed)
-            self.hub.sessionEnded(self)
-            self.connection.recover(gripLast: gripLast)
+            self.drain()
         }
     }
 

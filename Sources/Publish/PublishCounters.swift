@@ -22,6 +22,10 @@ package final class PublishCounters: Sendable {
     package let recoveries = Atomic<Int>(0)
     /// Items released by the reordering buffer after `message_wait` without their predecessor.
     package let sequencerTimeouts = Atomic<Int>(0)
+    /// Items committed to the reordering buffer: they waited for the item their `prev-id` names.
+    package let itemsReordered = Atomic<Int>(0)
+    /// Next-link requests answered by another stream's request for the same link (grip-spec §3.6).
+    package let nextLinksShared = Atomic<Int>(0)
     /// ZeroMQ publish frames and commands dropped as malformed (wrong frame count, bad encoding, invalid item).
     package let malformedFrames = Atomic<Int>(0)
 
@@ -52,6 +56,8 @@ package final class PublishCounters: Sendable {
             ("resets", self.resets.load(ordering: .relaxed)),
             ("recoveries", self.recoveries.load(ordering: .relaxed)),
             ("sequencer_timeouts", self.sequencerTimeouts.load(ordering: .relaxed)),
+            ("items_reordered", self.itemsReordered.load(ordering: .relaxed)),
+            ("next_links_shared", self.nextLinksShared.load(ordering: .relaxed)),
             ("malformed_frames", self.malformedFrames.load(ordering: .relaxed)),
         ]
     }

@@ -13,4 +13,9 @@ package protocol WebSocketConnection: AnyObject, Sendable {
     /// P-8's resume extension: the position the client subscribed from on `channel` (as the backend named it)
     /// is older than what is retained, so items may have been missed; live items follow.
     func sendReset(channel: String)
+
+    /// `refresh` (a published `ws-message` action, or the command socket's `refresh`): a WebSocket-over-HTTP
+    /// connection makes a backend request now (with an empty body when nothing is queued); passthrough ignores
+    /// it.
+    func refresh()
 }

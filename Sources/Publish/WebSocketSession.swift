@@ -1,6 +1,7 @@
 import Foundation
 import GRIP
 import Logging
+import Store
 import Synchronization
 
 /// One client WebSocket on the publish side (grip-spec §7.4-7.5): the channels its backend subscribed it to,
@@ -29,7 +30,8 @@ package final class WebSocketSession: ChannelSubscriber {
         var filters: [String]
         /// The position the client subscribed from, for the held-request record.
         var lastID: String?
-        /// Items up to this sequence were read from the log at subscription: live copies of them are dropped.
+        /// Items up to this sequence were logged before the subscription, or read from the log at subscription:
+        /// live copies of them are dropped.
         var replayedThrough: Int64 = 0
         /// Live items kept aside while the log is read; nil once live.
         var buffered: [Delivery]?
@@ -76,10 +78,12 @@ package final class WebSocketSession: ChannelSubscriber {
                 )
                 return false
             }
+            // Items logged before the subscription (their delivery may still be on its way) are not sent live.
             state.subscriptions[channel] = Subscription(
                 backendName: backendName,
                 filters: filters,
                 lastID: lastID,
+                replayedThrough: self.hub.store.lastLoggedSequence(channel: channel),
                 buffered: lastID == nil ? nil : []
             )
             return true
@@ -103,7 +107,7 @@ package final class WebSocketSession: ChannelSubscriber {
                 if !items.isEmpty {
                     self.hub.counters.resumes.add(1, ordering: .relaxed)
                 }
-                subscription.replayedThrough = lastSequence
+                subscription.replayedThrough = max(subscription.replayedThrough, lastSequence)
                 for item in items where self.send(item, subscription, meta: state.meta, subscribed: state.subscriptions)
                 {
                     state.ended = true
@@ -184,9 +188,10 @@ package final class WebSocketSession: ChannelSubscriber {
         guard passes else { return false }
         switch format.action {
         case .send:
+            guard let content = self.filtered(format, subscription, meta: meta) else { return false }
             self.hub.counters.deliveries.add(1, ordering: .relaxed)
             self.hub.counters.metrics?.delivered(mode: "ws", committedAt: delivery.committedAt)
-            self.connection.sendMessage(type: format.type, content: format.content)
+            self.connection.sendMessage(type: format.type, content: content)
             return false
         case .close:
             self.connection.close(
@@ -194,9 +199,37 @@ package final class WebSocketSession: ChannelSubscriber {
                 reason: format.closeReason ?? ""
             )
             return true
-        case .hint, .refresh:
+        case .refresh:
+            self.connection.refresh()
+            return false
+        case .hint:
             return false
         }
+    }
+
+    /// The message's content through the subscription's content filters (grip-spec §3.7); `nil` when its
+    /// `content-filters` do not match the subscription's or a filter fails: as Pushpin does (without `debug`), the
+    /// message is dropped and the connection stays. WebSockets track no ids, so `build-id` has only `%(id)I`.
+    private func filtered(_ format: WSMessageFormat, _ subscription: Subscription, meta: [String: String]) -> [UInt8]? {
+        do {
+            try ContentFilters.checkMatch(subscription: subscription.filters, published: format.contentFilters)
+            guard subscription.filters.contains(where: { ContentFilters.acts($0, on: .message) }) else {
+                return format.content
+            }
+            let context = ContentFilterContext(subscriptionMeta: meta, channelIDs: [:])
+            return try ContentFilters.apply(subscription.filters, to: format.content, on: .message, context: context)
+        } catch {
+            self.hub.logger.info(
+                "WebSocket message dropped by a content filter",
+                metadata: ["error": "\(error.message)"]
+            )
+            return nil
+        }
+    }
+
+    /// The command socket's `refresh` (grip-spec §4.4).
+    func refresh() {
+        self.connection.refresh()
     }
 
     // MARK: - End

@@ -166,8 +166,8 @@ package struct P8Server: Sendable {
             }
             services.append(.init(service: server))
         }
-        if case .file = source {
-            services.append(.init(service: RoutesReloadService(source: source, routes: routes, logger: self.logger)))
+        if case .file(let path) = source {
+            services.append(.init(service: RoutesReloadService(path: path, routes: routes, logger: self.logger)))
         }
         if let tls {
             services.append(.init(service: CertificateReloadService(identities: tls, logger: self.logger)))

@@ -35,6 +35,14 @@ package final class ChannelStore: Sendable {
     let commitQueue = Mutex(CommitQueue())
     /// The id and last sequence of every channel the writer has seen; touched only by the commit loop.
     let channelCache = Mutex([String: CachedChannel]())
+    /// The channels that have items in the reordering buffer (a subset of `channelCache`'s).
+    let waitingChannels = Mutex(Set<String>())
+    /// Set when a commit failed: the next one reads the reordering buffer's channels again.
+    let needsWaitingReload = Mutex(false)
+    /// Who is told of what commits append (``observeCommits(_:)``).
+    let commitObserver = Mutex<(@Sendable (CommittedBatch) -> Void)?>(nil)
+    /// Wakes a commit job that waits for more appenders to join its batch.
+    let batchCondition = NSCondition()
     /// The newest items of recently appended channels.
     let tails: ChannelTails
     /// Where reads found their items (memory or database), for the metrics.
@@ -94,7 +102,7 @@ package final class ChannelStore: Sendable {
             return try await pool.read { db in try Self.fetchEpoch(db, path: path) }
         }
         logger.debug("store opened", metadata: ["p8.store.path": "\(path)", "p8.store.epoch": "\(epoch)"])
-        return ChannelStore(
+        let store = ChannelStore(
             pool: pool,
             path: path,
             epoch: epoch,
@@ -102,6 +110,8 @@ package final class ChannelStore: Sendable {
             isReadOnly: false,
             logger: logger
         )
+        try await pool.writeWithoutTransaction { db in try store.loadWaitingChannels(db) }
+        return store
     }
 
     /// Opens an existing database read-only, while its server runs or not (for `p8ctl`).
@@ -278,6 +288,10 @@ package struct BackupSummary: Sendable, Hashable {
 struct CachedChannel: Sendable {
     var id: Int64
     var lastSequence: Int64
+    /// The reordering buffer's chain position: the id of the last item that entered the log in sequence.
+    var chainLastId: String?
+    /// The items waiting in the reordering buffer, in arrival order.
+    var waiting: [WaitingItem]
 }
 
 extension Date {

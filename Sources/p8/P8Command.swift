@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GRIP
 import Logging
+import Proxy
 import Runner
 
 /// `p8`: runs P-8 in the foreground until SIGINT or SIGTERM.

@@ -3,11 +3,16 @@
 id-chained messages at a steady rate and long-poll and SSE clients reconnect at random moments with the last id
 they saw.
 
+With `--publishers N` (N > 1), N concurrent publishers take the chain's batches (`--batch` messages each) in
+order and send them after random pauses, so their requests overtake each other and P-8 commits items out of
+their prev-id order (issue 17): the clients must still get the chain's order.
+
 Pass condition (issue 4): at the end every client has every acknowledged message after its first one, in
 order, with no duplicates, or has seen the reset signal (`P8-Reset` header on a long-poll, `event: reset` on
 SSE). Prints the run's figures. Standard library only.
 
 Usage: resume_chaos.py --p8 PATH [--seconds 30] [--rate 20] [--kill-every 4] [--longpoll 4] [--sse 4]
+                       [--publishers 1] [--batch 1]
 """
 
 import argparse
@@ -97,7 +102,7 @@ push_in_spec=
 push_in_sub_specs=
 command_spec=
 stats_spec=
-message_wait=1000
+message_wait=5000
 [store]
 database_file={directory}/p8.sqlite
 """
@@ -114,6 +119,17 @@ database_file={directory}/p8.sqlite
         if not line.startswith("p8 ready"):
             raise RuntimeError(f"p8 did not start: {line!r}")
 
+    def add_counters(self, reordered, timeouts):
+        """Adds this process's reordering counters (from /stats) to the totals given."""
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.publish_port, timeout=5)
+            conn.request("GET", "/stats")
+            counters = json.loads(conn.getresponse().read())["counters"]
+            conn.close()
+        except (OSError, ValueError):
+            return reordered, timeouts
+        return reordered + counters.get("items_reordered", 0), timeouts + counters.get("sequencer_timeouts", 0)
+
     def kill(self):
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
@@ -126,47 +142,77 @@ database_file={directory}/p8.sqlite
             self.kill()
 
 
-class Publisher(threading.Thread):
-    """Publishes m1, m2, ... (each with prev-id the one before) at a steady rate; a message counts as
-    acknowledged when P-8 answered 200. A refused or failed publish is re-sent with the same id."""
+class Chain:
+    """The chain m1, m2, ... (each with prev-id the one before): hands out batches in chain order and keeps what
+    P-8 acknowledged; `acked` is the length of the acknowledged prefix."""
 
-    def __init__(self, port, rate, stop):
-        super().__init__(daemon=True)
-        self.port = port
-        self.interval = 1.0 / rate
-        self.stop = stop
+    def __init__(self, batch):
+        self.lock = threading.Lock()
+        self.batch = batch
+        self.next = 1
+        self.acknowledged = set()
         self.acked = 0
         self.attempts = 0
         self.failures = 0
 
+    def take(self):
+        with self.lock:
+            first = self.next
+            self.next += self.batch
+            return range(first, first + self.batch)
+
+    def acknowledge(self, numbers):
+        with self.lock:
+            self.acknowledged.update(numbers)
+            while self.acked + 1 in self.acknowledged:
+                self.acked += 1
+
+
+class Publisher(threading.Thread):
+    """Publishes the chain's batches at its share of the rate, after a random pause; a message counts as
+    acknowledged when P-8 answered 200. A refused or failed publish is re-sent with the same ids until it is
+    acknowledged, even after `stop` (so that the acknowledged prefix has no hole)."""
+
+    def __init__(self, port, chain, interval, stop):
+        super().__init__(daemon=True)
+        self.port = port
+        self.chain = chain
+        self.interval = interval
+        self.stop = stop
+
     def run(self):
-        n = 1
         while not self.stop.is_set():
-            item = {
-                "channel": CHANNEL,
-                "id": f"m{n}",
-                "formats": {
-                    "http-response": {"body": f"m{n}\n"},
-                    "http-stream": {"content": f"id: m{n}\ndata: m{n}\n\n"},
-                },
-            }
-            if n > 1:
-                item["prev-id"] = f"m{n - 1}"
-            self.attempts += 1
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                conn.request("POST", "/publish/", json.dumps({"items": [item]}), {"Content-Type": "application/json"})
-                status = conn.getresponse().status
-                conn.close()
-            except OSError:
-                status = 0
-            if status == 200:
-                self.acked = n
-                n += 1
-                time.sleep(self.interval)
-            else:
-                self.failures += 1
+            numbers = self.chain.take()
+            items = []
+            for n in numbers:
+                item = {
+                    "channel": CHANNEL,
+                    "id": f"m{n}",
+                    "formats": {
+                        "http-response": {"body": f"m{n}\n"},
+                        "http-stream": {"content": f"id: m{n}\ndata: m{n}\n\n"},
+                    },
+                }
+                if n > 1:
+                    item["prev-id"] = f"m{n - 1}"
+                items.append(item)
+            while True:
+                self.chain.attempts += 1
+                try:
+                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                    conn.request(
+                        "POST", "/publish/", json.dumps({"items": items}), {"Content-Type": "application/json"}
+                    )
+                    status = conn.getresponse().status
+                    conn.close()
+                except OSError:
+                    status = 0
+                if status == 200:
+                    self.chain.acknowledge(numbers)
+                    break
+                self.chain.failures += 1
                 time.sleep(0.05)
+            time.sleep(random.uniform(0, 2 * self.interval))
 
 
 class Client(threading.Thread):
@@ -282,6 +328,8 @@ def main():
     parser.add_argument("--kill-every", type=float, default=4)
     parser.add_argument("--longpoll", type=int, default=4)
     parser.add_argument("--sse", type=int, default=4)
+    parser.add_argument("--publishers", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=1)
     args = parser.parse_args()
 
     directory = tempfile.mkdtemp(prefix="p8-chaos-")
@@ -293,26 +341,33 @@ def main():
 
     stop_publishing = threading.Event()
     stop_clients = threading.Event()
-    publisher = Publisher(p8.publish_port, args.rate, stop_publishing)
+    chain = Chain(args.batch)
+    interval = args.batch * args.publishers / args.rate
+    publishers = [Publisher(p8.publish_port, chain, interval, stop_publishing) for _ in range(args.publishers)]
     clients = [LongPollClient(f"longpoll-{i}", p8.http_port, stop_clients) for i in range(args.longpoll)]
     clients += [SSEClient(f"sse-{i}", p8.http_port, stop_clients) for i in range(args.sse)]
-    publisher.start()
+    for publisher in publishers:
+        publisher.start()
     for client in clients:
         client.start()
         time.sleep(0.1)
 
     started = time.monotonic()
     kills = 0
+    reordered = timeouts = 0  # over every process (read just before each kill)
     while time.monotonic() - started < args.seconds:
         time.sleep(random.uniform(args.kill_every * 0.5, args.kill_every * 1.5))
+        reordered, timeouts = p8.add_counters(reordered, timeouts)
         p8.kill()
         kills += 1
         time.sleep(random.uniform(0.05, 0.5))
         p8.start()
 
     stop_publishing.set()
-    publisher.join()
-    acked = publisher.acked
+    for publisher in publishers:
+        publisher.join()
+    acked = chain.acked
+    reordered, timeouts = p8.add_counters(reordered, timeouts)
     # Let every client catch up with the last acknowledged message (bounded).
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -325,7 +380,10 @@ def main():
     server.shutdown()
 
     print(f"chaos: {args.seconds:.0f} s, {kills} kill -9 and restarts, {acked} messages acknowledged "
-          f"({publisher.attempts} publish attempts, {publisher.failures} refused or failed while P-8 was down)")
+          f"({chain.attempts} publish requests, {chain.failures} refused or failed while P-8 was down), "
+          f"{args.publishers} publishers of {args.batch}-message batches: {reordered} items committed ahead of their "
+          f"predecessor, {timeouts} released by message_wait (at least; a process's counts since its last read "
+          f"die with it)")
     failed = False
     for client in clients:
         problems = check(client, acked)

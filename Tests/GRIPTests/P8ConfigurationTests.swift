@@ -205,7 +205,8 @@ import Testing
                             policy: RetentionPolicy(maxItems: 1, maxAgeSeconds: 2, maxBytes: 3)
                         ),
                     ],
-                    maxTotalBytes: 100_000
+                    maxTotalBytes: 100_000,
+                    reorderingWaitMilliseconds: 1000
                 )
         )
     }

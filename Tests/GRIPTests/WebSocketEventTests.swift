@@ -137,3 +137,30 @@ import Testing
         #expect(WebSocketHandshake.gripMessagePrefix(extensions: [#"grip; message-prefix="msg:""#]) == "msg:")
     }
 }
+
+@Suite struct ContentBytesAcceptedTests {
+    private let sent: [WebSocketEvent] = [.text(Array("hello".utf8)), .ping([]), .binary([1, 2, 3])]
+
+    @Test func whatIsNotAcceptedIsSentAgainFromThePartlyTakenMessage() throws {
+        #expect(try WebSocketEvent.unaccepted(self.sent, accepted: 8) == [])
+        #expect(try WebSocketEvent.unaccepted(self.sent, accepted: 0) == self.sent)
+        #expect(
+            try WebSocketEvent.unaccepted(self.sent, accepted: 2) == [
+                .text(Array("llo".utf8)), .ping([]), .binary([1, 2, 3]),
+            ]
+        )
+        // The empty ping after a message taken whole goes with it, as in Pushpin.
+        #expect(try WebSocketEvent.unaccepted(self.sent, accepted: 5) == [.binary([1, 2, 3])])
+        #expect(try WebSocketEvent.unaccepted(self.sent, accepted: 7) == [.binary([3])])
+    }
+
+    @Test func aCloseIsTakenWholeOrNotAtAll() throws {
+        let closing = [WebSocketEvent.text([1, 2]), .close(code: 1000, reason: Array("bye".utf8))]
+        #expect(try WebSocketEvent.unaccepted(closing, accepted: 7) == [])
+        #expect(try WebSocketEvent.unaccepted(closing, accepted: 2) == [closing[1]])
+        #expect(try WebSocketEvent.unaccepted(closing, accepted: 1) == [.text([2]), closing[1]])
+        #expect(throws: ContentBytesAcceptedError.self) { try WebSocketEvent.unaccepted(closing, accepted: 4) }
+        #expect(throws: ContentBytesAcceptedError.self) { try WebSocketEvent.unaccepted(closing, accepted: 8) }
+        #expect(try WebSocketEvent.unaccepted([.open], accepted: 0) == [])
+    }
+}

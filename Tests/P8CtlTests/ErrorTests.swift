@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import P8TestSupport
 import Store
 import Testing
 
@@ -138,7 +139,7 @@ struct ErrorTests {
         #expect(replay.stdout.contains("replay --publish"))
         let version = try await ctl(["--version"])
         #expect(version.status == 0)
-        #expect(version.stdout == "p8ctl 0.1.0 (store schema 0001_initial)\n")
+        #expect(version.stdout == "p8ctl 0.1.0 (store schema 0003_item_meta)\n")
         let completion = try await ctl(["--generate-completion-script", "bash"])
         #expect(completion.status == 0)
         #expect(completion.stdout.contains("backup"))

@@ -1,4 +1,5 @@
 import Foundation
+import P8TestSupport
 import Store
 import Testing
 

@@ -1,30 +1,13 @@
 import Foundation
 import GRIP
 import Logging
+import P8TestSupport
 import Store
 import Synchronization
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// A fresh temporary directory per test, removed at the end.
-final class TemporaryDirectory: Sendable {
-    let url: URL
-
-    init() throws {
-        self.url = FileManager.default.temporaryDirectory.appendingPathComponent("p8ctl-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: self.url, withIntermediateDirectories: true)
-    }
-
-    func path(_ name: String) -> String {
-        self.url.appendingPathComponent(name).path
-    }
-
-    deinit {
-        try? FileManager.default.removeItem(at: self.url)
-    }
-}
 
 let testLogger = Logger(label: "p8ctl.tests", factory: { _ in SwiftLogNoOpLogHandler() })
 
@@ -176,41 +159,30 @@ final class CtlProcess: Sendable {
     }
 
     /// Waits until stdout has `count` lines (or `timeout` passes) and returns every line read so far.
-    func readLines(atLeast count: Int, timeout: Duration = .seconds(10)) async throws -> [String] {
+    func readLines(atLeast count: Int, timeout: Duration = defaultWait) async throws -> [String] {
         try await self.readLines(timeout: timeout) { $0.count >= count }
     }
 
     /// Waits until the lines read from stdout satisfy `done` (or `timeout` passes) and returns them.
-    func readLines(timeout: Duration = .seconds(10), until done: ([String]) -> Bool) async throws -> [String] {
+    func readLines(timeout: Duration = defaultWait, until done: ([String]) -> Bool) async throws -> [String] {
         let descriptor = self.child.stdout.fileDescriptor
         _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            let lines = self.seen.withLock { seen in
+        let read = {
+            self.seen.withLock { seen in
                 var buffer = [UInt8](repeating: 0, count: 65536)
                 while true {
-                    let read = Glibc.read(descriptor, &buffer, buffer.count)
-                    guard read > 0 else { break }
-                    seen += buffer[0..<read]
+                    let count = Glibc.read(descriptor, &buffer, buffer.count)
+                    guard count > 0 else { break }
+                    seen += buffer[0..<count]
                 }
                 return String(decoding: seen, as: UTF8.self).split(separator: "\n").map(String.init)
             }
-            if done(lines) || ContinuousClock.now >= deadline {
-                return lines
-            }
-            try await Task.sleep(for: .milliseconds(20))
         }
+        _ = try await eventually(timeout: timeout) { done(read()) }
+        return read()
     }
 
-    func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32 {
-        let deadline = ContinuousClock.now + timeout
-        while self.child.isRunning {
-            guard ContinuousClock.now < deadline else {
-                self.signal(SIGKILL)
-                throw CtlTestError(description: "\(self.child.executableName) did not exit")
-            }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        return self.child.terminationStatus
+    func waitForExit() async throws -> Int32 {
+        try await self.child.waitForExit()
     }
 }

@@ -254,7 +254,7 @@ import Testing
 // MARK: - Helpers
 
 /// A `/plain` path of the test backend answering with these headers and body.
-private func gripPath(_ headers: [(String, String)], body: String) -> String {
+func gripPath(_ headers: [(String, String)], body: String) -> String {
     var components = URLComponents()
     components.path = "/plain"
     components.queryItems =
@@ -264,7 +264,7 @@ private func gripPath(_ headers: [(String, String)], body: String) -> String {
     return "/plain?" + query.replacingOccurrences(of: "+", with: "%2B").replacingOccurrences(of: ";", with: "%3B")
 }
 
-private func publish(_ p8: RunningP8, _ json: String) async throws -> RawResponse {
+func publish(_ p8: RunningP8, _ json: String) async throws -> RawResponse {
     let connection = try await RawHTTPConnection.connect(port: p8.publishPort)
     let length = json.utf8.count
     try await connection.send(
@@ -279,7 +279,7 @@ private func publish(_ p8: RunningP8, _ json: String) async throws -> RawRespons
     return response
 }
 
-private func subscribers(_ p8: RunningP8) async throws -> [String: Int] {
+func subscribers(_ p8: RunningP8) async throws -> [String: Int] {
     let connection = try await RawHTTPConnection.connect(port: p8.publishPort)
     try await connection.send("GET /stats HTTP/1.1\r\nHost: localhost\r\n\r\n")
     let response = try await connection.readResponse()
@@ -295,7 +295,7 @@ private func subscribers(_ p8: RunningP8) async throws -> [String: Int] {
 }
 
 /// Waits until `channel` has `count` live subscribers (a publish before that would reach nobody).
-private func waitForSubscribers(_ p8: RunningP8, channel: String, count: Int = 1) async throws {
+func waitForSubscribers(_ p8: RunningP8, channel: String, count: Int = 1) async throws {
     for _ in 0..<200 {
         if try await subscribers(p8)[channel] ?? 0 >= count { return }
         try await Task.sleep(for: .milliseconds(10))
@@ -303,7 +303,7 @@ private func waitForSubscribers(_ p8: RunningP8, channel: String, count: Int = 1
     throw HoldTestError("no subscriber on \(channel)")
 }
 
-private func streamItems(_ channel: String, _ contents: [String]) -> String {
+func streamItems(_ channel: String, _ contents: [String]) -> String {
     let items = contents.map { content in
         #"{"channel": "\#(channel)", "formats": {"http-stream": {"content": \#(jsonString(content))}}}"#
     }
@@ -330,11 +330,11 @@ private func responseItems(_ channel: String, _ range: ClosedRange<Int>) -> Stri
     return #"{"items": [\#(items.joined(separator: ", "))]}"#
 }
 
-private func jsonString(_ text: String) -> String {
+func jsonString(_ text: String) -> String {
     String(decoding: JSONValue.string(text).encoded(), as: UTF8.self)
 }
 
-private struct HoldTestError: Error, CustomStringConvertible {
+struct HoldTestError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import P8TestSupport
 import Synchronization
 import Testing
 
@@ -55,9 +56,8 @@ struct P8ProcessTests {
     @Test("SIGHUP reloads the routes file")
     func sighupReloadsRoutes() async throws {
         try await withTestBackend { backend in
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("p8-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(at: directory) }
+            let temporary = try TemporaryDirectory(prefix: "p8")
+            let directory = temporary.url
             let routes = directory.appendingPathComponent("routes")
             try "old.example 127.0.0.1:\(backend.port)\n".write(to: routes, atomically: true, encoding: .utf8)
             let config = directory.appendingPathComponent("p-8.conf")
@@ -98,28 +98,21 @@ struct P8ProcessTests {
 
 /// A `p8` child process built beside the test bundle, with its stdout and stderr captured.
 final class P8Process: Sendable {
-    private let process: Process
-    private let stdout: Pipe
-    private let stderr: Pipe
+    private let process: ChildProcess
     /// What was read from stderr so far (reading consumes it).
     private let stderrSeen = Mutex<[UInt8]>([])
 
     /// The temporary directory made for this process, removed with it.
-    private let scratch: URL?
+    private let scratch: TemporaryDirectory?
 
-    private init(process: Process, stdout: Pipe, stderr: Pipe, scratch: URL?) {
+    private init(process: ChildProcess, scratch: TemporaryDirectory?) {
         self.process = process
-        self.stdout = stdout
-        self.stderr = stderr
         self.scratch = scratch
     }
 
     deinit {
         if self.process.isRunning {
-            kill(self.process.processIdentifier, SIGKILL)
-        }
-        if let scratch = self.scratch {
-            try? FileManager.default.removeItem(at: scratch)
+            self.process.signal(SIGKILL)
         }
     }
 
@@ -127,11 +120,10 @@ final class P8Process: Sendable {
     /// database included), so tests running side by side never share a database.
     static func start(arguments: [String]) throws -> P8Process {
         var arguments = arguments
-        var scratch: URL?
+        var scratch: TemporaryDirectory?
         if !arguments.contains("--config") {
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("p8-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            let config = directory.appendingPathComponent("p-8.conf")
+            let directory = try TemporaryDirectory(prefix: "p8")
+            let config = directory.url.appendingPathComponent("p-8.conf")
             try
                 "[global]\nrundir=run\n[runner]\nhttp_port=127.0.0.1:0\n[handler]\npush_in_http_port=0\npush_in_spec=\npush_in_sub_specs=\ncommand_spec=\n"
                 .write(
@@ -142,24 +134,10 @@ final class P8Process: Sendable {
             arguments += ["--config", config.path]
             scratch = directory
         }
-        let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        var executable = products.appendingPathComponent("p8")
-        if !FileManager.default.fileExists(atPath: executable.path) {
-            // Swift Testing may run the bundle from inside the .xctest directory.
-            executable = products.deletingLastPathComponent().appendingPathComponent("p8")
+        guard let executable = ChildProcess.product("p8") else {
+            throw P8ProcessError(description: "p8 not built beside the tests")
         }
-        guard FileManager.default.fileExists(atPath: executable.path) else {
-            throw P8ProcessError(description: "p8 not built beside the tests (looked in \(products.path))")
-        }
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        let stdout = Pipe()
-        let stderr = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try process.run()
-        return P8Process(process: process, stdout: stdout, stderr: stderr, scratch: scratch)
+        return P8Process(process: try ChildProcess.spawn(executable, arguments: arguments), scratch: scratch)
     }
 
     /// Reads the readiness line and returns the first HTTP port it names.
@@ -170,7 +148,7 @@ final class P8Process: Sendable {
     /// Reads the readiness line (`p8 ready http=addr:port[,...] publish=addr:port`) and returns the first HTTP
     /// port and the publish API's port.
     func readyPorts() async throws -> (http: Int, publish: Int, https: Int?) {
-        let handle = self.stdout.fileHandleForReading
+        let handle = self.process.stdout
         let line = try await Task.detached {
             var bytes: [UInt8] = []
             while let chunk = try handle.read(upToCount: 1), let byte = chunk.first, byte != UInt8(ascii: "\n") {
@@ -189,12 +167,12 @@ final class P8Process: Sendable {
     }
 
     func signal(_ signal: Int32) {
-        kill(self.process.processIdentifier, signal)
+        self.process.signal(signal)
     }
 
     /// Everything p8 wrote on stderr so far (its log).
     var stderrText: String {
-        let descriptor = self.stderr.fileHandleForReading.fileDescriptor
+        let descriptor = self.process.stderr.fileDescriptor
         _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
         return self.stderrSeen.withLock { seen in
             var buffer = [UInt8](repeating: 0, count: 65536)
@@ -207,16 +185,8 @@ final class P8Process: Sendable {
         }
     }
 
-    func waitForExit(timeout: Duration = .seconds(15)) async throws -> Int32 {
-        let deadline = ContinuousClock.now + timeout
-        while self.process.isRunning {
-            guard ContinuousClock.now < deadline else {
-                self.signal(SIGKILL)
-                throw P8ProcessError(description: "p8 did not exit")
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return self.process.terminationStatus
+    func waitForExit() async throws -> Int32 {
+        try await self.process.waitForExit()
     }
 }
 

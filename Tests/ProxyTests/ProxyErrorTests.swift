@@ -1,3 +1,4 @@
+import P8TestSupport
 import Testing
 
 @Suite("The proxy's own error responses", .timeLimit(.minutes(1)))

@@ -1,4 +1,5 @@
 import GRIP
+import P8TestSupport
 import Testing
 
 @Suite("Proxying to a backend", .timeLimit(.minutes(1)))

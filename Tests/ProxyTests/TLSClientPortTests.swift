@@ -1,5 +1,6 @@
 import Foundation
 import NIOSSL
+import P8TestSupport
 import Testing
 
 #if canImport(Glibc)

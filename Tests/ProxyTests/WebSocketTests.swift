@@ -1,6 +1,7 @@
 import Foundation
 import GRIP
 import Logging
+import P8TestSupport
 import Store
 import Testing
 
@@ -163,6 +164,42 @@ import Testing
                 try await socket.sendClose(code: 4001, reason: "")
                 try await socket.connection.waitForClose()
                 await other.close()
+            }
+        }
+    }
+
+    @Test func aPublishedRefreshMakesABackendRequestNow() async throws {
+        try await withTestBackend { backend in
+            try await withRunningP8Server(routes: Self.routes(backend)) { p8 in
+                let socket = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws?channel=fresh")
+                try await WebSocketPublisher.waitForSubscribers(p8, channel: "fresh")
+                let before = backend.requests.filter { $0.uri.hasPrefix("/ws") }.count
+                try await WebSocketPublisher.publish(p8, channel: "fresh", #"{"action": "refresh"}"#)
+                // No keep-alive interval was set: only the refresh makes this request, with an empty body.
+                let requested = try await eventually(timeout: .seconds(15)) {
+                    backend.requests.filter { $0.uri.hasPrefix("/ws") }.count > before
+                }
+                #expect(requested)
+                let refresh = try #require(backend.requests.filter { $0.uri.hasPrefix("/ws") }.last)
+                #expect(refresh.body.isEmpty)
+                #expect(refresh.values("Connection-Id").count == 1)
+                await socket.close()
+            }
+        }
+    }
+
+    @Test func whatTheBackendDoesNotAcceptWithContentBytesAcceptedIsSentAgain() async throws {
+        try await withTestBackend { backend in
+            try await withRunningP8Server(routes: Self.routes(backend)) { p8 in
+                let socket = try await RawWebSocket.connect(port: p8.httpPort, path: "/ws?chunk=3")
+                try await socket.send(text: "abcdefg")
+                try await Self.waitForEvent(backend) { $0 == .text(Array("g".utf8)) }
+                let texts = Self.events(backend).joined().compactMap { event -> String? in
+                    if case .text(let content) = event { return String(decoding: content, as: UTF8.self) }
+                    return nil
+                }
+                #expect(texts == ["abcdefg", "defg", "g"])
+                await socket.close()
             }
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
 import GRIP
 import Logging
+import P8TestSupport
 import Publish
 import Store
 import Synchronization
@@ -11,6 +12,7 @@ enum HeldEvent: Equatable, Sendable {
     case content(String)
     case end
     case recover([GripLast])
+    case failed(String)
 }
 
 /// The held-connection side of the seam as a recorder: the hub's output, observed.
@@ -43,17 +45,13 @@ final class RecordingConnection: HeldConnection {
         self.events.withLock { $0.append(.recover(gripLast)) }
     }
 
+    func filterFailed(_ message: String) {
+        self.events.withLock { $0.append(.failed(message)) }
+    }
+
     /// Waits (bounded) until `predicate` holds for the recorded events.
-    func waitFor(
-        timeout: Duration = .seconds(15),
-        _ predicate: ([HeldEvent]) -> Bool
-    ) async throws -> [HeldEvent] {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            let events = self.recorded
-            if predicate(events) { return events }
-            try await Task.sleep(for: .milliseconds(5))
-        }
+    func waitFor(_ predicate: ([HeldEvent]) -> Bool) async throws -> [HeldEvent] {
+        _ = try await eventually { predicate(self.recorded) }
         return self.recorded
     }
 
@@ -71,12 +69,14 @@ func withHub(
     messageWait: Int = 300,
     _ body: (PublishHub) async throws -> Void
 ) async throws {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("p8-publish-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
+    let temporary = try TemporaryDirectory(prefix: "p8-publish")
+    let directory = temporary.url
     let logger = Logger(label: "p8.publish.tests", factory: { _ in SwiftLogNoOpLogHandler() })
     let store = try await ChannelStore.open(
-        configuration: StoreConfiguration(databaseFile: directory.appendingPathComponent("p8.sqlite").path),
+        configuration: StoreConfiguration(
+            databaseFile: directory.appendingPathComponent("p8.sqlite").path,
+            reorderingWaitMilliseconds: messageWait
+        ),
         logger: logger
     )
     let hub = PublishHub(
@@ -148,4 +148,20 @@ func hold(_ hub: PublishHub, _ request: HoldRequest, _ connection: RecordingConn
 struct HubTestError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+}
+
+/// Waits until every item committed so far has been handed to its subscribers.
+///
+/// The hub fans out one commit after the other from one queue: once a marker published now has reached its own
+/// subscriber, everything committed before it has reached theirs. A test that asserts that something was not
+/// delivered calls this first, so that the check cannot pass merely because the delivery was late.
+func allDelivered(_ hub: PublishHub) async throws {
+    let marker = "barrier-\(UUID().uuidString)"
+    let connection = RecordingConnection()
+    let session = try await hold(hub, holdRequest(.stream, channels: [(marker, nil)]), connection)
+    defer { session.end() }
+    try await hub.publish([textItem(marker, "marker")])
+    guard try await eventually({ connection.streamed == "marker" }) else {
+        throw HubTestError("the barrier's marker was not delivered")
+    }
 }

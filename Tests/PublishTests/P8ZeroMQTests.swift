@@ -1,6 +1,7 @@
 import Foundation
 import GRIP
 import Logging
+import P8TestSupport
 import Publish
 import Runner
 import Store
@@ -12,9 +13,8 @@ struct P8ZeroMQTests {
 
     @Test("p8 binds the [handler] sockets and commits what its PULL socket receives")
     func server() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("p8-zmq-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let temporary = try TemporaryDirectory(prefix: "p8-zmq")
+        let directory = temporary.url
         let configuration = try P8Configuration.parse(
             text: """
                 [global]
@@ -47,13 +47,9 @@ struct P8ZeroMQTests {
             let push = try TestSocket(.push, connect: ready.zeroMQ.pull, context: context)
             try await push.send([streamItem(channel: "p8", content: "through p8\n").encoded()])
             let store = try await ChannelStore.openReadOnly(path: configuration.store.databaseFile, logger: Self.logger)
-            var items: [StoredItem] = []
-            let deadline = ContinuousClock.now + .seconds(5)
-            while items.isEmpty && ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(20))
-                items = try await store.read(channel: "p8", after: .sequence(0)).items ?? []
-            }
-            #expect(items.map(storedContent) == ["through p8\n"])
+            let stored = { try await store.read(channel: "p8", after: .sequence(0)).items ?? [] }
+            _ = try await eventually { try await !stored().isEmpty }
+            #expect(try await stored().map(storedContent) == ["through p8\n"])
             group.cancelAll()
         }
     }

@@ -29,8 +29,9 @@ import Testing
             )
             try await hub.publish([PublishItem(channel: "lp", formats: PublishFormats(httpResponse: format))])
             try await hub.publish([textItem("lp", "second\n")])
-            let events = try await connection.waitFor { !$0.isEmpty }
-            try await Task.sleep(for: .milliseconds(50))
+            _ = try await connection.waitFor { !$0.isEmpty }
+            try await allDelivered(hub)
+            let events = connection.recorded
             #expect(
                 events == [
                     .response(
@@ -167,7 +168,8 @@ import Testing
     }
 
     @Test func outOfOrderItemsAreDeliveredInPrevIdOrder() async throws {
-        try await withHub { hub in
+        // A wait no commit can outrun: e3 must be released by e2, not by its wait ending.
+        try await withHub(messageWait: 60_000) { hub in
             let connection = RecordingConnection()
             _ = try await hold(hub, holdRequest(.stream, channels: [("order", nil)]), connection)
             try await hub.publish([textItem("order", "1\n", id: "e1")])
@@ -200,7 +202,7 @@ import Testing
             try await hub.publish([textItem("dup", "B\n", id: "d")])
             try await hub.publish([textItem("dup", "C\n")])
             _ = try await connection.waitFor { $0.count == 2 }
-            try await Task.sleep(for: .milliseconds(50))
+            try await allDelivered(hub)
             #expect(connection.streamed == "A\nC\n")
             #expect(hub.counters.duplicates.load(ordering: .relaxed) == 1)
         }

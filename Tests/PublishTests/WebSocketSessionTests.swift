@@ -1,5 +1,6 @@
 import Foundation
 import GRIP
+import P8TestSupport
 import Publish
 import Store
 import Synchronization
@@ -23,9 +24,30 @@ import Testing
             session.unsubscribe(channel: "room")
             #expect(hub.subscriberCounts()["room"] == nil)
             try await hub.publish([wsItem("room", WSMessageFormat(content: Array("after".utf8)))])
-            try await Task.sleep(for: .milliseconds(50))
+            try await allDelivered(hub)
             #expect(socket.recorded == [.message(.text, "one"), .message(.binary, "\u{0}\u{1}")])
             session.end()
+        }
+    }
+
+    @Test func webSocketsAreKnownToConncheckRefreshAndTheStatsCounts() async throws {
+        try await withHub { hub in
+            let socket = RecordingWebSocket()
+            let session = hub.openWebSocket(id: "cid-1", connection: socket, routeID: nil, clientAddress: nil)
+            session.subscribe(channel: "room", backendName: "room", filters: [], lastID: nil)
+            #expect(hub.connectedSessions(among: ["cid-1", "gone"]) == ["cid-1"])
+            #expect(hub.subscribers(of: "room") == ["ws": 1])
+            #expect(hub.refreshWebSocket(id: "cid-1"))
+            #expect(!hub.refreshWebSocket(id: "gone"))
+            hub.refreshWebSockets(channel: "room")
+            hub.refreshWebSockets(channel: "elsewhere")
+            try await hub.publish([wsItem("room", WSMessageFormat(action: .refresh))])
+            _ = try await socket.waitFor { $0.count == 3 }
+            #expect(socket.recorded == [.refresh, .refresh, .refresh])
+            session.end()
+            #expect(hub.connectedSessions(among: ["cid-1"]).isEmpty)
+            #expect(!hub.refreshWebSocket(id: "cid-1"))
+            #expect(hub.subscribers(of: "room").isEmpty)
         }
     }
 
@@ -39,7 +61,7 @@ import Testing
                 wsItem("c", WSMessageFormat(content: Array("too late".utf8))),
             ])
             _ = try await socket.waitFor { !$0.isEmpty }
-            try await Task.sleep(for: .milliseconds(50))
+            try await allDelivered(hub)
             #expect(socket.recorded == [.close(4001, "bye")])
             #expect(hub.subscriberCounts()["c"] == nil)
         }
@@ -58,9 +80,8 @@ import Testing
                 try await hub.publish([wsItem("log", WSMessageFormat(content: Array("\(index)".utf8)), id: "i\(index)")]
                 )
             }
-            let events = try await socket.waitFor { $0.count >= 70 }
-            try await Task.sleep(for: .milliseconds(50))
-            #expect(events.count == 70)
+            _ = try await socket.waitFor { $0.count >= 70 }
+            try await allDelivered(hub)
             #expect(socket.recorded == (11...80).map { .message(.text, "\($0)") })
             session.end()
         }
@@ -92,7 +113,7 @@ import Testing
             other.meta = ["sender": "bob"]
             try await hub.publish([own, other])
             _ = try await socket.waitFor { !$0.isEmpty }
-            try await Task.sleep(for: .milliseconds(50))
+            try await allDelivered(hub)
             #expect(socket.recorded == [.message(.text, "theirs")])
             session.end()
         }
@@ -103,19 +124,12 @@ import Testing
             let socket = RecordingWebSocket()
             let session = hub.openWebSocket(connection: socket, routeID: nil, clientAddress: "10.0.0.1")
             session.subscribe(channel: "held", backendName: "held", filters: [], lastID: nil)
-            var records: [HoldRecord] = []
-            for _ in 0..<200 where records.isEmpty {
-                records = try await hub.store.holds(channel: "held")
-                try await Task.sleep(for: .milliseconds(10))
-            }
+            _ = try await eventually { try await !hub.store.holds(channel: "held").isEmpty }
+            let records = try await hub.store.holds(channel: "held")
             #expect(records.map(\.mode) == [.webSocket])
             #expect(records.first?.clientAddress == "10.0.0.1")
             session.end()
-            for _ in 0..<200 where !records.isEmpty {
-                records = try await hub.store.holds(channel: "held")
-                try await Task.sleep(for: .milliseconds(10))
-            }
-            #expect(records.isEmpty)
+            #expect(try await eventually { try await hub.store.holds(channel: "held").isEmpty })
         }
     }
 }
@@ -125,6 +139,7 @@ enum SocketEvent: Equatable, Sendable {
     case message(WSMessageFormat.MessageType, String)
     case close(UInt16?, String)
     case reset(String)
+    case refresh
 }
 
 /// The WebSocket side of the seam as a recorder.
@@ -145,14 +160,13 @@ final class RecordingWebSocket: WebSocketConnection {
         self.events.withLock { $0.append(.reset(channel)) }
     }
 
+    func refresh() {
+        self.events.withLock { $0.append(.refresh) }
+    }
+
     /// Waits (bounded) until `predicate` holds for the recorded events.
-    func waitFor(timeout: Duration = .seconds(15), _ predicate: ([SocketEvent]) -> Bool) async throws -> [SocketEvent] {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            let events = self.recorded
-            if predicate(events) { return events }
-            try await Task.sleep(for: .milliseconds(5))
-        }
+    func waitFor(_ predicate: ([SocketEvent]) -> Bool) async throws -> [SocketEvent] {
+        _ = try await eventually { predicate(self.recorded) }
         return self.recorded
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import GRIP
+import P8TestSupport
 import Store
 import Testing
 

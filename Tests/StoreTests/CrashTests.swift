@@ -1,45 +1,28 @@
 import Foundation
 import GRIP
+import P8TestSupport
 import Store
 import Testing
 
 /// Kills a child process with SIGKILL in the middle of appends and checks the database afterwards.
 @Suite(.timeLimit(.minutes(1))) struct CrashTests {
-    /// The benchmark executable, in the products directory beside the test bundle.
-    static func childExecutable() -> URL? {
-        let candidates = [
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
-            Bundle.main.bundleURL,
-            Bundle.main.bundleURL.deletingLastPathComponent(),
-        ]
-        for directory in candidates {
-            let url = directory.appendingPathComponent("p8-store-bench")
-            if FileManager.default.isExecutableFile(atPath: url.path) {
-                return url
-            }
-        }
-        return nil
-    }
-
     @Test func everyAcknowledgedAppendSurvivesSIGKILL() async throws {
-        let executable = try #require(Self.childExecutable(), "p8-store-bench is built beside the tests")
+        let executable = try #require(
+            ChildProcess.product("p8-store-bench"),
+            "p8-store-bench is built beside the tests"
+        )
         let directory = try TemporaryDirectory()
         let path = directory.path("p8.sqlite")
         let appenders = 8
 
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = ["crash-child", path, "\(appenders)"]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
+        let process = try ChildProcess.spawn(executable, arguments: ["crash-child", path, "\(appenders)"])
 
         // Read acks until enough have arrived, then kill the child mid-way.
         var acknowledged: [String: (sequence: Int64, batch: Int)] = [:]
         var buffer = Data()
         var ackCount = 0
         var epoch = ""
-        let reader = output.fileHandleForReading
+        let reader = process.stdout
         while ackCount < 2000 {
             let chunk = reader.availableData
             if chunk.isEmpty {
@@ -63,9 +46,8 @@ import Testing
                 }
             }
         }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        #expect(process.terminationReason == .uncaughtSignal)
+        process.signal(SIGKILL)
+        #expect(try await process.waitForExit() == SIGKILL)
         #expect(ackCount >= 2000)
 
         let store = try await openStore(path, retention: RetentionPolicy(maxItems: 1_000_000))

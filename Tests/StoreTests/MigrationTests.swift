@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import GRIP
+import P8TestSupport
 import Store
 import Testing
 

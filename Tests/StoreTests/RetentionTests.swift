@@ -1,5 +1,6 @@
 import Foundation
 import GRIP
+import P8TestSupport
 import Store
 import Synchronization
 import Testing
@@ -124,7 +125,14 @@ import Testing
             for index in 0..<300 {
                 _ = try await store.append([item("c\(index % 3)", "item \(index)")])
             }
-            try await Task.sleep(for: .milliseconds(50))
+            // The service trims what the last appends added on its next pass: wait for it (bounded; it returns
+            // as soon as every channel is down to its 10 items), not for a fixed time a loaded machine can outrun.
+            let deadline = ContinuousClock.now + .seconds(15)
+            while ContinuousClock.now < deadline {
+                let counts = try await store.channelSummaries(prefix: "c").map(\.itemCount)
+                if counts == [10, 10, 10] { break }
+                try await Task.sleep(for: .milliseconds(5))
+            }
             group.cancelAll()
         }
         for channel in 0..<3 {

@@ -3,24 +3,6 @@ import GRIP
 import Logging
 import Store
 
-/// A fresh temporary directory per test, removed at the end.
-struct TemporaryDirectory: ~Copyable {
-    let url: URL
-
-    init() throws {
-        self.url = FileManager.default.temporaryDirectory.appendingPathComponent("p8-store-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: self.url, withIntermediateDirectories: true)
-    }
-
-    func path(_ name: String) -> String {
-        self.url.appendingPathComponent(name).path
-    }
-
-    deinit {
-        try? FileManager.default.removeItem(at: self.url)
-    }
-}
-
 let testLogger = Logger(label: "p8.store.tests")
 
 func openStore(

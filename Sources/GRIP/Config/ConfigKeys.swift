@@ -18,6 +18,7 @@ enum ConfigKeys {
             "push_in_http_port", "stats_spec", "command_spec", "message_rate", "message_hwm", "message_wait",
             "id_cache_ttl", "subscription_linger", "connection_subscription_max", "stats_format",
             "stats_report_interval", "prometheus_port", "push_in_http_max_body_size", "push_in_http_key",
+            "update_on_first_subscription",
             "prometheus_prefix",
         ],
         "store": [
@@ -42,8 +43,7 @@ enum ConfigKeys {
         ],
         "handler": [
             "push_in_http_max_headers_size", "message_block_size", "stats_subscription_ttl",
-            "share_all", "state_spec", "ipc_file_mode", "update_on_first_subscription", "stats_connection_ttl",
-            "stats_connection_send",
+            "share_all", "state_spec", "ipc_file_mode", "stats_connection_ttl", "stats_connection_send",
         ],
     ]
 

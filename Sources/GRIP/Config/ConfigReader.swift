@@ -21,6 +21,10 @@ struct ConfigReader {
     private var libdir = ""
     private var ipcPrefix = "pushpin-"
     private var portOffset = 0
+    /// The contents of the files `file:` signing keys name, by absolute path (nil: not readable).
+    private var keyFiles: [String: String?] = [:]
+    /// The keys that take a signing key.
+    private static let signingKeys = [("proxy", "sig_key"), ("proxy", "upstream_key"), ("handler", "push_in_http_key")]
 
     private init(configDirectory: String) {
         self.configDirectory = configDirectory
@@ -56,12 +60,18 @@ struct ConfigReader {
         }
         reader.add(main, file: configFile, includeKeys: true)
         reader.reportKeys()
+        for (section, key) in Self.signingKeys {
+            if let path = reader.keyFilePath(section, key) {
+                reader.keyFiles[path] = .some(readFile(path))
+            }
+        }
 
         let global = try reader.readGlobal()
         let runner = try reader.readRunner()
         let proxy = try reader.readProxy()
         let handler = try reader.readHandler()
-        let store = try reader.readStore()
+        var store = try reader.readStore()
+        store.reorderingWaitMilliseconds = handler.messageWait
         var configuration = P8Configuration(
             global: global,
             runner: runner,
@@ -247,6 +257,10 @@ struct ConfigReader {
             statsFormat = format
         }
         let prometheusPort = try self.readMetrics().listen?.port
+        // Pushpin 1.41's `update_on_first_subscription` (default true) switches its retry of long-polls ~1 s after
+        // their channel's first subscription, which covers publishes between the backend's read and the
+        // subscription. P-8 has no such retry: a hold with a prev-id is resumed from the log. The value is checked.
+        _ = try self.bool("handler", "update_on_first_subscription")
         return HandlerConfiguration(
             pushInSpec: try self.spec("handler", "push_in_spec", default: "tcp://127.0.0.1:5560"),
             pushInSubSpecs: subSpecs,
@@ -435,11 +449,27 @@ struct ConfigReader {
         guard let located = self.raw(section, key) else {
             return nil
         }
-        do {
+        do throws(ConfigError) {
+            if let path = self.keyFilePath(section, key) {
+                guard let contents = self.keyFiles[path] ?? nil else {
+                    throw self.failure(located, section, key, "cannot read the key file \(path)")
+                }
+                return try SigningKey.parse(fileContents: contents)
+            }
             return try SigningKey.parse(located.value)
         } catch {
             throw self.located(error, located, section, key)
         }
+    }
+
+    /// For a `file:<path>` key (Pushpin 1.38+), the file's absolute path (relative paths are relative to the
+    /// config file's directory).
+    private func keyFilePath(_ section: String, _ key: String) -> String? {
+        guard let value = self.raw(section, key)?.value, value.hasPrefix("file:") else { return nil }
+        return ConfigPath.resolve(
+            self.substitute(String(value.dropFirst("file:".count))),
+            against: self.configDirectory
+        )
     }
 
     private func forwardedForRule(_ section: String, _ key: String) throws(ConfigError) -> XForwardedForRule {

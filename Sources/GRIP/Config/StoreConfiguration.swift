@@ -34,6 +34,9 @@ package struct StoreConfiguration: Sendable, Hashable {
     package var retentionOverrides: [RetentionOverride]
     /// Byte budget over all channels together (`max_total_bytes`); oldest items anywhere go first.
     package var maxTotalBytes: Int
+    /// How long an item whose `prev-id` names an item not yet in the log waits for it before entering the log
+    /// anyway, in milliseconds: `[handler] message_wait` (grip-spec §5.1), since the reordering buffer is the store's.
+    package var reorderingWaitMilliseconds: Int
 
     package struct RetentionOverride: Sendable, Hashable {
         package var channelPrefix: String
@@ -50,13 +53,15 @@ package struct StoreConfiguration: Sendable, Hashable {
         synchronous: SynchronousMode = .normal,
         defaultRetention: RetentionPolicy = RetentionPolicy(),
         retentionOverrides: [RetentionOverride] = [],
-        maxTotalBytes: Int = 1_000_000_000
+        maxTotalBytes: Int = 1_000_000_000,
+        reorderingWaitMilliseconds: Int = 5000
     ) {
         self.databaseFile = databaseFile
         self.synchronous = synchronous
         self.defaultRetention = defaultRetention
         self.retentionOverrides = retentionOverrides
         self.maxTotalBytes = maxTotalBytes
+        self.reorderingWaitMilliseconds = reorderingWaitMilliseconds
     }
 
     /// The retention that applies to `channel`: the longest matching prefix override, else the default.

@@ -71,6 +71,9 @@ package struct Route: Sendable, Hashable {
     package var jsonp: JSONPConfig
     /// P-8's `resume_last_event_id`: resume SSE streams from the store using the client's `Last-Event-ID`.
     package var resumeLastEventID: Bool
+    /// `log_level=N` (Pushpin 1.41): the log level (0 error ... 3 debug) of requests on this route, instead of
+    /// the process's.
+    package var logLevel: Int?
     /// The 1-based line of the routes file (1 for a route given on the command line).
     package var line: Int
 
@@ -94,6 +97,7 @@ package struct Route: Sendable, Hashable {
         autoCrossOrigin: Bool = false,
         jsonp: JSONPConfig = JSONPConfig(),
         resumeLastEventID: Bool = false,
+        logLevel: Int? = nil,
         line: Int = 1
     ) {
         self.id = id ?? Self.conditionID(domain: domain, proto: proto, ssl: ssl, pathBeg: pathBeg)
@@ -115,6 +119,7 @@ package struct Route: Sendable, Hashable {
         self.autoCrossOrigin = autoCrossOrigin
         self.jsonp = jsonp
         self.resumeLastEventID = resumeLastEventID
+        self.logLevel = logLevel
         self.line = line
     }
 

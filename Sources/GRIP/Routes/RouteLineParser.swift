@@ -3,7 +3,7 @@ enum RouteLineParser {
     /// Route condition options P-8 reads.
     static let conditionOptions: Set<String> = [
         "id", "path_beg", "proto", "ssl", "sig_iss", "sig_key", "prefix", "as_host", "path_rem", "replace_beg",
-        "header", "no_grip", "debug", "aco", "resume_last_event_id",
+        "header", "no_grip", "debug", "aco", "resume_last_event_id", "log_level",
         "jsonp_mode", "jsonp_cb", "jsonp_body", "jsonp_defcb", "jsonp_defmethod",
     ]
     /// Target options P-8 reads.
@@ -72,6 +72,13 @@ enum RouteLineParser {
         if replaceBeg != nil {
             pathRemove = pathBeg?.utf8.count ?? 0
         }
+        var logLevel: Int?
+        if let value = condition.last("log_level") {
+            guard let level = Int(value), level >= 0 else {
+                throw RouteLineError("log_level must be a number >= 0")
+            }
+            logLevel = level
+        }
         var headers: [Route.Header] = []
         for value in condition.all("header") {
             guard let colon = value.firstIndex(of: ":"), colon != value.startIndex else {
@@ -113,6 +120,7 @@ enum RouteLineParser {
             autoCrossOrigin: condition.has("aco"),
             jsonp: jsonp,
             resumeLastEventID: condition.has("resume_last_event_id"),
+            logLevel: logLevel,
             line: lineNumber
         )
         return (route, ignored)

@@ -26,12 +26,13 @@ package struct SigningKey: Sendable, Hashable, CustomStringConvertible, CustomDe
     ///
     /// - Returns: nil for an empty value (and for `base64:` with nothing after it): P-8 treats an empty key as
     ///   no key, unlike Pushpin 1.36.
-    /// - Throws: ``ConfigError`` `invalidSigningKey` for bad base64, `unsupported` for `file:` (PEM keys).
+    /// - Throws: ``ConfigError`` `invalidSigningKey` for bad base64, `unsupported` for `file:` (read by the config
+    /// reader for `p-8.conf` keys, with ``parse(fileContents:)``; not in routes).
     package static func parse(_ text: String) throws(ConfigError) -> SigningKey? {
         if text.hasPrefix("file:") {
             throw ConfigError(
                 .unsupported,
-                "file: signing keys (PEM, ES256/RS256) are not supported yet; use a plain or base64: secret"
+                "file: signing keys are not supported in routes; use a plain or base64: secret"
             )
         }
         if text.hasPrefix("base64:") {
@@ -48,5 +49,22 @@ package struct SigningKey: Sendable, Hashable, CustomStringConvertible, CustomDe
             return data.isEmpty ? nil : SigningKey(bytes: Array(data))
         }
         return text.isEmpty ? nil : SigningKey(bytes: Array(text.utf8))
+    }
+
+    /// A secret read from a `file:` key's file: its contents, without the line break that ends the file.
+    ///
+    /// - Returns: nil for an empty file (no key).
+    /// - Throws: ``ConfigError`` `unsupported` for a PEM key (Pushpin signs ES256/RS256 with those; P-8 only
+    ///   HS256).
+    package static func parse(fileContents: String) throws(ConfigError) -> SigningKey? {
+        var contents = Substring(fileContents)
+        if contents.hasPrefix("-----BEGIN") {
+            throw ConfigError(.unsupported, "PEM keys (ES256/RS256) are not supported; the file must hold a secret")
+        }
+        if contents.hasSuffix("\r\n") || contents.hasSuffix("\n") {
+            // One Character either way ("\r\n" is a single grapheme).
+            contents = contents.dropLast()
+        }
+        return contents.isEmpty ? nil : SigningKey(bytes: Array(contents.utf8))
     }
 }

@@ -36,6 +36,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var queuedBytes = 0
     /// The server is shutting down: close once the current response is complete.
     private var quiescing = false
+    /// The client half-closed (sent FIN): no more requests come; close once those received are answered.
+    private(set) var inputClosed = false
     private var pausedForBackend = false
     private var pausedForQueue = false
     private var readPending = false
@@ -213,6 +215,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             } else {
                 context.close(promise: nil)
             }
+        case ChannelEvent.inputClosed:
+            // As Pushpin 1.40+: a half-close after a request is not a disconnect, the requests received are
+            // answered. A FIN once a response has started, or while held (long-poll, stream), is almost always
+            // a client that has gone: that still ends the connection.
+            self.inputClosed = true
+            let answering =
+                !self.queuedParts.isEmpty
+                || (self.exchange.map { $0.hold == nil } ?? false) && !self.responseStarted
+            if !answering {
+                context.close(promise: nil)
+            }
         case is ProxyShutdownDeadlineEvent:
             // The grace period is over: end the response in flight as cleanly as its framing allows.
             let exchange = self.exchange
@@ -336,7 +349,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             }
             keepAlive = keepAlive && !crossOrigin.endsConnection
         }
-        if keepAlive && !self.quiescing {
+        if keepAlive && !self.quiescing && !(self.inputClosed && self.queuedParts.isEmpty) {
             context.writeAndFlush(Self.wrapOutboundOut(.end(trailers)), promise: nil)
             if self.queuedParts.isEmpty {
                 self.resumeReadingIfPossible()

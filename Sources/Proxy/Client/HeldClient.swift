@@ -40,4 +40,9 @@ final class HeldClient: HeldConnection {
         let (exchange, generation) = (self.exchange, self.generation)
         self.eventLoop.execute { exchange.value.heldRecover(gripLast, generation: generation) }
     }
+
+    func filterFailed(_ message: String) {
+        let (exchange, generation) = (self.exchange, self.generation)
+        self.eventLoop.execute { exchange.value.heldFilterFailed(message, generation: generation) }
+    }
 }

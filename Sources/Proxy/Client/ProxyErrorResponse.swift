@@ -28,6 +28,11 @@ struct ProxyErrorResponse: Error, Equatable {
         Self(status: .badGateway, body: "Failed to parse accept instructions: \(reason)\n")
     }
 
+    /// With `debug` on: why a content filter refused a published item or a hold's response.
+    static func filterError(_ reason: String) -> Self {
+        Self(status: .badGateway, body: "\(reason)\n")
+    }
+
     /// The response head (`Connection: close` is added by whoever sends it, when the connection ends).
     func head(version: HTTPVersion) -> HTTPResponseHead {
         var headers = HTTPHeaders()

@@ -54,6 +54,25 @@ extension ProxyExchange {
     /// Starts holding the client as `instruct` says (also for a next link's answer that holds again).
     func beginHold(_ instruct: Instruct) {
         guard let route = self.route else { return }
+        if self.client.inputClosed {
+            // The client sent FIN before the backend said to hold: held clients that do so have gone.
+            self.endHold()
+            self.client.abortConnection()
+            return
+        }
+        var instruct = instruct
+        do {
+            instruct.response.body = try Self.filteredInitialBody(instruct)
+        } catch {
+            self.logger.info("hold refused by a content filter", metadata: ["error": "\(error.message)"])
+            if self.streamStarted {
+                self.endStream(debugMessage: "filter error: \(error.message)")
+            } else {
+                self.endHold()
+                self.sendErrorResponse(self.isDebug ? .filterError("filter error: \(error.message)") : .originError)
+            }
+            return
+        }
         var base = NextLink.baseURI(of: self.requestHead, originForm: self.originForm)
         if case .nextLink(let link, _) = self.requestKind {
             base = link.uri
@@ -109,6 +128,26 @@ extension ProxyExchange {
         self.engine.hub.startHold(request, connection: connection) { decision in
             connection.decided(decision)
         }
+    }
+
+    /// A stream's initial body through its channels' filters that act on responses (`build-id`, grip-spec §3.5
+    /// item 10), with the backend's prev-ids as the channels' ids.
+    private static func filteredInitialBody(_ instruct: Instruct) throws(ContentFilterError) -> [UInt8] {
+        guard instruct.holdMode == .stream else { return instruct.response.body }
+        var filters: [String] = []
+        for channel in instruct.channels {
+            for filter in channel.filters where ContentFilters.acts(filter, on: .response) && !filters.contains(filter)
+            {
+                filters.append(filter)
+            }
+        }
+        guard !filters.isEmpty else { return instruct.response.body }
+        var ids: [String: String?] = [:]
+        for channel in instruct.channels {
+            ids[channel.name] = .some(channel.prevID)
+        }
+        let context = ContentFilterContext(subscriptionMeta: instruct.meta, channelIDs: ids)
+        return try ContentFilters.apply(filters, to: instruct.response.body, on: .response, context: context)
     }
 
     /// The hub's decision for the current hold.
@@ -235,6 +274,17 @@ extension ProxyExchange {
             self.engine.metrics?.slowClientDisconnected(transport: "http-stream")
             self.endHold()
             self.client.abortConnection()
+        }
+    }
+
+    /// A content filter failed: a long-poll answers 502, a stream ends (grip-spec §3.7).
+    func heldFilterFailed(_ message: String, generation: Int) {
+        guard let held = self.hold, held.generation == generation else { return }
+        if held.instruct.holdMode == .response {
+            self.endHold()
+            self.sendErrorResponse(self.isDebug ? .filterError(message) : .originError)
+        } else {
+            self.endStream(debugMessage: message)
         }
     }
 

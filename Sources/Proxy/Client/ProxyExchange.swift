@@ -17,7 +17,8 @@ final class ProxyExchange {
     private let pool: BackendConnectionPool
     /// The client's request (for JSON-P, the request its parameters describe).
     private(set) var requestHead: HTTPRequestHead
-    let logger: Logger
+    /// The connection's logger, at the route's `log_level` once routed.
+    private(set) var logger: Logger
 
     /// What a backend request of this exchange is for.
     enum BackendRequestKind {
@@ -61,6 +62,10 @@ final class ProxyExchange {
     private var clientKeepAlive = true
     /// Failed attempts at the current next link (grip-spec §3.6: up to 5, with back-off).
     var linkAttempts = 0
+    /// A next-link request this exchange makes for others too, while they may still join it, and those that
+    /// joined (see `NextLinkFetches`).
+    private var sharedFetch: (key: NextLinkFetches.Key, fetch: NextLinkFetches.Fetch)?
+    private var followers: [NextLinkFetches.Follower] = []
 
     private enum ResponseState {
         case waitingForHead
@@ -117,6 +122,9 @@ final class ProxyExchange {
             return
         }
         self.route = route
+        if let level = route.logLevel {
+            self.logger.logLevel = Logger.Level(pushpinLevel: level)
+        }
         self.originForm = target.originForm
         if crossOrigin {
             guard self.startCrossOrigin(config: route.jsonp) else { return }
@@ -185,7 +193,44 @@ final class ProxyExchange {
         self.retriedOnFreshConnection = false
         self.pendingBody = self.replayableBody
         self.pendingBodyBytes = self.requestBodyBytes
+        if case .nextLink(let link, let gripLast) = kind, let route = self.route {
+            switch self.engine.nextLinkFetches.join(route: route, link: link, gripLast: gripLast, self) {
+            case .follow:
+                // Another exchange's request for the same link answers this one too.
+                return
+            case .lead(let key, let fetch):
+                self.sharedFetch = (key, fetch)
+            }
+        }
         self.connectToCurrentTarget(fresh: false)
+    }
+
+    /// Hands a response part of a shared next-link request to the exchanges that follow it (the first part
+    /// closes the request to new followers).
+    private func shareWithFollowers(_ part: HTTPClientResponsePart) {
+        if let shared = self.sharedFetch {
+            self.sharedFetch = nil
+            self.followers = self.engine.nextLinkFetches.start(shared.key, shared.fetch)
+        }
+        for follower in self.followers {
+            follower.receive(part)
+        }
+        if case .end = part {
+            self.followers = []
+        }
+    }
+
+    /// The request ended before its response did: its followers see their connection close.
+    private func abandonFollowers() {
+        if let shared = self.sharedFetch {
+            self.sharedFetch = nil
+            self.followers += self.engine.nextLinkFetches.start(shared.key, shared.fetch)
+        }
+        let abandoned = self.followers
+        self.followers = []
+        for follower in abandoned {
+            follower.abandon()
+        }
     }
 
     /// Auto cross-origin: a JSON-P request is rewritten into the request it describes, any other gets CORS
@@ -400,6 +445,7 @@ final class ProxyExchange {
     /// Ends the exchange on the backend side. The connection goes back to the pool only when `reusable`
     /// (the backend's response is complete and keeps the connection open) and the whole request was sent.
     private func finish(reusingConnection reusable: Bool) {
+        self.abandonFollowers()
         self.finished = true
         self.timeout?.cancel()
         self.timeout = nil
@@ -508,11 +554,14 @@ extension ProxyExchange: BackendConnectionDelegate {
     func backendResponsePart(_ part: HTTPClientResponsePart) {
         guard !self.finished else { return }
         self.lastBackendActivity = .now()
+        var part = part
+        if case .head(var head) = part, let connection = self.connection {
+            head.status = connection.wireStatus(head.status)
+            part = .head(head)
+        }
+        self.shareWithFollowers(part)
         switch (part, self.response) {
-        case (.head(var head), .waitingForHead):
-            if let connection = self.connection {
-                head.status = connection.wireStatus(head.status)
-            }
+        case (.head(let head), .waitingForHead):
             self.responseHeadReceived(head)
         case (.body(let buffer), .relaying), (.body(let buffer), .appendingToStream):
             self.client.writeBody(buffer)
@@ -593,6 +642,9 @@ extension ProxyExchange: BackendConnectionDelegate {
     }
 
     func backendReadComplete() {
+        for follower in self.followers {
+            follower.readComplete()
+        }
         switch self.response {
         case .relaying, .appendingToStream:
             self.client.flush()

@@ -95,7 +95,7 @@ struct ControlAPI: Sendable {
         case .publish:
             return await self.publish(body: body, json: json)
         case .recover:
-            self.hub.recover()
+            await self.hub.recover()
             return .message("Updated", json: json)
         case .stats:
             return .json(200, self.stats())
@@ -111,7 +111,7 @@ struct ControlAPI: Sendable {
             return .text(400, Self.pushpinText(error))
         }
         do {
-            try await self.hub.publishTimed(items)
+            try await self.hub.publish(items)
         } catch {
             self.logger.warning(
                 "publish failed: the items could not be committed",

@@ -11,6 +11,8 @@ final class ProxyEngine: Sendable {
     let routes: RouteTableBox
     let requestBuilder: BackendRequestBuilder
     let hub: PublishHub
+    /// Next-link requests in flight, shared by the streams that follow the same link.
+    let nextLinkFetches: NextLinkFetches
     /// How long the backend may stay silent (before its response head, or between body bytes).
     let responseTimeout: TimeAmount
     /// The exported metrics; nil without a metrics endpoint.
@@ -21,6 +23,7 @@ final class ProxyEngine: Sendable {
         self.settings = settings
         self.routes = routes
         self.hub = hub
+        self.nextLinkFetches = NextLinkFetches(counters: hub.counters)
         self.requestBuilder = BackendRequestBuilder(proxy: settings.proxy, signatures: GripSignatureCache())
         self.responseTimeout = .seconds(Int64(settings.proxy.backendResponseTimeout))
         self.metrics = hub.counters.metrics

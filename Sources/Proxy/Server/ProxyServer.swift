@@ -114,6 +114,8 @@ package final class ProxyServer: Service {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
+            // A client that half-closes after its request still gets the answer (see ClientConnectionHandler).
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 guard engine.openConnectionCount < engine.settings.maxConnections else {
                     logger.debug("client_maxconn reached: connection refused")

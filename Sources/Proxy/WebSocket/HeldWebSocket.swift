@@ -27,4 +27,9 @@ final class HeldWebSocket: WebSocketConnection {
         let grip = self.grip
         self.eventLoop.execute { grip.value.sendReset(channel: channel) }
     }
+
+    func refresh() {
+        let grip = self.grip
+        self.eventLoop.execute { grip.value.owner?.gripRefresh() }
+    }
 }

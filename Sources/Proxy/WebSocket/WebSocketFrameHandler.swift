@@ -188,6 +188,9 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
             self.delegate?.webSocketShouldQuiesce(self)
         case is ProxyShutdownDeadlineEvent:
             context.close(promise: nil)
+        case ChannelEvent.inputClosed:
+            // The client sent FIN without a close frame: it has gone (the proxy port allows half-closes for HTTP).
+            context.close(promise: nil)
         default:
             context.fireUserInboundEventTriggered(event)
         }

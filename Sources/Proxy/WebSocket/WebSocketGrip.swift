@@ -12,6 +12,8 @@ protocol WebSocketGripOwner: AnyObject {
     /// A `close` control message or a published `close` action: close the client with this code and reason, and
     /// tell the backend.
     func gripClose(code: UInt16?, reason: String)
+    /// `refresh`: a WebSocket-over-HTTP connection makes a backend request now.
+    func gripRefresh()
 }
 
 /// The GRIP side of one client WebSocket (grip-spec §7.4-7.5), the same in both modes: messages from the backend
@@ -41,7 +43,11 @@ final class WebSocketGrip {
     /// - Parameters:
     ///   - extensions: the backend's `Sec-WebSocket-Extensions` values; GRIP is on when they name `grip` and
     ///     the route allows it.
+    /// - Parameters:
+    ///   - connectionID: the id the publish side knows the connection by (`conncheck`, `refresh`): the
+    ///     `Connection-Id` of WebSocket-over-HTTP, as in Pushpin; a new one when nil.
     init(
+        connectionID: String? = nil,
         extensions: [String],
         enabled: Bool,
         route: Route,
@@ -57,6 +63,7 @@ final class WebSocketGrip {
         self.logger = logger
         if prefix != nil {
             self.session = engine.hub.openWebSocket(
+                id: connectionID,
                 connection: HeldWebSocket(grip: self, eventLoop: eventLoop),
                 routeID: route.hasExplicitID ? route.id : nil,
                 clientAddress: clientAddress

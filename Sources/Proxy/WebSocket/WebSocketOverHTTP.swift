@@ -62,6 +62,8 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
     private var inFlight = false
     /// The in-flight request's body, kept to send it again when a pooled connection turns out to be closed.
     private var inFlightBody: [UInt8] = []
+    /// The in-flight request's events, for what `Content-Bytes-Accepted` leaves to send again.
+    private var inFlightEvents: [WebSocketEvent] = []
     private var retriedOnFreshConnection = false
     /// Attempts made again at a request that could not connect, and the timer of the next.
     private var connectRetries = 0
@@ -148,6 +150,7 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
             maxFrameBytes: self.engine.settings.proxy.webSocketMaxFrameBytes
         )
         let grip = WebSocketGrip(
+            connectionID: self.connectionID,
             extensions: head.headers["sec-websocket-extensions"],
             enabled: !self.trusted && !self.route.noGrip,
             route: self.route,
@@ -206,6 +209,7 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
         self.responseHead = nil
         self.responseBody.clear()
         self.inFlightBody = WebSocketEvent.encode(events)
+        self.inFlightEvents = events
         self.retriedOnFreshConnection = false
         self.connectRetries = 0
         self.connect(fresh: false)
@@ -360,10 +364,31 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
                 return
             }
             self.readReplyHeaders(head)
+            guard self.requeueUnaccepted(head) else { return }
             self.apply(events[...])
         }
         self.armKeepAlivePoll()
         self.sendNext()
+    }
+
+    /// `Content-Bytes-Accepted` (Pushpin 1.41, grip-spec §7.3): what the backend did not take goes first in the
+    /// next request. Returns false (the client is closed) when the value does not fit what was sent.
+    private func requeueUnaccepted(_ head: HTTPResponseHead) -> Bool {
+        let sent = self.inFlightEvents
+        self.inFlightEvents = []
+        guard let value = head.headers.first(name: "content-bytes-accepted"),
+            let accepted = Int(value.trimmingCharacters(in: .whitespaces)), accepted >= 0
+        else {
+            return true
+        }
+        do {
+            self.queue.insert(contentsOf: try WebSocketEvent.unaccepted(sent, accepted: accepted), at: 0)
+            return true
+        } catch {
+            self.logger.info("backend answered with a bad Content-Bytes-Accepted", metadata: ["error": "\(error)"])
+            self.closeClient(code: 1011, reason: "backend error")
+            return false
+        }
     }
 
     /// `Set-Meta-*` and `Keep-Alive-Interval` (grip-spec §7.3).
@@ -504,6 +529,12 @@ extension WebSocketOverHTTP: WebSocketGripOwner {
 
     func gripClose(code: UInt16?, reason: String) {
         self.closeClient(code: code, reason: reason)
+    }
+
+    /// A request now, even with nothing queued; a request already in flight answers for it.
+    func gripRefresh() {
+        guard case .open = self.phase else { return }
+        self.sendNext(poll: true)
     }
 }
 

@@ -367,6 +367,9 @@ extension WebSocketPassthrough: WebSocketFrameHandlerDelegate {
 // MARK: - GRIP
 
 extension WebSocketPassthrough: WebSocketGripOwner {
+    /// `refresh` concerns WebSocket-over-HTTP only: a passthrough backend is already connected.
+    func gripRefresh() {}
+
     /// Closes the backend connection; the client stays and still receives publishes (grip-spec §7.4).
     func gripDetach() {
         guard case .open = self.phase, !self.detached else { return }

@@ -89,7 +89,7 @@ package final class ZMQCommandServer: Service, Sendable {
         case "publish":
             return await self.publish(args, id: id)
         case "recover":
-            self.hub.recover()
+            await self.hub.recover()
             return Self.success(id: id, value: .null)
         case "conncheck":
             guard case .list(let list)? = args["ids"] else {
@@ -104,12 +104,14 @@ package final class ZMQCommandServer: Service, Sendable {
             }
             return Self.success(id: id, value: .list(self.hub.connectedSessions(among: ids).map(TNetString.string)))
         case "refresh":
-            // Refresh concerns WebSocket-over-HTTP connections; P-8 has none yet, so no cid is known and a
-            // channel has none to refresh.
-            if case .bytes? = args["cid"] {
-                return Self.failure(id: id, condition: "item-not-found")
+            // WebSocket-over-HTTP connections make a backend request now: one by its Connection-Id, or all those
+            // subscribed to a channel.
+            if case .bytes(let bytes)? = args["cid"], let cid = String(validating: bytes, as: UTF8.self) {
+                return self.hub.refreshWebSocket(id: cid)
+                    ? Self.success(id: id, value: .null) : Self.failure(id: id, condition: "item-not-found")
             }
-            if case .bytes? = args["channel"] {
+            if case .bytes(let bytes)? = args["channel"], let channel = String(validating: bytes, as: UTF8.self) {
+                self.hub.refreshWebSockets(channel: channel)
                 return Self.success(id: id, value: .null)
             }
             return Self.failure(id: id, condition: "bad-request")
@@ -150,7 +152,7 @@ package final class ZMQCommandServer: Service, Sendable {
             }
         }
         do {
-            try await self.hub.publishTimed(items)
+            try await self.hub.publish(items)
         } catch {
             self.logger.warning("publish command not committed", metadata: ["error": "\(error)"])
             return Self.failure(id: id, condition: "internal-server-error")

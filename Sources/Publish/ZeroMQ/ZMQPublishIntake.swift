@@ -140,7 +140,7 @@ package final class ZMQPublishIntake: Service, Sendable {
 
     private func commit(_ batch: [PublishItem]) async {
         do {
-            try await self.hub.publishTimed(batch)
+            try await self.hub.publish(batch)
         } catch {
             // ZeroMQ has no acknowledgement to refuse: the items are lost, as with Pushpin when it cannot deliver.
             self.logger.warning(

@@ -13,7 +13,7 @@ import Synchronization
 package final class ZMQStatsPublisher: Service, Sendable {
     private struct State {
         /// The modes each channel was last reported with.
-        var reported: [String: Set<Instruct.HoldMode>] = [:]
+        var reported: [String: Set<String>] = [:]
         var lastReport = ContinuousClock.now
         var lastRefresh = ContinuousClock.now
         var received = 0
@@ -108,7 +108,7 @@ package final class ZMQStatsPublisher: Service, Sendable {
     /// `unavailable` for each it lost. Call it when the channel gains its first or loses its last subscriber.
     package func subscriptionChanged(channel: String) {
         let counts = self.hub.subscribers(of: channel)
-        let (added, removed) = self.state.withLock { state -> (Set<Instruct.HoldMode>, Set<Instruct.HoldMode>) in
+        let (added, removed) = self.state.withLock { state -> (Set<String>, Set<String>) in
             let before = state.reported[channel] ?? []
             let now = Set(counts.keys)
             state.reported[channel] = now.isEmpty ? nil : now
@@ -121,7 +121,7 @@ package final class ZMQStatsPublisher: Service, Sendable {
             self.send(
                 "sub",
                 [
-                    TNetString.Member("mode", .string(mode.rawValue)),
+                    TNetString.Member("mode", .string(mode)),
                     TNetString.Member("channel", .string(channel)),
                     TNetString.Member("unavailable", .bool(true)),
                 ]
@@ -129,11 +129,11 @@ package final class ZMQStatsPublisher: Service, Sendable {
         }
     }
 
-    private func sendSubscribed(channel: String, mode: Instruct.HoldMode, subscribers: Int) {
+    private func sendSubscribed(channel: String, mode: String, subscribers: Int) {
         self.send(
             "sub",
             [
-                TNetString.Member("mode", .string(mode.rawValue)),
+                TNetString.Member("mode", .string(mode)),
                 TNetString.Member("channel", .string(channel)),
                 TNetString.Member("ttl", .int(Self.subscriptionTTL)),
                 TNetString.Member("subscribers", .int(subscribers)),

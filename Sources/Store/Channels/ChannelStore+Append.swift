@@ -1,5 +1,6 @@
-import Foundation
+package import Foundation
 import GRDB
+import GRIP
 import Logging
 import Synchronization
 
@@ -10,11 +11,11 @@ import Synchronization
 // queued so far, writes them all in one transaction, and resumes their continuations after COMMIT. While appends
 // keep coming, the next batch is a new job on the writer queue, so concurrent appenders share transactions and
 // other writes (retention, hold maintenance) still get their turn between two batches. When recent batches had
-// several waiters, a job first waits up to `maxBatchDelay` (about a millisecond) for as many waiters as the recent
-// peak (a decaying estimate of the number of concurrent appenders), or for `maxBatchItems` items; a lone appender
-// never waits (once a burst has decayed). The jobs run on the writer's own serial queue, never on the cooperative
-// pool, and stop by themselves when nothing is queued: nothing outlives the calls that need it, so there is no
-// `Task {}` and no service to run.
+// several waiters, a job first waits up to `maxBatchDelay` (about a millisecond) on a condition for as many
+// waiters as the recent peak (a decaying estimate of the number of concurrent appenders), or for `maxBatchItems`
+// items; a lone appender never waits (once a burst has decayed). The jobs run on the writer's own serial queue,
+// never on the cooperative pool, and stop by themselves when nothing is queued: nothing outlives the calls that
+// need it, so there is no `Task {}` and no service to run.
 
 /// The waiters of the next commit.
 struct CommitQueue: Sendable {
@@ -24,6 +25,8 @@ struct CommitQueue: Sendable {
     /// An estimate of how many appenders are concurrent: the recent peak of waiters per batch, decaying by 1/8
     /// (at least 1) per batch.
     var concurrency = 1
+    /// Whether the commit job waits on `batchCondition` for more waiters.
+    var isWaitingForBatch = false
 }
 
 /// One caller's share of a commit.
@@ -31,57 +34,100 @@ struct CommitWaiter: Sendable {
     var items: [NewItem]
     var holdUpserts: [HoldRecord] = []
     var holdDeletes: [String] = []
-    /// `nil` for fire-and-forget hold writes (``ChannelStore/enqueueHolds(upserts:deletes:)``).
+    /// Releases the reordering buffer's items received at or before this time (milliseconds since 1970).
+    var releasesItemsReceivedThrough: Int64?
+    /// `nil` for fire-and-forget writes (``ChannelStore/enqueueHolds(upserts:deletes:)``).
     var continuation: CheckedContinuation<[AppendResult], any Error>?
-    /// Called on the writer queue right after the commit, before `continuation` resumes.
-    var onCommit: (@Sendable ([AppendResult]) -> Void)?
 }
 
 extension ChannelStore {
     /// Appends items to their channels' logs and returns once they are committed.
     ///
-    /// Concurrent calls share transactions (group commit). Each new item gets the next sequence of its channel.
-    /// An item without an id is given `"{epoch}-{sequence}"`. An item whose `(channel, id)` is still retained
-    /// (or appears earlier in the same call) is not appended again: its result carries the original sequence
-    /// and `isDuplicate`. The call is not cancellable: once submitted, it completes with the commit.
+    /// Concurrent calls share transactions (group commit). Each new item gets the next sequence of its channel,
+    /// in the channel's `prev-id` chain order: an item whose `prev-id` names an item not yet in the log is
+    /// committed to the reordering buffer (its result says ``AppendResult/isWaiting``) and enters the log once
+    /// that item does, or `message_wait` after it was received (see ``releaseWaitingItems(now:)``). Either way it
+    /// is durable when this returns. An item without an id is given `"{epoch}-{sequence}"`. An item whose
+    /// `(channel, id)` is still retained or waiting (or appears earlier in the same call) is not appended again:
+    /// its result carries the original sequence and `isDuplicate`. The call is not cancellable: once submitted, it
+    /// completes with the commit. What each commit did reaches ``observeCommits(_:)``'s observer.
     ///
     /// - Parameter items: The items, in order; items of one channel get increasing sequences in this order.
     /// - Returns: One result per item, in the same order.
     /// - Throws: ``StoreError/Code/readOnly`` on a read-only store, or the SQLite error that failed the commit
     ///   (then none of the batch's items were written).
     package func append(_ items: [NewItem]) async throws -> [AppendResult] {
-        try await self.append(items, onCommit: nil)
-    }
-
-    /// Appends items like ``append(_:)``, and calls `onCommit` with the results as soon as they are committed.
-    ///
-    /// `onCommit` runs on the store's writer queue, in commit order: for two appends that touch the same channel,
-    /// the one committed first has its `onCommit` called first, and before the other's commit starts. That is
-    /// what lets the publish side deliver each channel's items in log order. Keep it short and non-blocking: the
-    /// next commit waits for it.
-    package func append(
-        _ items: [NewItem],
-        onCommit: (@Sendable ([AppendResult]) -> Void)?
-    ) async throws -> [AppendResult] {
         try self.checkWritable()
         if items.isEmpty {
             return []
         }
         return try await withCheckedThrowingContinuation { continuation in
-            self.submit(CommitWaiter(items: items, continuation: continuation, onCommit: onCommit))
+            self.submit(CommitWaiter(items: items, continuation: continuation))
+        }
+    }
+
+    /// Sets the one observer of what commits append: the items that enter channel logs, and counts.
+    ///
+    /// It is called on the store's writer queue after each commit that appended items, with the logged items in
+    /// log order, and in commit order: before the next commit starts and before the appenders resume. Keep it
+    /// short and non-blocking (hand the items to a queue): the next commit waits for it.
+    package func observeCommits(_ observer: @escaping @Sendable (CommittedBatch) -> Void) {
+        self.commitObserver.withLock { $0 = observer }
+    }
+
+    /// The sequence of the newest item this process logged on a channel (0 if none): what a subscriber that
+    /// starts now has missed, as opposed to what will reach it through ``observeCommits(_:)``.
+    package func lastLoggedSequence(channel: String) -> Int64 {
+        self.channelCache.withLock { $0[channel]?.lastSequence ?? 0 }
+    }
+
+    /// Whether the reordering buffer holds items waiting for a predecessor.
+    package var hasWaitingItems: Bool {
+        self.waitingChannels.withLock { !$0.isEmpty }
+    }
+
+    /// Moves into the log the waiting items whose `message_wait` is over (received `reorderingWaitMilliseconds`
+    /// before `now` or earlier), each followed by the waiting items it unblocks. Returns once committed.
+    package func releaseWaitingItems(now: Date = Date()) async throws {
+        try self.checkWritable()
+        guard self.hasWaitingItems else { return }
+        let receivedThrough = now.storeMilliseconds - Int64(self.configuration.reorderingWaitMilliseconds)
+        _ = try await withCheckedThrowingContinuation { continuation in
+            self.submit(
+                CommitWaiter(items: [], releasesItemsReceivedThrough: receivedThrough, continuation: continuation)
+            )
+        }
+    }
+
+    /// Forgets every channel's chain position (`recover`, grip-spec §5.5): the next item of each channel enters the
+    /// log whatever its `prev-id`.
+    package func forgetChainPositions() async throws {
+        try self.checkWritable()
+        try await self.pool.writeWithoutTransaction { db in
+            try db.execute(sql: "UPDATE channel SET chainLastId = NULL WHERE chainLastId IS NOT NULL")
+            self.channelCache.withLock { cache in
+                for name in cache.keys {
+                    cache[name]?.chainLastId = nil
+                }
+            }
         }
     }
 
     /// Queues a waiter, and starts the commit loop if none runs.
     func submit(_ waiter: CommitWaiter) {
-        let startsLoop = self.commitQueue.withLock { queue in
+        let (startsLoop, wakesBatch) = self.commitQueue.withLock { queue in
             queue.waiters.append(waiter)
             queue.itemCount += waiter.items.count
             if queue.isCommitting {
-                return false
+                return (false, queue.isWaitingForBatch)
             }
             queue.isCommitting = true
-            return true
+            return (true, false)
+        }
+        if wakesBatch {
+            self.batchCondition.lock()
+            self.batchCondition.signal()
+            self.batchCondition.unlock()
         }
         if startsLoop {
             self.pool.asyncWriteWithoutTransaction { db in
@@ -126,33 +172,53 @@ extension ChannelStore {
         }
     }
 
-    /// Waits briefly for as many waiters as there are concurrent appenders, when there are several.
+    /// Waits briefly, on `batchCondition`, for as many waiters as there are concurrent appenders, when there are
+    /// several.
     private func waitForBatch() {
-        let start = ContinuousClock.now
+        let delay = self.maxBatchDelay.components
+        let deadline = Date().addingTimeInterval(Double(delay.seconds) + Double(delay.attoseconds) * 1e-18)
+        self.batchCondition.lock()
+        defer { self.batchCondition.unlock() }
         while true {
             let ready = self.commitQueue.withLock { queue in
-                queue.concurrency <= 1 || queue.waiters.count >= queue.concurrency
+                let ready =
+                    queue.concurrency <= 1 || queue.waiters.count >= queue.concurrency
                     || queue.itemCount >= self.maxBatchItems
+                queue.isWaitingForBatch = !ready
+                return ready
             }
-            if ready || ContinuousClock.now - start >= self.maxBatchDelay {
+            if ready || !self.batchCondition.wait(until: deadline) {
+                self.commitQueue.withLock { $0.isWaitingForBatch = false }
                 return
             }
-            usleep(20)
         }
     }
 
-    /// Writes one batch in one transaction, then updates caches and resumes the waiters.
+    /// Writes one batch in one transaction, then updates caches, hands the logged items to the observer and
+    /// resumes the waiters.
     private func commit(_ batch: [CommitWaiter], _ db: Database) {
-        var writer = BatchWriter(epoch: self.epoch) { name in self.channelCache.withLock { $0[name] } }
+        var writer = BatchWriter(epoch: self.epoch, receivedAt: Date().storeMilliseconds) { name in
+            self.channelCache.withLock { $0[name] }
+        }
         var results: [[AppendResult]] = []
         results.reserveCapacity(batch.count)
         do {
             try db.inTransaction(.immediate) {
+                try self.reloadWaitingChannelsIfNeeded(db)
                 for waiter in batch {
                     var waiterResults: [AppendResult] = []
                     waiterResults.reserveCapacity(waiter.items.count)
                     for item in waiter.items {
                         waiterResults.append(try writer.insert(item, db))
+                    }
+                    if let receivedThrough = waiter.releasesItemsReceivedThrough {
+                        for name in self.waitingChannels.withLock({ $0 }) {
+                            _ = try writer.releaseExpired(
+                                channel: name,
+                                receivedThrough: receivedThrough,
+                                db
+                            )
+                        }
                     }
                     results.append(waiterResults)
                     try HoldWriter.write(upserts: waiter.holdUpserts, deletes: waiter.holdDeletes, db)
@@ -161,9 +227,10 @@ extension ChannelStore {
                 return .commit
             }
         } catch {
-            // Forget the cached sequences: if another writer appended to this file (there should be one writer
-            // per database), the next batch reloads them instead of failing again.
+            // Forget the cached channels: if another writer appended to this file (there should be one writer
+            // per database), the next batch reloads them (and the waiting items) instead of failing again.
             self.channelCache.withLock { $0 = [:] }
+            self.needsWaitingReload.withLock { $0 = true }
             for waiter in batch {
                 if let continuation = waiter.continuation {
                     continuation.resume(throwing: error)
@@ -175,132 +242,57 @@ extension ChannelStore {
         }
         self.channelCache.withLock { cache in
             for (name, channel) in writer.touched {
-                cache[name] = CachedChannel(id: channel.id, lastSequence: channel.lastSequence)
+                cache[name] = CachedChannel(
+                    id: channel.id,
+                    lastSequence: channel.lastSequence,
+                    chainLastId: channel.chainLastId,
+                    waiting: channel.waiting
+                )
             }
         }
-        self.tails.append(writer.appended)
+        self.waitingChannels.withLock { waiting in
+            for (name, channel) in writer.touched {
+                if channel.waiting.isEmpty {
+                    waiting.remove(name)
+                } else {
+                    waiting.insert(name)
+                }
+            }
+        }
+        let itemResults = results.joined()
+        if !writer.logged.isEmpty || !itemResults.isEmpty {
+            self.tails.append(writer.logged.map(\.stored))
+            let duplicates = itemResults.count { $0.isDuplicate }
+            self.commitObserver.withLock { $0 }?(
+                CommittedBatch(
+                    logged: writer.logged,
+                    newItems: itemResults.count - duplicates,
+                    waitingItems: itemResults.count { $0.isWaiting && !$0.isDuplicate },
+                    duplicates: duplicates
+                )
+            )
+        }
         for (waiter, waiterResults) in zip(batch, results) {
-            waiter.onCommit?(waiterResults)
             waiter.continuation?.resume(returning: waiterResults)
         }
     }
-}
 
-/// The writes of one batch: sequences, de-duplication, and what to update afterwards.
-private struct BatchWriter {
-    struct Touched {
-        var id: Int64
-        var lastSequence: Int64
-        var addedItems = 0
-        var addedBytes = 0
+    /// After a failed commit, reads again the channels that have waiting items, so that their `message_wait`
+    /// runs out even if nothing is published to them again.
+    private func reloadWaitingChannelsIfNeeded(_ db: Database) throws {
+        guard self.needsWaitingReload.withLock({ $0 }) else { return }
+        try self.loadWaitingChannels(db)
+        self.needsWaitingReload.withLock { $0 = false }
     }
 
-    /// The statements of the hot path, prepared once per batch (GRDB's statement cache hashes the SQL per call).
-    struct Statements {
-        private var insertStatement: Statement?
-        private var publisherLookupStatement: Statement?
-
-        mutating func insert(_ db: Database) throws -> Statement {
-            if let statement = self.insertStatement {
-                return statement
-            }
-            let statement = try db.cachedStatement(
-                sql: """
-                    INSERT INTO item (channelId, sequence, itemId, isAssignedId, prevId, formats, size, publishedAt)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    """
-            )
-            self.insertStatement = statement
-            return statement
+    /// Puts the channels that have items in the reordering buffer in the writer's cache (when the store opens,
+    /// the buffer's state is the database's).
+    func loadWaitingChannels(_ db: Database) throws {
+        let channels = try WaitingItems.loadWaitingChannels(db)
+        self.channelCache.withLock { cache in
+            cache.merge(channels) { _, loaded in loaded }
         }
-
-        mutating func publisherLookup(_ db: Database) throws -> Statement {
-            if let statement = self.publisherLookupStatement {
-                return statement
-            }
-            let statement = try db.cachedStatement(
-                sql: "SELECT sequence FROM item WHERE channelId = ? AND itemId = ? AND isAssignedId = 0"
-            )
-            self.publisherLookupStatement = statement
-            return statement
-        }
-    }
-
-    let epochDash: String
-    let cached: (String) -> CachedChannel?
-    var statements = Statements()
-    var touched: [String: Touched] = [:]
-    var appended: [StoredItem] = []
-
-    init(epoch: String, cached: @escaping (String) -> CachedChannel?) {
-        self.epochDash = epoch + "-"
-        self.cached = cached
-    }
-
-    mutating func insert(_ item: NewItem, _ db: Database) throws -> AppendResult {
-        var channel = try self.channel(named: item.channel, db)
-        if let id = item.id, let existing = try ItemLookup.sequence(ofID: id, channelID: channel.id, db) {
-            return AppendResult(channel: item.channel, sequence: existing, id: id, isDuplicate: true)
-        }
-        let sequence = channel.lastSequence + 1
-        var id = item.id ?? self.epochDash + String(sequence)
-        if item.id == nil {
-            let lookup = try self.statements.publisherLookup(db)
-            if try Int64.fetchOne(lookup, arguments: [channel.id, id]) != nil {
-                // A publisher chose this id for another item: assign a different one.
-                id += "-\(UUID().uuidString.prefix(8).lowercased())"
-            }
-        }
-        let publishedAt = item.publishedAt.storeMilliseconds
-        try self.statements.insert(db).execute(arguments: [
-            channel.id, sequence, id, item.id == nil, item.prevId, item.formats, item.size, publishedAt,
-        ])
-        channel.lastSequence = sequence
-        channel.addedItems += 1
-        channel.addedBytes += item.size
-        self.touched[item.channel] = channel
-        self.appended.append(
-            StoredItem(
-                channel: item.channel,
-                sequence: sequence,
-                id: id,
-                prevId: item.prevId,
-                formats: item.formats,
-                size: item.size,
-                publishedAt: Date(storeMilliseconds: publishedAt)
-            )
-        )
-        return AppendResult(channel: item.channel, sequence: sequence, id: id, isDuplicate: false)
-    }
-
-    mutating func updateChannels(_ db: Database) throws {
-        let update = try db.cachedStatement(
-            sql: """
-                UPDATE channel SET lastSequence = ?, itemCount = itemCount + ?, byteCount = byteCount + ?
-                WHERE id = ?
-                """
-        )
-        for channel in self.touched.values where channel.addedItems > 0 {
-            try update.execute(arguments: [channel.lastSequence, channel.addedItems, channel.addedBytes, channel.id])
-        }
-    }
-
-    private mutating func channel(named name: String, _ db: Database) throws -> Touched {
-        if let touched = self.touched[name] {
-            return touched
-        }
-        if let cached = self.cached(name) {
-            return Touched(id: cached.id, lastSequence: cached.lastSequence)
-        }
-        let row = try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT id, lastSequence FROM channel WHERE name = ?"),
-            arguments: [name]
-        )
-        if let row {
-            return Touched(id: row["id"], lastSequence: row["lastSequence"])
-        }
-        try db.execute(sql: "INSERT INTO channel (name) VALUES (?)", arguments: [name])
-        return Touched(id: db.lastInsertedRowID, lastSequence: 0)
+        self.waitingChannels.withLock { $0 = Set(channels.keys) }
     }
 }
 

@@ -163,7 +163,7 @@ extension ChannelStore {
     ) throws -> [StoredItem] {
         let statement = try db.cachedStatement(
             sql: """
-                SELECT sequence, itemId, prevId, formats, size, publishedAt FROM item
+                SELECT sequence, itemId, prevId, formats, meta, size, publishedAt FROM item
                 WHERE channelId = ? AND \(condition) ORDER BY sequence \(order) LIMIT ?
                 """
         )
@@ -177,6 +177,7 @@ extension ChannelStore {
                     id: row["itemId"],
                     prevId: row["prevId"],
                     formats: row["formats"],
+                    meta: row["meta"],
                     size: row["size"],
                     publishedAt: Date(storeMilliseconds: row["publishedAt"])
                 )

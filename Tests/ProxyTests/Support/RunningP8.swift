@@ -1,6 +1,7 @@
 import Foundation
 import GRIP
 import Logging
+import P8TestSupport
 import Runner
 
 /// The signing key every test config uses.
@@ -33,18 +34,18 @@ struct RunningP8: Sendable {
 }
 
 /// As ``withRunningP8(routes:config:_:)``, with every port of the server (client and publish API, both
-/// ephemeral) and its database.
+/// ephemeral) and its database. With `routesFile`, the routes come from that file (watched) instead of `routes`.
 ///
 /// `prepare` runs with the config directory before the server starts (e.g. to put certificates there).
 func withRunningP8Server(
     routes: [String] = ["* 127.0.0.1:1"],
+    routesFile: String? = nil,
     config extraConfig: String = "",
     prepare: (URL) throws -> Void = { _ in },
     _ body: (RunningP8) async throws -> Void
 ) async throws {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("p8-test-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
+    let temporary = try TemporaryDirectory(prefix: "p8-test")
+    let directory = temporary.url
     try prepare(directory)
     let text = """
         [global]
@@ -52,6 +53,7 @@ func withRunningP8Server(
         [runner]
         http_port=127.0.0.1:0
         [proxy]
+        routesfile=\(routesFile ?? "routes")
         sig_iss=pushpin
         sig_key=\(testSigningKey)
         x_forwarded_for=append
@@ -69,7 +71,7 @@ func withRunningP8Server(
     )
     let server = P8Server(
         configuration: configuration,
-        overrides: P8Server.Overrides(routeLines: routes),
+        overrides: P8Server.Overrides(routeLines: routesFile == nil ? routes : nil),
         logger: Logger(label: "p8-test", factory: { _ in SwiftLogNoOpLogHandler() })
     )
     let (readiness, continuation) = AsyncStream<P8Server.Readiness>.makeStream()
@@ -108,14 +110,4 @@ func withTestBackend(tls: Bool = false, _ body: (TestBackend) async throws -> Vo
         throw error
     }
     await backend.stop()
-}
-
-/// Polls `condition` until it holds or `timeout` passes.
-func eventually(timeout: Duration = .seconds(5), _ condition: () -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-    return condition()
 }

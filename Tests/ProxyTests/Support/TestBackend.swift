@@ -35,8 +35,8 @@ final class TestBackend: Sendable {
     }
 
     /// Starts the backend; with `tls`, it speaks HTTPS with the self-signed certificate of `localhost` and
-    /// `127.0.0.1` in Fixtures/.
-    static func start(tls: Bool = false, port: Int = 0) async throws -> TestBackend {
+    /// `127.0.0.1` in Fixtures/. It listens on `host` (IPv4 loopback unless told).
+    static func start(tls: Bool = false, port: Int = 0, host: String = "127.0.0.1") async throws -> TestBackend {
         let box = Mutex<TestBackend?>(nil)
         let tlsContext = tls ? try Self.makeTLSContext() : nil
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -52,10 +52,14 @@ final class TestBackend: Sendable {
                             completionHandler: { _ in }
                         )
                     )
-                    try channel.pipeline.syncOperations.addHandler(BackendHandler(backend: box.withLock { $0! }))
+                    guard let backend = box.withLock({ $0 }) else {
+                        // A connection that raced the bind (a client of an earlier test, on a reused port): refused.
+                        throw ChannelError.ioOnClosedChannel
+                    }
+                    try channel.pipeline.syncOperations.addHandler(BackendHandler(backend: backend))
                 }
             }
-            .bind(host: "127.0.0.1", port: port)
+            .bind(host: host, port: port)
             .get()
         let backend = TestBackend(channel: channel, port: channel.localAddress!.port!)
         box.withLock { $0 = backend }
@@ -271,6 +275,12 @@ private final class BackendHandler: ChannelInboundHandler, RemovableChannelHandl
                 }
                 context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
             }
+        case "/held":
+            // A plain answer (`body`) sent only once the gate opens: a request in flight for as long as a test needs.
+            self.backend.gate(on: context.eventLoop).assumeIsolated().whenSuccess {
+                let body = Array((query["body"]?.first ?? "held\n").utf8)
+                self.send(status: .ok, headers: [("Content-Type", "text/plain")], body: body, context: context)
+            }
         case "/hang":
             break
         case "/ws":
@@ -290,7 +300,8 @@ private final class BackendHandler: ChannelInboundHandler, RemovableChannelHandl
     /// A WebSocket-over-HTTP backend (grip-spec §7.2-7.3), driven by the query: `channel` (subscribed on
     /// `OPEN`, with `last-id` when given), `echo` (answers `TEXT x` with `m:echo:x`), `nogrip` (no GRIP
     /// extension), `refuse` (answers `OPEN` with 403), `garbage` (answers anything after `OPEN` with
-    /// text/plain), `oneshot` (closes the connection after each answer). A client message `ctl:<json>` is
+    /// text/plain), `oneshot` (closes the connection after each answer), `chunk=N` (accepts at most N bytes of each
+    /// request's message content, with `Content-Bytes-Accepted`). A client message `ctl:<json>` is
     /// answered with the control message `c:<json>`, `raw:<x>` with the unprefixed message `x`, `close:<code>`
     /// with a `CLOSE` of that code; a `CLOSE` is answered with the same `CLOSE`.
     private static func webSocketOverHTTP(
@@ -340,6 +351,10 @@ private final class BackendHandler: ChannelInboundHandler, RemovableChannelHandl
         var headers = [("Content-Type", WebSocketEvent.contentType), ("Set-Meta-User", "alice")]
         if query["nogrip"] == nil {
             headers.append(("Sec-WebSocket-Extensions", "grip"))
+        }
+        if let chunk = query["chunk"]?.first.flatMap({ Int($0) }), !events.contains(.open) {
+            let offered = events.reduce(0) { $0 + $1.acceptedContentSize }
+            headers.append(("Content-Bytes-Accepted", String(min(chunk, offered))))
         }
         return (.ok, headers, WebSocketEvent.encode(out))
     }

@@ -1,6 +1,7 @@
 import Foundation
 import GRIP
 import Logging
+import P8TestSupport
 import Publish
 import ServiceLifecycle
 import Store
@@ -29,15 +30,9 @@ struct ZeroMQHarness {
     }
 
     /// Waits until `channel` holds at least `count` items and returns them.
-    func waitForStored(_ channel: String, count: Int, timeout: Duration = .seconds(15)) async throws -> [StoredItem] {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            let items = try await self.stored(channel)
-            if items.count >= count || ContinuousClock.now >= deadline {
-                return items
-            }
-            try await Task.sleep(for: .milliseconds(10))
-        }
+    func waitForStored(_ channel: String, count: Int) async throws -> [StoredItem] {
+        _ = try await eventually { try await self.stored(channel).count >= count }
+        return try await self.stored(channel)
     }
 
     /// Starts a hold on `channels`; the returned connection records what it is sent.
@@ -65,9 +60,8 @@ func withZeroMQ(
     _ configure: (inout HandlerConfiguration) -> Void = { _ in },
     _ body: (ZeroMQHarness) async throws -> Void
 ) async throws {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("p8-zmq-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
+    let temporary = try TemporaryDirectory(prefix: "p8-zmq")
+    let directory = temporary.url
     let logger = Logger(label: "p8-test", factory: { _ in SwiftLogNoOpLogHandler() })
     let store = try await ChannelStore.open(
         configuration: StoreConfiguration(databaseFile: directory.appendingPathComponent("p8.sqlite").path),

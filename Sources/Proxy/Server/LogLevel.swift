@@ -1,7 +1,8 @@
 package import Logging
 
 extension Logger.Level {
-    /// Pushpin's numeric `log_level` (0 error, 1 warning, 2 info, 3 debug; higher is more verbose).
+    /// Pushpin's numeric `log_level` (0 error, 1 warning, 2 info, 3 debug; higher is more verbose), as
+    /// `[runner] log_level`, `--loglevel` and the route option `log_level` give it.
     package init(pushpinLevel: Int) {
         switch pushpinLevel {
         case ..<1: self = .error

@@ -1,4 +1,4 @@
-import Foundation
+package import Foundation
 import Synchronization
 
 #if canImport(Glibc)
@@ -11,17 +11,17 @@ import Glibc
 /// the test process now and then (swift-corelibs-foundation#5472, fixed after Swift 6.3.1); full test runs here
 /// crashed in it. Instead, every descriptor of the test process is made close-on-exec before the spawn, so the
 /// child inherits only its three pipes.
-final class ChildProcess: Sendable {
-    let pid: pid_t
-    let executableName: String
-    let stdout: FileHandle
-    let stderr: FileHandle
+package final class ChildProcess: Sendable {
+    package let pid: pid_t
+    package let executableName: String
+    package let stdout: FileHandle
+    package let stderr: FileHandle
     /// The write end of the child's stdin, when one was asked for (else the child reads /dev/null).
-    let stdin: FileHandle?
+    package let stdin: FileHandle?
     private let exitStatus = Mutex<Int32?>(nil)
 
-    struct SpawnError: Error, CustomStringConvertible {
-        var description: String
+    package struct SpawnError: Error, CustomStringConvertible {
+        package var description: String
     }
 
     /// One spawn at a time, so that no spawn inherits the pipes of another made meanwhile.
@@ -35,13 +35,14 @@ final class ChildProcess: Sendable {
         self.stdin = stdin
     }
 
-    /// Starts `executable` with `arguments` and `environment`, in `directory` when given (through `env -C`).
-    static func spawn(
+    /// Starts `executable` with `arguments` and `environment` (by default this process's), in `directory` when
+    /// given (through `env -C`).
+    package static func spawn(
         _ executable: URL,
         arguments: [String],
-        environment: [String: String],
-        directory: String?,
-        withStdin: Bool
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        directory: String? = nil,
+        withStdin: Bool = false
     ) throws -> ChildProcess {
         try self.spawnLock.withLock { _ in
             try self.spawnLocked(
@@ -145,12 +146,12 @@ final class ChildProcess: Sendable {
         return body(pointers)
     }
 
-    func signal(_ signal: Int32) {
+    package func signal(_ signal: Int32) {
         kill(self.pid, signal)
     }
 
     /// Whether the child still runs (reaps it once it has exited).
-    var isRunning: Bool {
+    package var isRunning: Bool {
         self.exitStatus.withLock { exitStatus in
             guard exitStatus == nil else { return false }
             var status: Int32 = 0
@@ -163,9 +164,32 @@ final class ChildProcess: Sendable {
     }
 
     /// The exit status, or the number of the signal that ended it (as `Process.terminationStatus`).
-    var terminationStatus: Int32 {
+    package var terminationStatus: Int32 {
         let status = self.exitStatus.withLock { $0 } ?? 0
         let signal = status & 0x7F
         return signal == 0 ? (status >> 8) & 0xFF : signal
+    }
+
+    /// Waits (bounded) for the child to exit and returns ``terminationStatus``; kills it if the time runs out.
+    package func waitForExit(timeout: Duration = defaultWait) async throws -> Int32 {
+        let exited = try await eventually(timeout: timeout) { !self.isRunning }
+        guard exited else {
+            self.signal(SIGKILL)
+            throw SpawnError(description: "\(self.executableName) did not exit within \(timeout)")
+        }
+        return self.terminationStatus
+    }
+
+    /// A built product of this package (p8, p8ctl, p8-store-bench), beside the test bundle.
+    package static func product(_ name: String) -> URL? {
+        let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        // Swift Testing may run the bundle from inside the .xctest directory.
+        for directory in [products, products.deletingLastPathComponent()] {
+            let executable = directory.appendingPathComponent(name)
+            if FileManager.default.fileExists(atPath: executable.path) {
+                return executable
+            }
+        }
+        return nil
     }
 }

@@ -1,0 +1,145 @@
+import Foundation
+import GRIP
+import Logging
+import Store
+import Synchronization
+
+// WebSocket sessions, hold records, and what the stats and command sockets ask of the subscriptions.
+extension PublishHub {
+    // MARK: - WebSockets
+
+    /// Starts the publish side of a client WebSocket: a session its backend's control messages subscribe to
+    /// channels. End it (``WebSocketSession/end()``) when the connection closes.
+    package func openWebSocket(
+        id: String? = nil,
+        connection: any WebSocketConnection,
+        routeID: String?,
+        clientAddress: String?
+    ) -> WebSocketSession {
+        let session = WebSocketSession(
+            id: id ?? UUID().uuidString,
+            routeID: routeID,
+            clientAddress: clientAddress,
+            connection: connection,
+            hub: self
+        )
+        self.counters.holdsStarted.add(1, ordering: .relaxed)
+        self.counters.holdsActive.add(1, ordering: .relaxed)
+        self.webSockets.withLock { $0[session.id] = session }
+        self.recordWebSocket(session)
+        return session
+    }
+
+    /// Adds a WebSocket to a channel's subscribers.
+    func addSubscription(_ session: WebSocketSession, channel: String) {
+        self.registry.add(session, channel: channel)
+        self.recordWebSocket(session)
+    }
+
+    /// Removes a WebSocket from a channel's subscribers.
+    func removeSubscription(_ session: WebSocketSession, channel: String) {
+        self.registry.remove(session, channels: [channel])
+        self.recordWebSocket(session)
+    }
+
+    /// A WebSocket session ended: unsubscribe it everywhere and delete its record. Called once per session.
+    func webSocketEnded(_ session: WebSocketSession) {
+        self.registry.remove(session, channels: session.channels.map { $0.name })
+        self.webSockets.withLock { $0[session.id] = nil }
+        self.counters.holdsActive.subtract(1, ordering: .relaxed)
+        self.deleteRecord(of: session.id)
+    }
+
+    // MARK: - Hold records
+
+    func recordHold(_ session: HoldSession) {
+        let request = session.request
+        self.writeRecord(
+            HoldRecord(
+                id: session.id,
+                instance: self.instance,
+                mode: request.mode == .stream ? .stream : .response,
+                route: request.routeID,
+                clientAddress: request.clientAddress,
+                channels: request.channels.map { HoldRecord.Channel(name: $0.name, lastId: $0.prevID) },
+                timeoutAt: request.timeoutAt,
+                keepAlive: request.keepAliveDescription.map { Data($0.utf8) },
+                links: request.linksDescription.map { Data($0.utf8) },
+                timeoutResponse: Data(Self.describe(request.response).utf8)
+            )
+        )
+    }
+
+    private func recordWebSocket(_ session: WebSocketSession) {
+        self.writeRecord(
+            HoldRecord(
+                id: session.id,
+                instance: self.instance,
+                mode: .webSocket,
+                route: session.routeID,
+                clientAddress: session.clientAddress,
+                channels: session.channels.map { HoldRecord.Channel(name: $0.name, lastId: $0.lastID) },
+                startedAt: session.startedAt
+            )
+        )
+    }
+
+    /// Records are written with the next group commit, off the hot path; a failure costs only the record.
+    private func writeRecord(_ record: HoldRecord) {
+        do {
+            try self.store.enqueueHolds(upserts: [record])
+        } catch {
+            self.logger.debug("hold record not written", metadata: ["error": "\(error)"])
+        }
+    }
+
+    func deleteRecord(of id: String) {
+        do {
+            try self.store.enqueueHolds(upserts: [], deletes: [id])
+        } catch {
+            self.logger.debug("hold record not removed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// The response kept with a hold record, as a status line and headers (the body's size only).
+    private static func describe(_ response: Instruct.Response) -> String {
+        var lines = ["\(response.code) \(response.reason)"]
+        lines += response.headers.map { "\($0.name): \($0.value)" }
+        lines.append("(\(response.body.count) body bytes)")
+        return lines.joined(separator: "\n")
+    }
+
+    // MARK: - Observing
+
+    /// Calls `observer` when a channel gains its first subscriber (`true`) or loses its last (`false`), for
+    /// inputs that subscribe upstream by channel (the ZeroMQ SUB socket).
+    package func observeSubscriptions(_ observer: @escaping @Sendable (_ channel: String, _ subscribed: Bool) -> Void) {
+        self.registry.observe(observer)
+    }
+
+    /// Live subscribers by channel.
+    package func subscriberCounts() -> [String: Int] {
+        self.registry.subscriberCounts()
+    }
+
+    /// Live subscribers of `channel` by the stats socket's mode (`response`, `stream`, `ws`); empty when it has
+    /// none.
+    package func subscribers(of channel: String) -> [String: Int] {
+        self.registry.modes(of: channel)
+    }
+
+    /// Those of `ids` that name a hold or WebSocket session in progress (the command socket's `conncheck`).
+    package func connectedSessions(among ids: [String]) -> [String] {
+        var live = Set(self.registry.holds.map(\.id))
+        live.formUnion(self.webSockets.withLock { $0.keys })
+        return ids.filter { live.contains($0) }
+    }
+}
+
+extension PublishHub {
+    /// The database the hub commits to: its file and its epoch (for the control API's `GET /stats`, so that a
+    /// client can tell which database a running server uses).
+    package var database: (path: String, epoch: String) {
+        (self.store.path, self.store.epoch)
+    }
+}
