@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Installs the system libraries P-8 builds against (Debian/Ubuntu), only when one is missing.
+# Installs the system libraries P-8 builds against (Debian/Ubuntu), only when one is missing; with
+# --browser also headless Chromium and its WebDriver, for the browser tests (scripts/test.sh).
 set -euo pipefail
 packages=(libzmq3-dev libsqlite3-dev libssl-dev openssl)
+if [[ ${1:-} == --browser ]]; then
+  packages+=(chromium chromium-driver)
+fi
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

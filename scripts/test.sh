@@ -2,8 +2,9 @@
 # Runs every check CI runs: formatting, the Swift test suites (unit and integration, against real
 # servers on ephemeral ports), the end-to-end conformance cases that P-8 already covers, run against the
 # built p8 with the black-box suite in ../shared/conformance when it is present, a django-eventstream app behind
-# p8, a short run of every parser fuzz target (scripts/fuzz.sh) and of the live-server fuzzer, the disk-fault
-# test, short churn and backend-fault soaks, and the resume chaos test.
+# p8, the example app and the status page in headless Chromium, a short run of every parser fuzz target
+# (scripts/fuzz.sh) and of the live-server fuzzer, the disk-fault test, short churn and backend-fault soaks, and
+# the resume chaos test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -61,6 +62,11 @@ python3 Tests/Soak/churn.py --p8 "$p8" --clients 200 --seconds 30 --rate 100 --c
 
 echo "== backend faults soak, short (never answers, resets mid-body, garbage, 1 byte/s, refused + failover)"
 python3 Tests/Soak/backend_faults.py --p8 "$p8" --seconds 15 --workers 12
+
+echo "== browser: the example app and the status page in headless Chromium"
+scripts/install-deps.sh --browser
+python3 -c 'import selenium, gripcontrol' 2>/dev/null || python3 -m pip install -q selenium gripcontrol pubcontrol
+python3 Tests/Browser/test_example.py --p8 "$PWD/.build/debug/p8"
 
 echo "== resume under chaos (kill -9 and restarts)"
 python3 Tests/Chaos/resume_chaos.py --p8 "$p8" --seconds 20

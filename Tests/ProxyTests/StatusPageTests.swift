@@ -21,7 +21,9 @@ import Testing
         try await withTestBackend { backend in
             try await withRunningP8Server(routes: ["* 127.0.0.1:\(backend.port)"]) { p8 in
                 let events = try await RawHTTPConnection.connect(port: p8.publishPort)
-                try await events.send("GET /status/events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                try await events.send(
+                    "GET /status/events HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n"
+                )
                 let head = try await events.readHead()
                 #expect(head.status == 200)
                 #expect(head.header("Content-Type") == "text/event-stream")

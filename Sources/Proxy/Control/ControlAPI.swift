@@ -35,7 +35,10 @@ struct ControlAPI: Sendable {
     /// (with `Allow`), 401 when authentication is required and fails. Errors are `text/plain` whatever `Accept`
     /// says, as Pushpin's are; only success messages follow it.
     func plan(_ head: HTTPRequestHead) -> Plan {
-        guard let json = Self.negotiate(head.headers[canonicalForm: "accept"]) else {
+        // The status page and its stream answer HTML and SSE whatever `Accept` says (a browser's EventSource
+        // asks for text/event-stream).
+        let isStatus = head.uri == "/status" || head.uri.hasPrefix("/status/") || head.uri.hasPrefix("/status?")
+        guard let json = isStatus ? false : Self.negotiate(head.headers[canonicalForm: "accept"]) else {
             return .respond(
                 .text(406, "Not Acceptable. Supported formats are text/plain and application/json.")
             )

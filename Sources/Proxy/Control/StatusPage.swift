@@ -55,7 +55,7 @@ enum StatusPage {
         </div>
         <script>
         "use strict";
-        const history = [];
+        const samples = [];
         const windowSeconds = 300;
         function text(id, value) { document.getElementById(id).textContent = value; }
         function rows(id, list, cells) {
@@ -70,14 +70,14 @@ enum StatusPage {
             return tr;
           }));
         }
-        function chart(id, key) {
+        function chart(key) {
           const points = [];
-          for (let i = 1; i < history.length; i++) {
-            const dt = history[i].time - history[i - 1].time;
-            if (dt > 0) points.push({ time: history[i].time, rate: Math.max(0, history[i][key] - history[i - 1][key]) / dt });
+          for (let i = 1; i < samples.length; i++) {
+            const dt = samples[i].time - samples[i - 1].time;
+            if (dt > 0) points.push({ time: samples[i].time, rate: Math.max(0, samples[i][key] - samples[i - 1][key]) / dt });
           }
           const svg = document.getElementById("chart-" + key);
-          const now = history.length ? history[history.length - 1].time : 0;
+          const now = samples.length ? samples[samples.length - 1].time : 0;
           const top = Math.max(1, ...points.map(p => p.rate));
           const coords = points.map(p => ((300 - (now - p.time) * 300 / windowSeconds).toFixed(1)) + "," + (78 - p.rate * 74 / top).toFixed(1));
           svg.innerHTML = "";
@@ -101,8 +101,8 @@ enum StatusPage {
           text("retention", "retention: " + r.maxItems + " items, " + r.maxAgeSeconds + " s, " + r.maxBytes + " bytes per channel");
           rows("channels", snapshot.channels, c => [c.name, c.subscribers, c.newest === null ? "–" : c.newest]);
           rows("behind", snapshot.behind, b => [b.hold.slice(0, 8), b.mode, b.channel, b.behind]);
-          history.push({ time: snapshot.time, received: snapshot.counters.items_received, deliveries: snapshot.counters.deliveries });
-          while (history.length && history[0].time < snapshot.time - windowSeconds) history.shift();
+          samples.push({ time: snapshot.time, received: snapshot.counters.items_received, deliveries: snapshot.counters.deliveries });
+          while (samples.length && samples[0].time < snapshot.time - windowSeconds) samples.shift();
           chart("received");
           chart("deliveries");
         }
