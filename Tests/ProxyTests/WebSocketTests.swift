@@ -369,6 +369,32 @@ import Testing
 
 /// WebSocket passthrough end to end: a route without `over_http` to the test backend's `/wsecho` WebSocket.
 @Suite struct WebSocketPassthroughTests {
+    @Test func framesSentBeforeThe101AreKept() async throws {
+        try await withTestBackend { backend in
+            try await withRunningP8Server(routes: ["* 127.0.0.1:\(backend.port)"]) { p8 in
+                let socket = try await RawWebSocket.connect(
+                    port: p8.httpPort,
+                    path: "/wsecho",
+                    textBeforeResponse: "early"
+                )
+                #expect(socket.response.status == 101)
+                #expect(try await socket.readMessage().text == "echo:early")
+                await socket.close()
+            }
+            // And over HTTP: the frame goes to the backend after OPEN.
+            try await withRunningP8Server(routes: ["* 127.0.0.1:\(backend.port),over_http"]) { p8 in
+                let socket = try await RawWebSocket.connect(
+                    port: p8.httpPort,
+                    path: "/ws?echo=1",
+                    textBeforeResponse: "early"
+                )
+                #expect(socket.response.status == 101)
+                #expect(try await socket.readMessage().text == "echo:early")
+                await socket.close()
+            }
+        }
+    }
+
     @Test func fragmentedMessagesAreRelayedFrameByFrame() async throws {
         try await withTestBackend { backend in
             try await withRunningP8Server(routes: ["* 127.0.0.1:\(backend.port)"]) { p8 in
