@@ -104,6 +104,37 @@ struct ServerCommandTests {
         }
     }
 
+    @Test("replay --publish carries each item's meta, so the restored items keep their filters")
+    func replayPublishKeepsMeta() async throws {
+        let backup = try await Fixture.make()
+        let meta = Data(#"{"skip_users":"u1"}"#.utf8)
+        _ = try await backup.store.append([
+            NewItem(channel: "news", id: "m0", formats: Data(#"{"http-stream":{"content":"zero\n"}}"#.utf8)),
+            NewItem(
+                channel: "news",
+                id: "m1",
+                prevId: "m0",
+                formats: Data(#"{"http-stream":{"content":"one\n"}}"#.utf8),
+                meta: meta
+            ),
+            NewItem(
+                channel: "news",
+                id: "m2",
+                prevId: "m1",
+                formats: Data(#"{"http-stream":{"content":"two\n"}}"#.utf8)
+            ),
+        ])
+        try await withServer { server in
+            let arguments = ["replay", "news", "--after", "m0", "--db", backup.path, "--publish", "--url", server.url]
+            let replayed = try await ctl(arguments)
+            #expect(replayed.status == 0, "\(replayed)")
+            let lines = try await historyItems(server)
+            #expect(lines.map { $0["id"] as? String } == ["m1", "m2"])
+            #expect(lines.first?["meta"] as? [String: String] == ["skip_users": "u1"])
+            #expect(lines.last?["meta"] == nil)
+        }
+    }
+
     @Test("stats shows the server's counters; channels gains LIVE only beside the server using its database")
     func statsAndLiveColumn() async throws {
         try await withServer { server in

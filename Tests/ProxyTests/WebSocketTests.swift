@@ -371,6 +371,49 @@ import Testing
 
 /// WebSocket passthrough end to end: a route without `over_http` to the test backend's `/wsecho` WebSocket.
 @Suite struct WebSocketPassthroughTests {
+    @Test func framesSentBeforeThe101AreKept() async throws {
+        try await withTestBackend { backend in
+            try await withRunningP8Server(routes: ["* 127.0.0.1:\(backend.port)"]) { p8 in
+                let socket = try await RawWebSocket.connect(
+                    port: p8.httpPort,
+                    path: "/wsecho",
+                    textBeforeResponse: "early"
+                )
+                #expect(socket.response.status == 101)
+                #expect(try await socket.readMessage().text == "echo:early")
+                await socket.close()
+            }
+            // And over HTTP: the frame goes to the backend after OPEN.
+            try await withRunningP8Server(routes: ["* 127.0.0.1:\(backend.port),over_http"]) { p8 in
+                let socket = try await RawWebSocket.connect(
+                    port: p8.httpPort,
+                    path: "/ws?echo=1",
+                    textBeforeResponse: "early"
+                )
+                #expect(socket.response.status == 101)
+                #expect(try await socket.readMessage().text == "echo:early")
+                await socket.close()
+            }
+        }
+    }
+
+    @Test func fragmentedMessagesAreRelayedFrameByFrame() async throws {
+        try await withTestBackend { backend in
+            try await withRunningP8Server(routes: ["* 127.0.0.1:\(backend.port)"]) { p8 in
+                let socket = try await RawWebSocket.connect(port: p8.httpPort, path: "/wsecho")
+                try await socket.send(opcode: RawWebSocket.text, Array("hel".utf8), fin: false)
+                // The backend echoes each frame as it gets it: the first arrives before the message is complete.
+                let first = try await socket.readMessage()
+                #expect(first == .init(fin: false, opcode: RawWebSocket.text, payload: Array("echo:hel".utf8)))
+                try await socket.send(opcode: 0, Array("lo".utf8))
+                #expect(try await socket.readMessage() == .init(fin: true, opcode: 0, payload: Array("lo".utf8)))
+                try await socket.send(text: "whole")
+                #expect(try await socket.readMessage().text == "echo:whole")
+                await socket.close()
+            }
+        }
+    }
+
     @Test func framesPingsAndClosesFlowBothWays() async throws {
         try await withTestBackend { backend in
             try await withRunningP8Server(routes: ["* 127.0.0.1:\(backend.port)"]) { p8 in
@@ -390,9 +433,11 @@ import Testing
                     try await socket.read()
                         == .init(fin: true, opcode: RawWebSocket.text, payload: Array("echo:hello".utf8))
                 )
+                // A fragmented message goes through frame by frame (grip-spec §7.6), continuations preserved.
                 try await socket.send(opcode: RawWebSocket.binary, [1, 2], fin: false)
                 try await socket.send(opcode: 0, [3])
-                #expect(try await socket.read() == .init(fin: true, opcode: RawWebSocket.binary, payload: [1, 2, 3]))
+                #expect(try await socket.read() == .init(fin: false, opcode: RawWebSocket.binary, payload: [1, 2]))
+                #expect(try await socket.read() == .init(fin: true, opcode: 0, payload: [3]))
                 try await socket.send(opcode: RawWebSocket.ping, Array("p".utf8))
                 #expect(
                     try await socket.read() == .init(fin: true, opcode: RawWebSocket.pong, payload: Array("p".utf8))

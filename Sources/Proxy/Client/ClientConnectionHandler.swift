@@ -295,11 +295,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 ],
                 position: .after(self)
             )
-            pipeline.removeHandler(encoder, promise: nil)
-            pipeline.removeHandler(validator, promise: nil)
-            pipeline.removeHandler(decoder, promise: nil)
             // The frame handler counts the connection's close from now on.
             pipeline.removeHandler(self, promise: nil)
+            pipeline.removeHandler(encoder, promise: nil)
+            pipeline.removeHandler(validator, promise: nil)
+            // Last: the bytes the client sent after its upgrade request go to the frame decoder.
+            pipeline.removeHandler(decoder, promise: nil)
         } catch {
             self.logger.debug("WebSocket upgrade failed", metadata: ["error": "\(error)"])
             context.close(promise: nil)

@@ -128,6 +128,10 @@ package final class ProxyServer: Service {
                     }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                         withPipeliningAssistance: false,
+                        // No upgraders (ClientConnectionHandler does WebSocket upgrades itself): this only makes the
+                        // request decoder keep the bytes after an upgrade request, so that frames a client sends
+                        // before its 101 reach the WebSocket once it is upgraded.
+                        withServerUpgrade: (upgraders: [], completionHandler: { _ in }),
                         withErrorHandling: false,
                         withEncoderConfiguration: HTTPResponseEncoder.Configuration(),
                         withDecoderLimitConfiguration: limits

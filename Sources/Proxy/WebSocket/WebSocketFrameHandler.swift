@@ -52,6 +52,12 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
 
     /// The side serving this client; released when the connection closes (the two reference each other until then).
     var delegate: (any WebSocketFrameHandlerDelegate)?
+    /// When set, data frames are handed here as they come (`text`/`binary` first, then `continuation`, with their
+    /// `fin`) instead of reassembled into messages: passthrough relays fragments unchanged (grip-spec §7.6). The
+    /// message size limit and the fragmentation rules still apply; UTF-8 is checked for unfragmented text only.
+    var fragmentRelay: ((_ opcode: WebSocketOpcode, _ data: ByteBuffer, _ fin: Bool) -> Void)?
+    /// The size of the fragmented message being relayed, when ``fragmentRelay`` is set.
+    private var relayedSize: Int?
     private let engine: ProxyEngine
     private let role: Role
     private let answersPings: Bool
@@ -88,6 +94,12 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = Self.unwrapInboundIn(data)
+        if let relay = self.fragmentRelay,
+            frame.opcode == .text || frame.opcode == .binary || frame.opcode == .continuation
+        {
+            self.relay(frame, to: relay)
+            return
+        }
         switch frame.opcode {
         case .text, .binary:
             guard self.partial == nil else {
@@ -136,6 +148,39 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Hands one data frame to ``fragmentRelay``, keeping the fragmentation rules and the message size limit.
+    private func relay(_ frame: WebSocketFrame, to relay: (WebSocketOpcode, ByteBuffer, Bool) -> Void) {
+        let data = frame.unmaskedData
+        if frame.opcode == .continuation {
+            guard let size = self.relayedSize else {
+                self.protocolError("continuation without a message")
+                return
+            }
+            self.relayedSize = size + data.readableBytes
+        } else {
+            guard self.relayedSize == nil else {
+                self.relayedSize = nil
+                self.protocolError("new message inside a fragmented one")
+                return
+            }
+            if frame.fin {
+                // A whole message: checked as the reassembling path checks it.
+                self.messageComplete(opcode: frame.opcode, data: data)
+                return
+            }
+            self.relayedSize = data.readableBytes
+        }
+        guard let size = self.relayedSize, size <= self.maxMessageBytes else {
+            self.relayedSize = nil
+            self.sendClose(code: 1009, reason: "message too big")
+            return
+        }
+        if frame.fin {
+            self.relayedSize = nil
+        }
+        relay(frame.opcode, data, frame.fin)
+    }
+
     @discardableResult
     private func checkSize(_ size: Int) -> Bool {
         guard size > self.maxMessageBytes else { return true }
@@ -170,6 +215,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         }
         let delegate = self.delegate
         self.delegate = nil
+        self.fragmentRelay = nil
         delegate?.webSocketClosed(self)
         context.fireChannelInactive()
     }
@@ -241,10 +287,10 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         self.write(self.frame(opcode, data, fin: true), flush: true)
     }
 
-    /// Sends one frame of a message split over several.
-    func sendFrame(_ opcode: WebSocketOpcode, _ data: ByteBuffer, fin: Bool) {
+    /// Sends one frame of a message split over several (flushed with the last, or at once with `flushNow`).
+    func sendFrame(_ opcode: WebSocketOpcode, _ data: ByteBuffer, fin: Bool, flushNow: Bool = false) {
         guard !self.closeSent else { return }
-        self.write(self.frame(opcode, data, fin: fin), flush: fin)
+        self.write(self.frame(opcode, data, fin: fin), flush: fin || flushNow)
     }
 
     /// Starts the close handshake (or answers the client's close): sends a close frame, then closes the

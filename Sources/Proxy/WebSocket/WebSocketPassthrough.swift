@@ -162,6 +162,19 @@ final class WebSocketPassthrough: UpgradingWebSocket {
         )
         clientFrames.delegate = self
         backendFrames.delegate = self
+        // Frames are relayed as they come (grip-spec §7.6), except the backend's when they are GRIP messages,
+        // whose prefix and control messages need the whole message.
+        clientFrames.fragmentRelay = { [unowned self, unowned clientFrames] opcode, data, fin in
+            self.relayFragment(from: clientFrames, opcode, data, fin: fin)
+        }
+        let gripEnabled = !self.trusted && !self.route.noGrip
+        if WebSocketHandshake.gripMessagePrefix(extensions: head.headers["sec-websocket-extensions"]) == nil
+            || !gripEnabled
+        {
+            backendFrames.fragmentRelay = { [unowned self, unowned backendFrames] opcode, data, fin in
+                self.relayFragment(from: backendFrames, opcode, data, fin: fin)
+            }
+        }
         self.clientFrames = clientFrames
         self.backendFrames = backendFrames
         self.phase = .open
@@ -193,7 +206,7 @@ final class WebSocketPassthrough: UpgradingWebSocket {
         self.connection = nil
         let grip = WebSocketGrip(
             extensions: head.headers["sec-websocket-extensions"],
-            enabled: !self.trusted && !self.route.noGrip,
+            enabled: gripEnabled,
             route: self.route,
             engine: self.engine,
             clientAddress: self.clientAddress,
@@ -334,6 +347,21 @@ extension WebSocketPassthrough: WebSocketFrameHandlerDelegate {
 
     func webSocket(_ handler: WebSocketFrameHandler, writabilityChanged isWritable: Bool) {
         self.other(handler)?.setReadPaused(!isWritable)
+    }
+
+    /// One data frame from `handler`'s peer, passed on to the other side unchanged.
+    private func relayFragment(
+        from handler: WebSocketFrameHandler,
+        _ opcode: WebSocketOpcode,
+        _ data: ByteBuffer,
+        fin: Bool
+    ) {
+        // Once detached, only the client is left: its messages go nowhere.
+        guard !self.detached, let other = self.other(handler) else { return }
+        other.sendFrame(opcode, data, fin: fin, flushNow: true)
+        if !other.isWritable {
+            handler.setReadPaused(true)
+        }
     }
 
     func webSocketClosed(_ handler: WebSocketFrameHandler) {

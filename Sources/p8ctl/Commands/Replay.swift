@@ -138,7 +138,7 @@ extension P8Ctl {
             return published
         }
 
-        /// The stored item as a publish item: channel, id, prev-id and its stored formats as they are.
+        /// The stored item as a publish item: channel, id, prev-id, its stored formats as they are and its meta.
         private static func itemJSON(_ item: StoredItem) throws -> String {
             guard let formats = String(data: item.formats, encoding: .utf8),
                 (try? JSONSerialization.jsonObject(with: item.formats)) is [String: Any]
@@ -151,6 +151,9 @@ extension P8Ctl {
                 members.append(("prev-id", .string(prevID)))
             }
             members.append(("formats", .raw(oneLine)))
+            if let meta = ItemRendering.metaJSON(item) {
+                members.append(("meta", .raw(meta)))
+            }
             return JSONValue.object(members).compact
         }
     }

@@ -3,7 +3,7 @@ import Store
 
 /// How `p8ctl` shows stored items and their content.
 enum ItemRendering {
-    /// The item as a JSON object, with its stored formats when `content` is set.
+    /// The item as a JSON object, with its stored formats (and its meta, when it has some) when `content` is set.
     ///
     /// Formats that are JSON are embedded as they are (`formats`); other UTF-8 text is a string (`formatsText`);
     /// anything else is base64 (`formatsBase64`).
@@ -18,8 +18,21 @@ enum ItemRendering {
         ]
         if content {
             members.append(Self.formatsMember(item.formats))
+            if let meta = Self.metaJSON(item) {
+                members.append(("meta", .raw(meta)))
+            }
         }
         return .object(members)
+    }
+
+    /// The item's stored meta (a JSON object of strings), on one line; nil when it has none or it is not JSON.
+    static func metaJSON(_ item: StoredItem) -> String? {
+        guard let meta = item.meta, (try? JSONSerialization.jsonObject(with: meta)) is [String: Any],
+            let text = String(data: meta, encoding: .utf8)
+        else {
+            return nil
+        }
+        return text.replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " ")
     }
 
     private static func formatsMember(_ formats: Data) -> (String, JSONValue) {

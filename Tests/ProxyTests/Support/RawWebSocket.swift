@@ -38,7 +38,8 @@ struct RawWebSocket: Sendable {
         path: String,
         headers: [(String, String)] = [],
         reading: Bool = true,
-        tls: (context: NIOSSLContext, serverName: String?)? = nil
+        tls: (context: NIOSSLContext, serverName: String?)? = nil,
+        textBeforeResponse: String? = nil
     ) async throws -> RawWebSocket {
         let connection = try await RawHTTPConnection.connect(port: port, reading: reading, tls: tls)
         var request = "GET \(path) HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -46,7 +47,12 @@ struct RawWebSocket: Sendable {
         for (name, value) in headers {
             request += "\(name): \(value)\r\n"
         }
-        try await connection.send(request + "\r\n")
+        var bytes = Array((request + "\r\n").utf8)
+        if let text = textBeforeResponse {
+            // A client that does not wait for the 101: the frame goes in the same write as the request.
+            bytes += Self.maskedFrame(opcode: Self.text, Array(text.utf8), fin: true)
+        }
+        try await connection.send(bytes)
         guard reading else {
             return RawWebSocket(connection: connection, response: RawResponse(status: 0, reason: ""))
         }
@@ -59,6 +65,11 @@ struct RawWebSocket: Sendable {
 
     /// Sends one frame, masked as a client must; `fin: false` starts or continues a fragmented message.
     func send(opcode: UInt8, _ payload: [UInt8], fin: Bool = true) async throws {
+        try await self.connection.send(Self.maskedFrame(opcode: opcode, payload, fin: fin))
+    }
+
+    /// One frame, masked as a client must.
+    static func maskedFrame(opcode: UInt8, _ payload: [UInt8], fin: Bool) -> [UInt8] {
         var frame: [UInt8] = [(fin ? 0x80 : 0) | opcode]
         if payload.count < 126 {
             frame.append(0x80 | UInt8(payload.count))
@@ -72,7 +83,7 @@ struct RawWebSocket: Sendable {
         let mask: [UInt8] = [0x12, 0x34, 0x56, 0x78]
         frame += mask
         frame += payload.enumerated().map { $0.element ^ mask[$0.offset % 4] }
-        try await self.connection.send(frame)
+        return frame
     }
 
     func send(text: String) async throws {
