@@ -2,8 +2,8 @@
 # Runs every check CI runs: formatting, the Swift test suites (unit and integration, against real
 # servers on ephemeral ports), the end-to-end conformance cases that P-8 already covers, run against the
 # built p8 with the black-box suite in ../shared/conformance when it is present, a short run of every parser
-# fuzz target (scripts/fuzz.sh) and of the live-server fuzzer, the disk-fault test, short churn and backend-fault
-# soaks, and the resume chaos test.
+# fuzz target (scripts/fuzz.sh) and of the live-server fuzzer, the disk-fault test, short churn, backend-fault
+# and slow-client soaks, and the resume chaos test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -52,6 +52,9 @@ python3 Tests/Soak/churn.py --p8 "$PWD/.build/debug/p8" --clients 200 --seconds 
 
 echo "== backend faults soak, short (never answers, resets mid-body, garbage, 1 byte/s, refused + failover)"
 python3 Tests/Soak/backend_faults.py --p8 "$PWD/.build/debug/p8" --seconds 15 --workers 12
+
+echo "== slow clients soak, short (300 clients that stop reading beside 10 fast ones)"
+python3 Tests/Soak/slow_clients.py --p8 "$PWD/.build/debug/p8" --slow 300 --fast 10 --seconds 8 --max-rss-per-slow 300
 
 echo "== resume under chaos (kill -9 and restarts)"
 python3 Tests/Chaos/resume_chaos.py --p8 "$PWD/.build/debug/p8" --seconds 20

@@ -82,7 +82,8 @@ import Testing
         #expect(GripSignature.verify(token, key: Self.key, now: 1_900_000_000) != nil)
         // 32 bytes take 43 base64url characters: the last one carries 4 bits and 2 unused ones.
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-        let last = try #require(alphabet.firstIndex(of: try #require(token.last)))
+        let lastCharacter = try #require(token.last)
+        let last = try #require(alphabet.firstIndex(of: lastCharacter))
         let altered = String(token.dropLast()) + String(alphabet[last ^ 1])
         #expect(GripSignature.verify(altered, key: Self.key, now: 1_900_000_000) == nil)
     }
