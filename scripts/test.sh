@@ -29,7 +29,7 @@ if [[ -d $conformance ]]; then
   printf '[handler]\npush_in_sub_specs=ipc://%s/sub\ncommand_spec=ipc://%s/command\n' \
     "$zmq_dir" "$zmq_dir" > "$zmq_dir/zmq.conf"
   (cd "$conformance" && P8_TARGET=custom P8_CMD="$p8" P8_EXTRA_CONFIG="$zmq_dir/zmq.conf" \
-    P8_ZMQ_PUSH=tcp://127.0.0.1:28010 \
+    P8_ZMQ_PUSH="${P8_CONFORMANCE_ZMQ_PUSH:-tcp://127.0.0.1:28010}" \
     python3 -m pytest -q -p no:cacheprovider test_proxy_passthrough.py test_publish_api.py \
     test_longpoll.py test_stream.py test_reliability.py test_zmq_publish.py test_websocket_over_http.py)
 else
