@@ -1,14 +1,14 @@
 import NIOCore
 import NIOPosix
 
-/// Published stream content as one `ByteBuffer` per event loop: every stream hold on a loop that gets the same
-/// published bytes writes the same storage, instead of a copy each. A client that stops reading keeps its
-/// unsent writes queued (up to its limit), so with a copy each, 2,000 such clients held over 1 MB each after a
-/// few 100 KB items; shared, they hold references to one buffer per item.
+/// Published content as one `ByteBuffer` per event loop: every stream hold or WebSocket on a loop that gets
+/// the same published bytes writes the same storage, instead of a copy each. A client that stops reading keeps
+/// its unsent writes queued (up to its limit), so with a copy each, 2,000 such clients held over 1 MB each
+/// after a few 100 KB items; shared, they hold references to one buffer per item.
 enum SharedContent {
     /// A few recent contents and their buffers; used only on its own thread (an event loop).
     private final class Recent: @unchecked Sendable {
-        var entries: [(content: [UInt8], buffer: ByteBuffer)] = []
+        var entries: [(content: ArraySlice<UInt8>, buffer: ByteBuffer)] = []
     }
 
     private static let recent = ThreadSpecificVariable<Recent>()
@@ -16,6 +16,11 @@ enum SharedContent {
 
     /// The buffer for `content`: the one made for the same array storage on this thread, or a new one.
     static func buffer(_ content: [UInt8]) -> ByteBuffer {
+        Self.buffer(content[...])
+    }
+
+    /// The buffer for `content` (a whole array or a part of one, e.g. one frame of a long message).
+    static func buffer(_ content: ArraySlice<UInt8>) -> ByteBuffer {
         let recent: Recent
         if let existing = Self.recent.currentValue {
             recent = existing
@@ -35,7 +40,7 @@ enum SharedContent {
         return buffer
     }
 
-    private static func sameStorage(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
+    private static func sameStorage(_ lhs: ArraySlice<UInt8>, _ rhs: ArraySlice<UInt8>) -> Bool {
         lhs.withUnsafeBufferPointer { left in
             rhs.withUnsafeBufferPointer { right in
                 left.baseAddress == right.baseAddress && left.count == right.count
