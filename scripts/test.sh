@@ -3,8 +3,8 @@
 # servers on ephemeral ports), the end-to-end conformance cases that P-8 already covers, run against the
 # built p8 with the black-box suite in ../shared/conformance when it is present, a django-eventstream app behind
 # p8, the example app and the status page in headless Chromium, a short run of every parser fuzz target
-# (scripts/fuzz.sh) and of the live-server fuzzer, the disk-fault test, short churn and backend-fault soaks, and
-# the resume chaos test.
+# (scripts/fuzz.sh) and of the live-server fuzzer, the disk-fault test, short churn, backend-fault and
+# slow-client soaks, and the resume chaos test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -34,7 +34,7 @@ if [[ -d $conformance ]]; then
   printf '[handler]\npush_in_sub_specs=ipc://%s/sub\ncommand_spec=ipc://%s/command\n' \
     "$zmq_dir" "$zmq_dir" > "$zmq_dir/zmq.conf"
   (cd "$conformance" && P8_TARGET=custom P8_CMD="$p8" P8_EXTRA_CONFIG="$zmq_dir/zmq.conf" \
-    P8_ZMQ_PUSH=tcp://127.0.0.1:28010 \
+    P8_ZMQ_PUSH="${P8_CONFORMANCE_ZMQ_PUSH:-tcp://127.0.0.1:28010}" \
     python3 -m pytest -q -p no:cacheprovider test_proxy_passthrough.py test_publish_api.py \
     test_longpoll.py test_stream.py test_reliability.py test_zmq_publish.py test_websocket_over_http.py)
 else
@@ -67,6 +67,9 @@ echo "== browser: the example app and the status page in headless Chromium"
 scripts/install-deps.sh --browser
 python3 -c 'import selenium, gripcontrol' 2>/dev/null || python3 -m pip install -q selenium gripcontrol pubcontrol
 python3 Tests/Browser/test_example.py --p8 "$PWD/.build/debug/p8"
+
+echo "== slow clients soak, short (300 clients that stop reading beside 10 fast ones)"
+python3 Tests/Soak/slow_clients.py --p8 "$PWD/.build/debug/p8" --slow 300 --fast 10 --seconds 8 --max-rss-per-slow 300
 
 echo "== resume under chaos (kill -9 and restarts)"
 python3 Tests/Chaos/resume_chaos.py --p8 "$p8" --seconds 20

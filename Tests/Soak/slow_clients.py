@@ -9,10 +9,12 @@ Reported (and asserted with --assert-latency, --max-rss-per-slow): the fast clie
 phases and p8's resident memory per slow client. Standard library only. Mind the memory: p8 may queue up to
 2 MB per slow client.
 
-Usage: slow_clients.py --p8 PATH [--slow 500] [--fast 20] [--seconds 20] [--bulk-bytes 100000]
+Usage: slow_clients.py --p8 PATH [--slow 500] [--transport stream|ws] [--fast 20] [--seconds 20]
+       [--bulk-bytes 100000]
 """
 
 import argparse
+import base64
 import json
 import os
 import resource
@@ -78,7 +80,12 @@ def phase(args, p8, slow_count, counter):
         s = socket.socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         s.connect((HOST, args.http_port))
-        s.sendall(b"GET /stream?ch=bulk HTTP/1.1\r\nHost: slow\r\n\r\n")
+        if args.transport == "ws":
+            key = base64.b64encode(os.urandom(16))
+            s.sendall(b"GET /ws?ch=bulk HTTP/1.1\r\nHost: slow\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % key)
+        else:
+            s.sendall(b"GET /stream?ch=bulk HTTP/1.1\r\nHost: slow\r\n\r\n")
         slow.append(s)
     fast = [FastClient(args.http_port) for _ in range(args.fast)]
     for client in fast:
@@ -91,7 +98,8 @@ def phase(args, p8, slow_count, counter):
         counter[0] += 1
         items = [{"channel": "fast", "formats": {"http-stream": {"content": f"item {counter[0]} {time.time()}\n"}}}]
         if slow_count:
-            items.append({"channel": "bulk", "formats": {"http-stream": {"content": bulk}}})
+            items.append({"channel": "bulk", "formats": {"http-stream": {"content": bulk},
+                                                         "ws-message": {"content": bulk}}})
         if not publish(args.publish_port, items):
             raise AssertionError("a publish failed")
         max_rss = max(max_rss, rss_kib(p8.pid))
@@ -127,6 +135,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--p8", required=True)
     parser.add_argument("--slow", type=int, default=500)
+    parser.add_argument("--transport", choices=["stream", "ws"], default="stream", help="of the slow clients")
     parser.add_argument("--bulk-bytes", type=int, default=100_000, help="size of each item to the slow clients")
     parser.add_argument("--max-rss-per-slow", type=float, default=None, help="fail above this many KiB")
     parser.add_argument("--fast", type=int, default=20)
@@ -143,7 +152,7 @@ def main():
     threading.Thread(target=backend.serve_forever, daemon=True).start()
     args.http_port, args.publish_port = free_port(), free_port()
     with open(os.path.join(directory, "routes"), "w") as f:
-        f.write(f"* {HOST}:{backend.server_port}\n")
+        f.write(f"*,proto=ws {HOST}:{backend.server_port},over_http\n* {HOST}:{backend.server_port}\n")
     with open(os.path.join(directory, "p8.conf"), "w") as f:
         f.write(f"""[global]
 rundir={directory}/run

@@ -258,7 +258,7 @@ extension ProxyExchange {
     }
 
     private func writeToStream(_ content: [UInt8], _ held: HeldExchange) {
-        self.client.writeBody(ByteBuffer(bytes: content))
+        self.client.writeBody(SharedContent.buffer(content))
         self.client.flush()
         guard !self.client.isWritable else {
             held.writesWhileUnwritable = 0

@@ -169,14 +169,14 @@ final class WebSocketGrip {
             self.armKeepAlive()
         }
         guard opcode == .text || opcode == .binary, content.count > Self.maxFrameToClient else {
-            client.send(opcode, ByteBuffer(bytes: content))
+            client.send(opcode, SharedContent.buffer(content))
             return
         }
         var start = content.startIndex
         var frameOpcode = opcode
         while start < content.endIndex {
             let end = min(start + Self.maxFrameToClient, content.endIndex)
-            client.sendFrame(frameOpcode, ByteBuffer(bytes: content[start..<end]), fin: end == content.endIndex)
+            client.sendFrame(frameOpcode, SharedContent.buffer(content[start..<end]), fin: end == content.endIndex)
             frameOpcode = .continuation
             start = end
         }
