@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the system libraries P-8 builds against (Debian/Ubuntu), only when one is missing.
+# Installs the system libraries P-8 builds against, and the PostgreSQL server the tests run against (Debian/Ubuntu),
+# only when one is missing.
 set -euo pipefail
-packages=(libzmq3-dev libsqlite3-dev libssl-dev)
+packages=(libzmq3-dev libsqlite3-dev libssl-dev postgresql)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

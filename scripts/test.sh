@@ -6,6 +6,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 
+# A private PostgreSQL cluster for the run (the shared Store suite and the multi-node tests), on loopback, stopped
+# and removed at the end.
+pg_root=$(mktemp -d)
+cleanup() {
+  scripts/postgresql-cluster.sh stop "$pg_root/cluster" 2>/dev/null || true
+  rm -rf "$pg_root"
+}
+trap cleanup EXIT
+pg_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+P8_TEST_POSTGRESQL_URL=$(scripts/postgresql-cluster.sh start "$pg_root/cluster" "$pg_port")
+export P8_TEST_POSTGRESQL_URL
+
 echo "== format"
 swift format lint --strict --recursive --parallel Sources Tests Package.swift
 
@@ -27,7 +39,7 @@ if [[ -d $conformance ]]; then
   # publishes there), the SUB and command sockets into a directory of this run's own, so that test runs
   # side by side on one machine never collide.
   zmq_dir=$(mktemp -d)
-  trap 'rm -rf "$zmq_dir"' EXIT
+  trap 'rm -rf "$zmq_dir"; cleanup' EXIT
   printf '[handler]\npush_in_sub_specs=ipc://%s/sub\ncommand_spec=ipc://%s/command\n' \
     "$zmq_dir" "$zmq_dir" > "$zmq_dir/zmq.conf"
   (cd "$conformance" && P8_TARGET=custom P8_CMD="$p8" P8_EXTRA_CONFIG="$zmq_dir/zmq.conf" \
