@@ -8,6 +8,15 @@ package import Foundation
 package protocol ChannelLogStore: AnyObject, Sendable {
     /// The database's epoch, returned with every read.
     var epoch: String { get }
+    /// Where the database is, for diagnostics: the SQLite file, or the PostgreSQL URL without its password.
+    var location: String { get }
+    /// The sequence of the newest item of a channel this process has handed to the commit observer (0 if none):
+    /// what a subscriber that starts now has missed, as opposed to what will reach it through the observer.
+    func lastLoggedSequence(channel: String) -> Int64
+    /// Whether the reordering buffer may hold items waiting for a predecessor.
+    var hasWaitingItems: Bool { get }
+    /// Queues hold writes for the next commit without waiting for it.
+    func enqueueHolds(upserts: [HoldRecord], deletes: [String]) throws
     /// Appends items and returns once they are committed (see ``ChannelStore/append(_:)``).
     func append(_ items: [NewItem]) async throws -> [AppendResult]
     /// Sets the one observer of what this process's commits append.
@@ -38,4 +47,6 @@ package protocol ChannelLogStore: AnyObject, Sendable {
     func deleteOrphans() async throws -> Int
 }
 
-extension ChannelStore: ChannelLogStore {}
+extension ChannelStore: ChannelLogStore {
+    package var location: String { self.path }
+}

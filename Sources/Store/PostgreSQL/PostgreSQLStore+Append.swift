@@ -154,14 +154,13 @@ extension PostgreSQLStore {
             let itemResults = results.joined()
             if !logged.isEmpty || !itemResults.isEmpty {
                 let duplicates = itemResults.count { $0.isDuplicate }
-                self.commitObserver.withLock { $0 }?(
-                    CommittedBatch(
-                        logged: logged,
-                        newItems: itemResults.count - duplicates,
-                        waitingItems: itemResults.count { $0.isWaiting && !$0.isDuplicate },
-                        duplicates: duplicates
-                    )
+                self.deliverLocal(
+                    logged,
+                    newItems: itemResults.count - duplicates,
+                    waitingItems: itemResults.count { $0.isWaiting && !$0.isDuplicate },
+                    duplicates: duplicates
                 )
+                self.notifyOthers(logged)
             }
             for (waiter, waiterResults) in zip(batch, results) {
                 waiter.continuation?.resume(returning: waiterResults)

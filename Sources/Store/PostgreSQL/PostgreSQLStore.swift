@@ -20,8 +20,14 @@ package final class PostgreSQLStore: ChannelLogStore {
     package let configuration: StoreConfiguration
 
     let client: PostgresClient
+    let connectionConfiguration: PostgresConnection.Configuration
     let logger: Logger
     private let runTask: Task<Void, Never>
+    /// The follower and the listener (see PostgreSQLStore+Follow.swift), when the store follows other nodes.
+    private let followTasks = Mutex<[Task<Void, Never>]>([])
+    let follow = Mutex(FollowState())
+    let wakeFollower: AsyncStream<Void>.Continuation
+    private let wakes: AsyncStream<Void>
     let commitQueue = Mutex(PostgreSQLCommitQueue())
     let commitObserver = Mutex<(@Sendable (CommittedBatch) -> Void)?>(nil)
     /// The key of the advisory lock that lets one node at a time run retention.
@@ -29,6 +35,7 @@ package final class PostgreSQLStore: ChannelLogStore {
 
     private init(
         client: PostgresClient,
+        connectionConfiguration: PostgresConnection.Configuration,
         runTask: Task<Void, Never>,
         url: PostgreSQLURL,
         epoch: String,
@@ -36,7 +43,9 @@ package final class PostgreSQLStore: ChannelLogStore {
         logger: Logger
     ) {
         self.client = client
+        self.connectionConfiguration = connectionConfiguration
         self.runTask = runTask
+        (self.wakes, self.wakeFollower) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         self.url = url
         self.epoch = epoch
         self.configuration = configuration
@@ -44,18 +53,30 @@ package final class PostgreSQLStore: ChannelLogStore {
     }
 
     deinit {
-        self.runTask.cancel()
+        self.close()
     }
+
+    /// Where the database is: its URL without the password.
+    package var location: String { self.url.description }
 
     /// Connects, applies the migrations not yet applied (one node at a time) and reads the epoch.
     ///
     /// - Throws: ``StoreError/Code/unreachable`` (one line: what failed and the server's reason) when the server
     ///   cannot be reached or refuses the login, ``StoreError/Code/newerDatabase`` for a database migrated by a
     ///   newer P-8.
+    /// - Parameters:
+    ///   - follows: Whether the observer also gets other nodes' items (a server's store); `p8ctl` does not need them.
+    ///   - listens: Whether the follower is woken by other nodes' notifications (without, it relies on the periodic
+    ///     comparison alone, as after missed notifications).
+    ///   - followInterval: How often the follower compares every channel with the database, whatever the
+    ///     notifications said.
     package static func open(
         url: PostgreSQLURL,
         configuration: StoreConfiguration,
-        logger: Logger
+        logger: Logger,
+        follows: Bool = true,
+        listens: Bool = true,
+        followInterval: Duration = .seconds(1)
     ) async throws -> PostgreSQLStore {
         var clientConfiguration = PostgresClient.Configuration(
             host: url.host,
@@ -83,23 +104,62 @@ package final class PostgreSQLStore: ChannelLogStore {
                 )
             }
             logger.debug("store opened", metadata: ["p8.store.url": "\(url)", "p8.store.epoch": "\(epoch)"])
-            return PostgreSQLStore(
+            let store = PostgreSQLStore(
                 client: client,
+                connectionConfiguration: PostgresConnection.Configuration(
+                    host: url.host,
+                    port: url.port,
+                    username: url.user,
+                    password: url.password,
+                    database: url.database,
+                    tls: url.requiresTLS
+                        ? .require(try NIOSSLContext(configuration: .makeClientConfiguration())) : .disable
+                ),
                 runTask: runTask,
                 url: url,
                 epoch: epoch,
                 configuration: configuration,
                 logger: logger
             )
+            if follows {
+                try await store.startFollowing(interval: followInterval, listens: listens)
+            }
+            return store
         } catch {
             runTask.cancel()
             throw error
         }
     }
 
-    /// Stops the connection pool (queries after this fail).
+    /// Stops following other nodes and the connection pool (queries after this fail).
     package func close() {
+        for task in self.followTasks.withLock({ $0 }) {
+            task.cancel()
+        }
+        self.wakeFollower.finish()
         self.runTask.cancel()
+    }
+
+    /// Starts from every channel's current last sequence: what was committed before this node started is not
+    /// delivered again (subscribers resume it from the log).
+    private func startFollowing(interval: Duration, listens: Bool) async throws {
+        var delivered: [String: Int64] = [:]
+        try await Self.describingErrors(url: self.url) {
+            for try await (name, last) in try await self.client.query(
+                "SELECT name, last_sequence FROM channel",
+                logger: self.logger
+            ).decode((String, Int64).self) {
+                delivered[name] = last
+            }
+        }
+        self.follow.withLock { state in
+            state.delivered = delivered
+            state.needsFullCheck = false
+        }
+        let wakes = self.wakes
+        let follower = Task { await self.runFollower(wakes: wakes, interval: interval) }
+        let listener = listens ? Task { await self.runListener() } : nil
+        self.followTasks.withLock { $0 = [follower] + (listener.map { [$0] } ?? []) }
     }
 
     package func observeCommits(_ observer: @escaping @Sendable (CommittedBatch) -> Void) {

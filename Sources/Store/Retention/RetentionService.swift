@@ -1,9 +1,10 @@
+import Foundation
 package import Logging
 import ServiceLifecycle
 
 /// Applies retention (``ChannelStore/trim(now:)``) periodically, in the background, until graceful shutdown.
 package struct RetentionService: Service {
-    private let store: ChannelStore
+    private let store: any ChannelLogStore
     private let interval: Duration
     private let logger: Logger
 
@@ -12,7 +13,7 @@ package struct RetentionService: Service {
     ///   - store: The store to trim.
     ///   - interval: The time between two trims.
     ///   - logger: The logger for trim failures.
-    package init(store: ChannelStore, interval: Duration = .seconds(5), logger: Logger) {
+    package init(store: any ChannelLogStore, interval: Duration = .seconds(5), logger: Logger) {
         self.store = store
         self.interval = interval
         self.logger = logger
@@ -23,7 +24,7 @@ package struct RetentionService: Service {
             try await cancelWhenGracefulShutdown {
                 while !Task.isCancelled {
                     do {
-                        try await self.store.trim()
+                        try await self.store.trim(now: Date())
                     } catch is CancellationError {
                         return
                     } catch {
