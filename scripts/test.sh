@@ -54,3 +54,7 @@ echo "== resume under chaos (kill -9 and restarts)"
 python3 Tests/Chaos/resume_chaos.py --p8 "$p8" --seconds 20
 echo "== resume under chaos, with 4 concurrent publishers committing out of prev-id order"
 python3 Tests/Chaos/resume_chaos.py --p8 "$p8" --seconds 20 --publishers 4 --batch 5
+echo "== several nodes under chaos: 3 nodes on one PostgreSQL, kill -9 of a random node, clients on random nodes"
+psql "$P8_TEST_POSTGRESQL_URL" -qc 'CREATE DATABASE p8_multinode_chaos'
+python3 Tests/Chaos/multinode_chaos.py --p8 "$p8" --seconds 20 \
+  --postgresql-url "${P8_TEST_POSTGRESQL_URL%/postgres}/p8_multinode_chaos"

@@ -88,6 +88,24 @@ package final class PostgreSQLStore: ChannelLogStore {
         )
         clientConfiguration.options.connectTimeout = Duration.seconds(5)
         clientConfiguration.options.maximumConnections = 8
+        var connectionConfiguration = PostgresConnection.Configuration(
+            host: url.host,
+            port: url.port,
+            username: url.user,
+            password: url.password,
+            database: url.database,
+            tls: url.requiresTLS ? .require(try NIOSSLContext(configuration: .makeClientConfiguration())) : .disable
+        )
+        connectionConfiguration.options.connectTimeout = .seconds(5)
+        // One attempt first: the pool retries for ever, but a server that is unreachable at start-up is an error.
+        try await Self.describingErrors(url: url) {
+            let probe = try await PostgresConnection.connect(
+                configuration: connectionConfiguration,
+                id: 0,
+                logger: logger
+            )
+            try await probe.close()
+        }
         let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
         let runTask = Task { await client.run() }
         do {
@@ -106,15 +124,7 @@ package final class PostgreSQLStore: ChannelLogStore {
             logger.debug("store opened", metadata: ["p8.store.url": "\(url)", "p8.store.epoch": "\(epoch)"])
             let store = PostgreSQLStore(
                 client: client,
-                connectionConfiguration: PostgresConnection.Configuration(
-                    host: url.host,
-                    port: url.port,
-                    username: url.user,
-                    password: url.password,
-                    database: url.database,
-                    tls: url.requiresTLS
-                        ? .require(try NIOSSLContext(configuration: .makeClientConfiguration())) : .disable
-                ),
+                connectionConfiguration: connectionConfiguration,
                 runTask: runTask,
                 url: url,
                 epoch: epoch,
