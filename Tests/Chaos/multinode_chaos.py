@@ -13,6 +13,8 @@ The database must exist and be empty (or hold only an earlier run of this script
 """
 
 import argparse
+import http.client
+import json
 import os
 import random
 import sys
@@ -44,6 +46,24 @@ class RandomNodeLongPollClient(chaos.LongPollClient):
 
 class RandomNodeSSEClient(chaos.SSEClient):
     port = RandomPort()
+
+
+def publish_first_batch(chain, port):
+    """Publishes the chain's first batch before the concurrent publishers start: the first item of an empty
+    channel has no predecessor to wait for, so a second item that overtook it would enter the log first."""
+    numbers = chain.take()
+    items = [
+        {"channel": chaos.CHANNEL, "id": f"m{n}", **({"prev-id": f"m{n - 1}"} if n > 1 else {}),
+         "formats": {"http-response": {"body": f"m{n}\n"}, "http-stream": {"content": f"id: m{n}\ndata: m{n}\n\n"}}}
+        for n in numbers
+    ]
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("POST", "/publish/", json.dumps({"items": items}), {"Content-Type": "application/json"})
+    status = conn.getresponse().status
+    conn.close()
+    if status != 200:
+        raise RuntimeError(f"the first publish was answered {status}")
+    chain.acknowledge(numbers)
 
 
 class Node(chaos.P8):
@@ -92,6 +112,7 @@ def main():
     publishers = [RandomNodePublisher(publish_ports, chain, interval, stop_publishing) for _ in range(args.publishers)]
     clients = [RandomNodeLongPollClient(f"longpoll-{i}", http_ports, stop_clients) for i in range(args.longpoll)]
     clients += [RandomNodeSSEClient(f"sse-{i}", http_ports, stop_clients) for i in range(args.sse)]
+    publish_first_batch(chain, publish_ports[0])
     for publisher in publishers:
         publisher.start()
     for client in clients:
