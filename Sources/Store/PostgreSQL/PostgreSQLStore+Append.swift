@@ -89,58 +89,17 @@ extension PostgreSQLStore {
     }
 
     private func commit(_ batch: [PostgreSQLCommitWaiter]) async {
-        let receivedAt = Date().storeMilliseconds
-        let epoch = self.epoch
-        let logger = self.logger
-        var names = Set(batch.flatMap { $0.items.map(\.channel) })
         let outcome: Result<([[AppendResult]], [LoggedItem]), any Error>
         do {
             outcome = .success(
-                try await Self.describingErrors(url: self.url) {
-                    if !names.isEmpty {
-                        // New channels get their rows in a transaction of their own, so that the append transaction
-                        // only locks existing rows, in name order (no deadlock between nodes).
-                        try await self.client.query(
-                            "INSERT INTO channel (name) SELECT unnest(\(Array(names))::text[]) ON CONFLICT (name) DO NOTHING",
-                            logger: logger
-                        )
-                    }
-                    return try await self.client.withTransaction(logger: logger) { connection in
-                        var writer = PostgreSQLBatchWriter(
-                            epoch: epoch,
-                            receivedAt: receivedAt,
-                            connection: connection,
-                            logger: logger
-                        )
-                        if let through = batch.compactMap(\.releasesItemsReceivedThrough).max() {
-                            names.formUnion(try await writer.channelsWithWaitingItems(receivedThrough: through))
-                        }
-                        try await writer.lock(channels: names.sorted(), items: batch.flatMap(\.items))
-                        var results: [[AppendResult]] = []
-                        for waiter in batch {
-                            var waiterResults: [AppendResult] = []
-                            for item in waiter.items {
-                                waiterResults.append(try await writer.insert(item))
-                            }
-                            if let through = waiter.releasesItemsReceivedThrough {
-                                try await writer.releaseExpired(receivedThrough: through)
-                            }
-                            results.append(waiterResults)
-                            try await PostgreSQLHolds.write(
-                                upserts: waiter.holdUpserts,
-                                deletes: waiter.holdDeletes,
-                                connection,
-                                logger: logger
-                            )
-                        }
-                        try await writer.flush()
-                        return (results, writer.logged)
-                    }
+                try await Self.withDeadline(Self.commitTimeout, url: self.url) {
+                    try await self.write(batch, receivedAt: Date().storeMilliseconds)
                 }
             )
         } catch {
             outcome = .failure(error)
         }
+        let logger = self.logger
         switch outcome {
         case .failure(let error):
             for waiter in batch {
@@ -165,6 +124,113 @@ extension PostgreSQLStore {
             for (waiter, waiterResults) in zip(batch, results) {
                 waiter.continuation?.resume(returning: waiterResults)
             }
+        }
+    }
+
+    /// Writes one batch in one transaction (after giving new channels their rows).
+    private func write(
+        _ batch: [PostgreSQLCommitWaiter],
+        receivedAt: Int64
+    ) async throws
+        -> ([[AppendResult]], [LoggedItem])
+    {
+        let epoch = self.epoch
+        let logger = self.logger
+        var names = Set(batch.flatMap { $0.items.map(\.channel) })
+        return try await Self.describingErrors(url: self.url) {
+            if !names.isEmpty {
+                // New channels get their rows in a transaction of their own, so that the append transaction
+                // only locks existing rows, in name order (no deadlock between nodes).
+                try await self.client.query(
+                    "INSERT INTO channel (name) SELECT unnest(\(Array(names))::text[]) ON CONFLICT (name) DO NOTHING",
+                    logger: logger
+                )
+            }
+            return try await self.client.withTransaction(logger: logger) { connection in
+                var writer = PostgreSQLBatchWriter(
+                    epoch: epoch,
+                    receivedAt: receivedAt,
+                    connection: connection,
+                    logger: logger
+                )
+                if let through = batch.compactMap(\.releasesItemsReceivedThrough).max() {
+                    names.formUnion(try await writer.channelsWithWaitingItems(receivedThrough: through))
+                }
+                try await writer.lock(channels: names.sorted(), items: batch.flatMap(\.items))
+                var results: [[AppendResult]] = []
+                for waiter in batch {
+                    var waiterResults: [AppendResult] = []
+                    for item in waiter.items {
+                        waiterResults.append(try await writer.insert(item))
+                    }
+                    if let through = waiter.releasesItemsReceivedThrough {
+                        try await writer.releaseExpired(receivedThrough: through)
+                    }
+                    results.append(waiterResults)
+                    try await PostgreSQLHolds.write(
+                        upserts: waiter.holdUpserts,
+                        deletes: waiter.holdDeletes,
+                        connection,
+                        logger: logger
+                    )
+                }
+                try await writer.flush()
+                return (results, writer.logged)
+            }
+        }
+    }
+
+    /// How long a commit may take (waiting for a connection included) before its appenders get an error: while the
+    /// server is unreachable, publishes fail after this instead of waiting for the pool's reconnection.
+    static let commitTimeout: Duration = .seconds(10)
+
+    /// The body's result, or ``StoreError/Code/unreachable`` once `limit` has passed. The body is not awaited past
+    /// the limit: a transaction that commits later has an uncertain outcome for its appenders (as after any
+    /// timeout); its items reach subscribers through the follower, and a retry with the same ids is a duplicate.
+    static func withDeadline<T: Sendable>(
+        _ limit: Duration,
+        url: PostgreSQLURL,
+        _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        let resumed = ResumeOnce()
+        return try await withCheckedThrowingContinuation { continuation in
+            let work = Task {
+                let result: Result<T, any Error>
+                do {
+                    result = .success(try await body())
+                } catch {
+                    result = .failure(error)
+                }
+                if resumed.claim() {
+                    continuation.resume(with: result)
+                }
+            }
+            Task {
+                try? await Task.sleep(for: limit)
+                if resumed.claim() {
+                    work.cancel()
+                    continuation.resume(
+                        throwing: StoreError(
+                            code: .unreachable,
+                            path: url.description,
+                            message: "PostgreSQL did not commit within \(limit.components.seconds) s"
+                        )
+                    )
+                }
+            }
+        }
+    }
+}
+
+/// Lets the first of two racing tasks resume a continuation.
+final class ResumeOnce: Sendable {
+    private let resumed = Mutex(false)
+
+    /// True for the first caller only.
+    func claim() -> Bool {
+        self.resumed.withLock { resumed in
+            defer { resumed = true }
+            return !resumed
         }
     }
 }
