@@ -194,21 +194,10 @@ extension PostgreSQLStore {
     ) async throws -> T {
         let resumed = ResumeOnce()
         return try await withCheckedThrowingContinuation { continuation in
-            let work = Task {
-                let result: Result<T, any Error>
-                do {
-                    result = .success(try await body())
-                } catch {
-                    result = .failure(error)
-                }
-                if resumed.claim() {
-                    continuation.resume(with: result)
-                }
-            }
-            Task {
+            let timer = Task {
                 try? await Task.sleep(for: limit)
                 if resumed.claim() {
-                    work.cancel()
+                    resumed.cancelWork()
                     continuation.resume(
                         throwing: StoreError(
                             code: .unreachable,
@@ -218,13 +207,36 @@ extension PostgreSQLStore {
                     )
                 }
             }
+            resumed.setWork(
+                Task {
+                    let result: Result<T, any Error>
+                    do {
+                        result = .success(try await body())
+                    } catch {
+                        result = .failure(error)
+                    }
+                    if resumed.claim() {
+                        timer.cancel()
+                        continuation.resume(with: result)
+                    }
+                }
+            )
         }
     }
 }
 
-/// Lets the first of two racing tasks resume a continuation.
+/// Lets the first of two racing tasks resume a continuation, and the timer cancel the work.
 final class ResumeOnce: Sendable {
     private let resumed = Mutex(false)
+    private let work = Mutex<Task<Void, Never>?>(nil)
+
+    func setWork(_ task: Task<Void, Never>) {
+        self.work.withLock { $0 = task }
+    }
+
+    func cancelWork() {
+        self.work.withLock { $0 }?.cancel()
+    }
 
     /// True for the first caller only.
     func claim() -> Bool {
