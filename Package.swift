@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // The wire formats as values: routes and config parsers, GRIP instructions, publish items, Grip-Sig.
@@ -51,10 +52,13 @@ let package = Package(
             dependencies: [
                 "GRIP",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            resources: [.process("Migrations")],
+            // The PostgreSQL schema (migrations/postgresql) is its own resource folder, kept out of SQLite's.
+            exclude: ["Migrations/postgresql"],
+            resources: [.process("Migrations"), .copy("PostgreSQLSchema")],
             swiftSettings: swiftSettings
         ),
         // Store's benchmark (`swift run -c release p8-store-bench`) and the child process of its crash test.
@@ -156,6 +160,7 @@ let package = Package(
                 "Store",
                 "GRIP",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

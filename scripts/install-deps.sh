@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the system libraries P-8 builds against (Debian/Ubuntu), only when one is missing; with
-# --browser also headless Chromium and its WebDriver, for the browser tests (scripts/test.sh).
+# Installs the system libraries P-8 builds against and the PostgreSQL server the tests run against
+# (Debian/Ubuntu), only when one is missing; with --browser also headless Chromium and its WebDriver, for the
+# browser tests (scripts/test.sh).
 set -euo pipefail
-packages=(libzmq3-dev libsqlite3-dev libssl-dev openssl)
+packages=(libzmq3-dev libsqlite3-dev libssl-dev openssl postgresql)
 if [[ ${1:-} == --browser ]]; then
   packages+=(chromium chromium-driver)
 fi

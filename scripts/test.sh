@@ -9,6 +9,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 
+# A private PostgreSQL cluster for the run (the shared Store suite and the multi-node tests), on loopback, stopped
+# and removed at the end.
+pg_root=$(mktemp -d)
+cleanup() {
+  scripts/postgresql-cluster.sh stop "$pg_root/cluster" 2>/dev/null || true
+  rm -rf "$pg_root"
+}
+trap cleanup EXIT
+pg_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+P8_TEST_POSTGRESQL_URL=$(scripts/postgresql-cluster.sh start "$pg_root/cluster" "$pg_port")
+export P8_TEST_POSTGRESQL_URL
+
 echo "== format"
 swift format lint --strict --recursive --parallel Sources Tests Package.swift
 
@@ -30,7 +42,7 @@ if [[ -d $conformance ]]; then
   # publishes there), the SUB and command sockets into a directory of this run's own, so that test runs
   # side by side on one machine never collide.
   zmq_dir=$(mktemp -d)
-  trap 'rm -rf "$zmq_dir"' EXIT
+  trap 'rm -rf "$zmq_dir"; cleanup' EXIT
   printf '[handler]\npush_in_sub_specs=ipc://%s/sub\ncommand_spec=ipc://%s/command\n' \
     "$zmq_dir" "$zmq_dir" > "$zmq_dir/zmq.conf"
   (cd "$conformance" && P8_TARGET=custom P8_CMD="$p8" P8_EXTRA_CONFIG="$zmq_dir/zmq.conf" \
@@ -75,3 +87,7 @@ echo "== resume under chaos (kill -9 and restarts)"
 python3 Tests/Chaos/resume_chaos.py --p8 "$p8" --seconds 20
 echo "== resume under chaos, with 4 concurrent publishers committing out of prev-id order"
 python3 Tests/Chaos/resume_chaos.py --p8 "$p8" --seconds 20 --publishers 4 --batch 5
+echo "== several nodes under chaos: 3 nodes on one PostgreSQL, kill -9 of a random node, clients on random nodes"
+psql "$P8_TEST_POSTGRESQL_URL" -qc 'CREATE DATABASE p8_multinode_chaos'
+python3 Tests/Chaos/multinode_chaos.py --p8 "$p8" --seconds 20 \
+  --postgresql-url "${P8_TEST_POSTGRESQL_URL%/postgres}/p8_multinode_chaos"

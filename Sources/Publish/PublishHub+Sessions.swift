@@ -87,7 +87,7 @@ extension PublishHub {
     /// Records are written with the next group commit, off the hot path; a failure costs only the record.
     private func writeRecord(_ record: HoldRecord) {
         do {
-            try self.store.enqueueHolds(upserts: [record])
+            try self.store.enqueueHolds(upserts: [record], deletes: [])
         } catch {
             self.logger.debug("hold record not written", metadata: ["error": "\(error)"])
         }
@@ -140,6 +140,6 @@ extension PublishHub {
     /// The database the hub commits to: its file and its epoch (for the control API's `GET /stats`, so that a
     /// client can tell which database a running server uses).
     package var database: (path: String, epoch: String) {
-        (self.store.path, self.store.epoch)
+        (self.store.location, self.store.epoch)
     }
 }

@@ -28,7 +28,7 @@ import Synchronization
 ///
 /// Run it as a service: its loop releases items that waited `message_wait` for a missing predecessor.
 package final class PublishHub: Sendable {
-    package let store: ChannelStore
+    package let store: any ChannelLogStore
     package let counters = PublishCounters()
     /// The id of this process in held-request records.
     package let instance: String
@@ -48,7 +48,7 @@ package final class PublishHub: Sendable {
         var meta: [String: String]
     }
 
-    package init(store: ChannelStore, configuration: HandlerConfiguration, instance: String, logger: Logger) {
+    package init(store: any ChannelLogStore, configuration: HandlerConfiguration, instance: String, logger: Logger) {
         self.store = store
         self.instance = instance
         self.maxChannelsPerHold = max(1, configuration.connectionSubscriptionMax)
@@ -253,7 +253,7 @@ extension PublishHub: Service {
             try? await Task.sleep(for: tick)
             guard self.store.hasWaitingItems else { continue }
             do {
-                try await self.store.releaseWaitingItems()
+                try await self.store.releaseWaitingItems(now: Date())
             } catch {
                 self.logger.warning("items waiting for a predecessor not released", metadata: ["error": "\(error)"])
             }

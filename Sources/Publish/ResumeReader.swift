@@ -8,7 +8,7 @@ import Store
 /// order before they enter it), so reading by sequence after the position's item gives a resuming client exactly
 /// what a live one received after that item.
 struct ResumeReader: Sendable {
-    let store: ChannelStore
+    let store: any ChannelLogStore
     let logger: Logger
 
     /// How many items one read returns at most.

@@ -23,10 +23,12 @@ extension PublishHub {
                 ])
             )
         }
-        let held = (try? await self.store.holdCounts(instance: self.instance)) ?? [:]
-        let behind = (try? await self.store.holdsFurthestBehind(instance: self.instance, limit: 10)) ?? []
-        let levels = try? await self.store.levels()
-        let retention = self.store.configuration.defaultRetention
+        // Hold counts, lags and store levels are SQLite queries; on PostgreSQL the page shows none of them yet.
+        let sqlite = self.store as? ChannelStore
+        let held: [String: Int] = (try? await sqlite?.holdCounts(instance: self.instance)) ?? [:]
+        let behind: [HoldLag] = (try? await sqlite?.holdsFurthestBehind(instance: self.instance, limit: 10)) ?? []
+        let levels: StoreLevels? = try? await sqlite?.levels()
+        let retention: RetentionPolicy = sqlite?.configuration.defaultRetention ?? RetentionPolicy()
         return .object([
             "time": .double(now),
             "counters": .object(counters),

@@ -26,11 +26,15 @@ struct MetricsExport: Sendable {
     }
 
     /// The exposition text, after a refresh from `hub` and `store`.
-    func scrape(hub: PublishHub, store: ChannelStore) async -> [UInt8] {
-        let levels = try? await store.levels()
-        self.metrics.refresh(counters: hub.counters, store: levels, reads: store.readSources)
+    /// Store levels and read sources are measured on SQLite; on PostgreSQL those series stay at zero for now.
+    func scrape(hub: PublishHub, store: any ChannelLogStore) async -> [UInt8] {
+        let sqlite = store as? ChannelStore
+        let levels = try? await sqlite?.levels()
+        self.metrics.refresh(counters: hub.counters, store: levels, reads: sqlite?.readSources ?? Self.noReads)
         return Self.addingHelp(self.registry.emitToString(), prefix: self.prefix)
     }
+
+    private static let noReads = ReadSources()
 
     /// Puts a `# HELP` line before each `# TYPE` line whose metric has a help text.
     static func addingHelp(_ text: String, prefix: String) -> [UInt8] {

@@ -83,15 +83,15 @@ package struct P8Server: Sendable {
         for warning in warnings {
             self.logger.warning("\(warning)")
         }
-        let store: ChannelStore
+        let store: any ChannelLogStore
         do {
-            store = try await ChannelStore.open(configuration: self.configuration.store, logger: self.logger)
+            store = try await Self.openStore(self.configuration.store, logger: self.logger)
         } catch {
             throw RunnerError("cannot open the database: \(error)")
         }
         // Holds recorded by an earlier process are kept, marked orphaned, for inspection.
-        let instance = UUID().uuidString
-        let orphans = try await store.markOrphans(currentInstance: instance)
+        let instance = self.instanceName()
+        let orphans = try await store.markOrphans(currentInstance: instance, now: Date())
         if !orphans.isEmpty {
             self.logger.info(
                 "held requests of an earlier run marked orphaned",
@@ -100,7 +100,7 @@ package struct P8Server: Sendable {
         }
         self.logger.info(
             "store open",
-            metadata: ["p8.store.path": "\(store.path)", "p8.store.epoch": "\(store.epoch)"]
+            metadata: ["p8.store.path": "\(store.location)", "p8.store.epoch": "\(store.epoch)"]
         )
         let hub = PublishHub(
             store: store,

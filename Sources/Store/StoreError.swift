@@ -10,6 +10,8 @@ package struct StoreError: Error, Sendable, CustomStringConvertible {
             case corruptDatabase
             case readOnly
             case missingMigrations
+            case badURL
+            case unreachable
         }
 
         private let base: Base
@@ -28,6 +30,10 @@ package struct StoreError: Error, Sendable, CustomStringConvertible {
         package static let readOnly = Code(base: .readOnly)
         /// The migration files are missing from the bundle (a packaging error).
         package static let missingMigrations = Code(base: .missingMigrations)
+        /// A `postgresql_url` that is not a PostgreSQL URL, or names an unset environment variable.
+        package static let badURL = Code(base: .badURL)
+        /// The PostgreSQL server refused the connection, or could not be reached.
+        package static let unreachable = Code(base: .unreachable)
 
         package var description: String { self.base.rawValue }
     }

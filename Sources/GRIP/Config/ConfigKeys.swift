@@ -23,7 +23,7 @@ enum ConfigKeys {
         ],
         "store": [
             "database_file", "synchronous", "max_items", "max_age", "max_bytes", "max_total_bytes",
-            "retention_overrides",
+            "retention_overrides", "backend", "postgresql_url",
         ],
     ]
 

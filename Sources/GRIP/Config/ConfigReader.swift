@@ -303,7 +303,18 @@ struct ConfigReader {
                 overrides.append(try self.retentionOverride(item, base: retention, located))
             }
         }
-        return StoreConfiguration(
+        var backend = StoreBackendKind.sqlite
+        if let located = self.raw("store", "backend") {
+            guard let kind = StoreBackendKind(rawValue: located.value) else {
+                throw self.failure(located, "store", "backend", "must be sqlite or postgresql")
+            }
+            backend = kind
+        }
+        let postgresqlURL = self.raw("store", "postgresql_url")?.value
+        if backend == .postgresql, postgresqlURL?.isEmpty ?? true, let located = self.raw("store", "backend") {
+            throw self.failure(located, "store", "backend", "postgresql needs [store] postgresql_url")
+        }
+        var store = StoreConfiguration(
             databaseFile: self.resolvedPath(
                 self.substitute(self.raw("store", "database_file")?.value ?? "{rundir}/p8.sqlite"),
                 default: "{rundir}/p8.sqlite"
@@ -313,6 +324,9 @@ struct ConfigReader {
             retentionOverrides: overrides,
             maxTotalBytes: try self.int("store", "max_total_bytes", minimum: 1) ?? 1_000_000_000
         )
+        store.backend = backend
+        store.postgresqlURL = postgresqlURL
+        return store
     }
 
     /// `PREFIX:items=N:age=S:bytes=B`, every part after the prefix optional (missing ones from `base`).

@@ -22,8 +22,21 @@ package enum SynchronousMode: String, Sendable, Hashable {
     case full
 }
 
+/// Where the store lives (`[store] backend`).
+package enum StoreBackendKind: String, Sendable, Hashable {
+    /// One SQLite file, for one node (the default).
+    case sqlite
+    /// A PostgreSQL database that several nodes share (`postgresql_url`).
+    case postgresql
+}
+
 /// The `[store]` section: P-8's own keys for the SQLite database.
 package struct StoreConfiguration: Sendable, Hashable {
+    /// `backend=sqlite|postgresql`.
+    package var backend: StoreBackendKind = .sqlite
+    /// `postgresql_url=postgresql://user@host:port/database`, as written (its `{env:NAME}` are resolved when the
+    /// store connects, so that the password never sits in the configuration).
+    package var postgresqlURL: String?
     /// Absolute path of the database file (`database_file`, default `{rundir}/p8.sqlite`).
     package var databaseFile: String
     /// `synchronous=normal|full`.

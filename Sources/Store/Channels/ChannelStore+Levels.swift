@@ -18,7 +18,7 @@ package final class ReadSources: Sendable {
     /// Reads that went to the database.
     package let database = Atomic<Int>(0)
 
-    init() {}
+    package init() {}
 
     func count(fromMemory: Bool) {
         if fromMemory {

@@ -1,9 +1,10 @@
+import Foundation
 package import Logging
 import ServiceLifecycle
 
 /// Applies retention (``ChannelStore/trim(now:)``) periodically, in the background, until graceful shutdown.
 package struct RetentionService: Service {
-    private let store: ChannelStore
+    private let store: any ChannelLogStore
     private let interval: Duration
     private let logger: Logger
     private let onTrim: (@Sendable (TrimSummary) -> Void)?
@@ -15,7 +16,7 @@ package struct RetentionService: Service {
     ///   - logger: The logger for trim failures.
     ///   - onTrim: Called after each trim with what it removed (the metrics count removals).
     package init(
-        store: ChannelStore,
+        store: any ChannelLogStore,
         interval: Duration = .seconds(5),
         logger: Logger,
         onTrim: (@Sendable (TrimSummary) -> Void)? = nil
@@ -31,7 +32,7 @@ package struct RetentionService: Service {
             try await cancelWhenGracefulShutdown {
                 while !Task.isCancelled {
                     do {
-                        let summary = try await self.store.trim()
+                        let summary = try await self.store.trim(now: Date())
                         self.onTrim?(summary)
                     } catch is CancellationError {
                         return

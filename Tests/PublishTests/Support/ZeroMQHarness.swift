@@ -26,7 +26,7 @@ struct ZeroMQHarness {
 
     /// The items stored on `channel`, oldest first.
     func stored(_ channel: String) async throws -> [StoredItem] {
-        try await self.hub.store.read(channel: channel, after: .sequence(0)).items ?? []
+        try await self.hub.store.read(channel: channel, after: .sequence(0), limit: 1000).items ?? []
     }
 
     /// Waits until `channel` holds at least `count` items and returns them.

@@ -1,0 +1,31 @@
+import Foundation
+import GRIP
+import Logging
+import Store
+
+extension P8Server {
+    /// Opens the `[store]` backend: the SQLite file, or the shared PostgreSQL database (connected, migrated, and
+    /// followed for other nodes' items).
+    static func openStore(_ configuration: StoreConfiguration, logger: Logger) async throws -> any ChannelLogStore {
+        switch configuration.backend {
+        case .sqlite:
+            return try await ChannelStore.open(configuration: configuration, logger: logger)
+        case .postgresql:
+            let url = try PostgreSQLURL(configuration.postgresqlURL ?? "")
+            return try await PostgreSQLStore.open(url: url, configuration: configuration, logger: logger)
+        }
+    }
+
+    /// This process's instance name in hold records. On PostgreSQL, where nodes share the records, it starts with
+    /// the node (host and listening address) and a `:`, so that a restarted node marks only its own earlier records
+    /// orphaned, never those of the other nodes.
+    func instanceName() -> String {
+        let run = UUID().uuidString
+        guard self.configuration.store.backend == .postgresql else {
+            return run
+        }
+        let listeners = self.overrides.listeners ?? self.configuration.runner.httpListeners
+        let node = ProcessInfo.processInfo.hostName + "/" + listeners.map(\.description).joined(separator: ",")
+        return node.replacingOccurrences(of: ":", with: "_") + ":" + run
+    }
+}

@@ -1,0 +1,52 @@
+package import Foundation
+
+/// What the hub, the control API, `Runner` and the shared Store tests use of a store, whichever database holds it:
+/// ``ChannelStore`` (SQLite, one node) or ``PostgreSQLStore`` (several nodes sharing one PostgreSQL database).
+///
+/// Both give the same semantics: per-channel sequences in `prev-id` chain order, one epoch per database,
+/// `(channel, id)` de-duplication within retention, a durable reordering buffer, retention, and hold records.
+package protocol ChannelLogStore: AnyObject, Sendable {
+    /// The database's epoch, returned with every read.
+    var epoch: String { get }
+    /// Where the database is, for diagnostics: the SQLite file, or the PostgreSQL URL without its password.
+    var location: String { get }
+    /// The sequence of the newest item of a channel this process has handed to the commit observer (0 if none):
+    /// what a subscriber that starts now has missed, as opposed to what will reach it through the observer.
+    func lastLoggedSequence(channel: String) -> Int64
+    /// Whether the reordering buffer may hold items waiting for a predecessor.
+    var hasWaitingItems: Bool { get }
+    /// Queues hold writes for the next commit without waiting for it.
+    func enqueueHolds(upserts: [HoldRecord], deletes: [String]) throws
+    /// Appends items and returns once they are committed (see ``ChannelStore/append(_:)``).
+    func append(_ items: [NewItem]) async throws -> [AppendResult]
+    /// Sets the one observer of what this process's commits append.
+    func observeCommits(_ observer: @escaping @Sendable (CommittedBatch) -> Void)
+    /// Reads a channel's items after a cursor.
+    func read(channel: String, after cursor: Cursor, limit: Int) async throws -> ReadResult
+    /// The oldest retained item of a channel.
+    func oldest(channel: String) async throws -> StoredItem?
+    /// The newest item of a channel.
+    func newest(channel: String) async throws -> StoredItem?
+    /// Every channel whose name starts with `prefix`, by name.
+    func channelSummaries(prefix: String) async throws -> [ChannelSummary]
+    /// Moves into the log the waiting items whose `message_wait` is over.
+    func releaseWaitingItems(now: Date) async throws
+    /// Forgets every channel's chain position.
+    func forgetChainPositions() async throws
+    /// Applies retention once.
+    @discardableResult
+    func trim(now: Date) async throws -> TrimSummary
+    /// Writes hold records in the next commit and returns once committed.
+    func recordHolds(upserts: [HoldRecord], deletes: [String]) async throws
+    /// The hold records, of one channel or all.
+    func holds(channel: String?) async throws -> [HoldRecord]
+    /// Marks the records of other instances as orphaned and returns them.
+    func markOrphans(currentInstance: String, now: Date) async throws -> [HoldRecord]
+    /// Deletes the orphaned records.
+    @discardableResult
+    func deleteOrphans() async throws -> Int
+}
+
+extension ChannelStore: ChannelLogStore {
+    package var location: String { self.path }
+}

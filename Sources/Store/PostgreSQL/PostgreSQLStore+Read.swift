@@ -1,0 +1,177 @@
+import Foundation
+import NIOCore
+import PostgresNIO
+
+extension PostgreSQLStore {
+    /// Reads a channel's items after a cursor, as ``ChannelStore/read(channel:after:limit:)`` does.
+    package func read(channel: String, after cursor: Cursor, limit: Int = 1000) async throws -> ReadResult {
+        try await Self.describingErrors(url: self.url) {
+            try await self.client.withConnection { connection in
+                try await self.read(connection, channel: channel, after: cursor, limit: limit)
+            }
+        }
+    }
+
+    package func oldest(channel: String) async throws -> StoredItem? {
+        try await self.fetchEnd(channel: channel, newest: false)
+    }
+
+    package func newest(channel: String) async throws -> StoredItem? {
+        try await self.fetchEnd(channel: channel, newest: true)
+    }
+
+    package func channelSummaries(prefix: String = "") async throws -> [ChannelSummary] {
+        try await Self.describingErrors(url: self.url) {
+            let rows = try await self.client.query(
+                """
+                SELECT name, last_sequence, item_count, byte_count,
+                    (SELECT MIN(sequence) FROM item WHERE channel_id = channel.id)
+                FROM channel WHERE starts_with(name, \(prefix)) ORDER BY name COLLATE "C"
+                """,
+                logger: self.logger
+            )
+            var summaries: [ChannelSummary] = []
+            for try await (name, lastSequence, itemCount, byteCount, oldest) in rows.decode(
+                (String, Int64, Int64, Int64, Int64?).self
+            ) {
+                summaries.append(
+                    ChannelSummary(
+                        name: name,
+                        lastSequence: lastSequence,
+                        oldestSequence: oldest,
+                        itemCount: Int(itemCount),
+                        byteCount: Int(byteCount)
+                    )
+                )
+            }
+            return summaries
+        }
+    }
+
+    private func fetchEnd(channel: String, newest: Bool) async throws -> StoredItem? {
+        try await Self.describingErrors(url: self.url) {
+            let query: PostgresQuery =
+                newest
+                ? """
+                SELECT i.sequence, i.item_id, i.prev_id, i.formats, i.size, i.published_at FROM item i
+                JOIN channel c ON c.id = i.channel_id WHERE c.name = \(channel) ORDER BY i.sequence DESC LIMIT 1
+                """
+                : """
+                SELECT i.sequence, i.item_id, i.prev_id, i.formats, i.size, i.published_at FROM item i
+                JOIN channel c ON c.id = i.channel_id WHERE c.name = \(channel) ORDER BY i.sequence ASC LIMIT 1
+                """
+            return try await Self.items(in: self.client.query(query, logger: self.logger), channel: channel).first
+        }
+    }
+
+    private func read(
+        _ connection: PostgresConnection,
+        channel: String,
+        after cursor: Cursor,
+        limit: Int
+    ) async throws
+        -> ReadResult
+    {
+        var row: (id: Int64, lastSequence: Int64, oldest: Int64?)?
+        for try await (id, lastSequence, oldest) in try await connection.query(
+            """
+            SELECT id, last_sequence, (SELECT MIN(sequence) FROM item WHERE channel_id = channel.id)
+            FROM channel WHERE name = \(channel)
+            """,
+            logger: self.logger
+        ).decode((Int64, Int64, Int64?).self) {
+            row = (id, lastSequence, oldest)
+        }
+        guard let row else {
+            switch cursor {
+            case .sequence(0), .oldestRetained:
+                return ReadResult(epoch: self.epoch, status: .found([]), lastSequence: 0)
+            case .sequence, .id:
+                return ReadResult(epoch: self.epoch, status: .unknownCursor, lastSequence: 0)
+            }
+        }
+        let lastSequence = row.lastSequence
+        let unknown = ReadResult(epoch: self.epoch, status: .unknownCursor, lastSequence: lastSequence)
+        let after: Int64
+        switch cursor {
+        case .oldestRetained:
+            after = (row.oldest ?? lastSequence + 1) - 1
+        case .sequence(let sequence):
+            after = sequence
+        case .id(let id):
+            if let found = try await Self.sequence(ofID: id, channelID: row.id, connection, logger: self.logger) {
+                after = found
+            } else if let (epoch, assigned) = ItemLookup.parseAssigned(id), epoch == self.epoch,
+                assigned <= lastSequence
+            {
+                after = assigned
+            } else {
+                return unknown
+            }
+        }
+        guard after >= 0, after <= lastSequence else {
+            return unknown
+        }
+        if after < lastSequence, (row.oldest ?? Int64.max) > after + 1 {
+            return ReadResult(epoch: self.epoch, status: .olderThanRetained, lastSequence: lastSequence)
+        }
+        // Bounded by the sequence just read, so that the result never shows items past its `lastSequence`.
+        let items = try await Self.items(
+            in: connection.query(
+                """
+                SELECT sequence, item_id, prev_id, formats, size, published_at FROM item
+                WHERE channel_id = \(row.id) AND sequence > \(after) AND sequence <= \(lastSequence)
+                ORDER BY sequence LIMIT \(Int64(limit))
+                """,
+                logger: self.logger
+            ),
+            channel: channel
+        )
+        return ReadResult(epoch: self.epoch, status: .found(items), lastSequence: lastSequence)
+    }
+
+    /// The sequence of the retained item with this id (publisher-chosen or assigned) in the channel, if any.
+    static func sequence(
+        ofID id: String,
+        channelID: Int64,
+        _ connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> Int64? {
+        for try await sequence in try await connection.query(
+            "SELECT sequence FROM item WHERE channel_id = \(channelID) AND item_id = \(id) AND NOT is_assigned_id",
+            logger: logger
+        ).decode(Int64.self) {
+            return sequence
+        }
+        guard let (_, sequence) = ItemLookup.parseAssigned(id) else {
+            return nil
+        }
+        for try await found in try await connection.query(
+            "SELECT sequence FROM item WHERE channel_id = \(channelID) AND sequence = \(sequence) AND item_id = \(id)",
+            logger: logger
+        ).decode(Int64.self) {
+            return found
+        }
+        return nil
+    }
+
+    static func items(in rows: PostgresRowSequence, channel: String) async throws -> [StoredItem] {
+        var items: [StoredItem] = []
+        for try await (sequence, id, prevId, formats, size, publishedAt) in rows.decode(
+            (Int64, String, String?, ByteBuffer, Int32, Int64).self
+        ) {
+            items.append(
+                StoredItem(
+                    channel: channel,
+                    sequence: sequence,
+                    id: id,
+                    prevId: prevId,
+                    formats: formats.data,
+                    size: Int(size),
+                    publishedAt: Date(storeMilliseconds: publishedAt)
+                )
+            )
+        }
+        return items
+    }
+}
