@@ -5,6 +5,8 @@
 #   scripts/fuzz.sh --build                     only build .build-fuzz/p8-fuzz
 #   scripts/fuzz.sh --binary FILE ...           run an already built binary (e.g. a copy, for long runs)
 #   scripts/fuzz.sh --list                      the target names
+#   scripts/fuzz.sh --seed N ...                libFuzzer's random seed (CI fixes it, so that a run differs from
+#                                               the last only by how far it gets in its time)
 #
 # The harness (Tests/Fuzz/Targets) is compiled together with the GRIP sources and p8ctl's time parser into
 # one binary; swift-crypto's objects come from the debug build (`swift build` first, done here). Seeds are
@@ -19,12 +21,14 @@ binary=$out/p8-fuzz
 targets=(json tnetstring json-patch publish-json publish-tnetstring instruct-headers instruct-json routes config
   ws-events ws-control grip-sig ctl-time)
 seconds=60
+seed=0
 build_only=false
 prebuilt=false
 selected=()
 while (($#)); do
   case $1 in
     --seconds) seconds=$2; shift 2 ;;
+    --seed) seed=$2; shift 2 ;;
     --build) build_only=true; shift ;;
     --binary) binary=$2; prebuilt=true; shift 2 ;;
     --list) printf '%s\n' "${targets[@]}"; exit 0 ;;
@@ -69,7 +73,7 @@ for target in "${selected[@]}"; do
   echo "== fuzz $target (${seconds}s)"
   # -timeout: one input taking 10 s is a failure (a hang); -max_len bounds inputs as the seeds do.
   # The Swift backtracer is off: under the address sanitizer it faults itself and hides the report.
-  if SWIFT_BACKTRACE=enable=no P8_FUZZ_TARGET=$target "$binary" -max_total_time="$seconds" -timeout=10 -max_len=4096 \
+  if SWIFT_BACKTRACE=enable=no P8_FUZZ_TARGET=$target "$binary" -seed="$seed" -max_total_time="$seconds" -timeout=10 -max_len=4096 \
     -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$out/crashes/$target/" \
     "$out/corpus/$target" "Tests/Fuzz/Corpus/$target" >"$log" 2>&1; then
     grep -E '^stat::(number_of_executed_units|average_exec_per_sec|new_units_added)' "$log" | tr '\n' ' '

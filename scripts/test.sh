@@ -59,7 +59,7 @@ python3 -c 'import importlib.metadata as m; assert m.version("django-eventstream
 python3 Tests/Django/test_django_eventstream.py --p8 "$p8"
 
 echo "== fuzz every parser (20 s each)"
-scripts/fuzz.sh --seconds 20
+scripts/fuzz.sh --seconds 20 --seed 1
 
 echo "== live-server fuzz (mutated HTTP, chunked bodies, WebSocket frames, publishes)"
 python3 Tests/Chaos/live_fuzz.py --p8 "$p8" --seed "${P8_LIVE_FUZZ_SEED:-1}" --batches 10 \

@@ -173,6 +173,8 @@ import Testing
             (#"x\; format=cstring"#, "failed to parse Grip-Keep-Alive cstring format"),
             (#"\xZZ; format=cstring"#, "failed to parse Grip-Keep-Alive cstring format"),
             (#"\x4; format=cstring"#, "failed to parse Grip-Keep-Alive cstring format"),
+            // Found by the instruct-headers fuzz target: an escape that decodes to nothing leaves no data.
+            (#"\1; format=cstring"#, "Grip-Keep-Alive cannot be empty"),
             ("!!!; format=base64", "failed to parse Grip-Keep-Alive base64 format"),
             ("x; timeout=soon", "failed to parse Grip-Keep-Alive timeout value"),
             ("x; timeout=-1", "Grip-Keep-Alive timeout has invalid value"),

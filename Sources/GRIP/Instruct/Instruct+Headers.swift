@@ -160,6 +160,10 @@ extension Instruct {
         case let other:
             throw InstructError(.invalidKeepAlive, "no such Grip-Keep-Alive format '\(other)'")
         }
+        guard !data.isEmpty else {
+            // `\1` in cstring format decodes to nothing: a keep-alive that would send no bytes.
+            throw InstructError(.invalidKeepAlive, "Grip-Keep-Alive cannot be empty")
+        }
         return KeepAlive(data: data, timeout: timeout, mode: mode)
     }
 
