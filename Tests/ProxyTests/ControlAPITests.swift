@@ -11,16 +11,70 @@ import Testing
 struct ControlAPITests {
     static let streamItem = #"{"channel":"c","formats":{"http-stream":{"content":"x"}}}"#
 
-    @Test("/ names the API, whatever the method; every response closes the connection")
+    @Test("/ names the API, whatever the method")
     func root() async throws {
         try await withRunningP8Server { p8 in
-            let response = try await control(p8, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            let response = try await control(p8, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
             #expect(response.status == 200)
             #expect(response.text == "Pushpin API\n")
             #expect(response.header("Content-Type") == "text/plain")
             #expect(response.header("Connection") == "close")
             #expect(try await control(p8, post("/", "")).text == "Pushpin API\n")
         }
+    }
+
+    @Test("a keep-alive connection carries publish after publish, pipelined too; Connection: close ends it")
+    func keepAlive() async throws {
+        try await withRunningP8Server { p8 in
+            let client = try await RawHTTPConnection.connect(port: p8.publishPort)
+            for number in 1...2 {
+                try await client.send(post("/publish/", Self.item(id: "k\(number)")))
+                let response = try await client.readResponse()
+                #expect(response.status == 200)
+                #expect(response.header("Connection") == nil)
+            }
+            // Two requests in one write are answered in order on the same connection.
+            try await client.send(post("/publish/", Self.item(id: "k3")) + post("/publish", Self.item(id: "k4")))
+            #expect(try await client.readResponse().text == "Published\n")
+            #expect(try await client.readResponse().text == "Published\n")
+            try await client.send(
+                "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+            )
+            let last = try await client.readResponse()
+            #expect(last.header("Connection") == "close")
+            try await client.waitForClose()
+            #expect(try await storedIDs(p8, channel: "c") == ["k1", "k2", "k3", "k4"])
+        }
+    }
+
+    @Test("HTTP/1.0 closes after the response unless it asks for keep-alive")
+    func keepAliveHTTP10() async throws {
+        try await withRunningP8Server { p8 in
+            let closing = try await control(p8, "GET / HTTP/1.0\r\n\r\n")
+            #expect(closing.header("Connection") == "close")
+
+            let client = try await RawHTTPConnection.connect(port: p8.publishPort)
+            for _ in 1...2 {
+                try await client.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+                let response = try await client.readResponse()
+                #expect(response.text == "Pushpin API\n")
+                #expect(response.header("Connection") == "keep-alive")
+            }
+            await client.close()
+        }
+    }
+
+    @Test("refusals answered before the body is read close the connection")
+    func refusalsClose() async throws {
+        try await withRunningP8Server { p8 in
+            let response = try await control(p8, "GET /nowhere HTTP/1.1\r\nHost: a\r\n\r\n")
+            #expect(response.status == 404)
+            #expect(response.header("Connection") == "close")
+        }
+    }
+
+    static func item(id: String) -> String {
+        #"{"items":[{"channel":"c","id":"\#(id)","formats":{"http-stream":{"content":"x"}}}]}"#
     }
 
     @Test("a client that half-closes after its request still gets the answer")
@@ -357,12 +411,16 @@ private func post(_ path: String, _ body: String, accept: String? = nil, authori
     return request + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
 }
 
-/// Sends one raw request to the publish API and reads the answer (which closes the connection).
+/// Sends one raw request to the publish API and reads the answer; an answer with `Connection: close` must be
+/// followed by the close.
 private func control(_ p8: RunningP8, _ request: String) async throws -> RawResponse {
     let client = try await RawHTTPConnection.connect(port: p8.publishPort)
     try await client.send(request)
     let response = try await client.readResponse()
-    try await client.waitForClose()
+    if response.header("Connection") == "close" {
+        try await client.waitForClose()
+    }
+    await client.close()
     return response
 }
 

@@ -79,6 +79,20 @@ final class ControlConnections: Sendable {
         self.state.withLock { $0.open[ObjectIdentifier(channel)]?.busy = true }
     }
 
+    /// Whether graceful shutdown has begun.
+    var isShuttingDown: Bool {
+        self.state.withLock(\.shuttingDown)
+    }
+
+    /// Notes that `channel`'s request has been served; returns whether the connection may stay open for another
+    /// (false once shutdown has begun).
+    func requestFinished(on channel: any Channel) -> Bool {
+        self.state.withLock { state in
+            state.open[ObjectIdentifier(channel)]?.busy = false
+            return !state.shuttingDown
+        }
+    }
+
     /// Closes idle connections now and the others after `grace`.
     func shutDown(grace: TimeAmount) {
         let (idle, busy) = self.state.withLock { state in

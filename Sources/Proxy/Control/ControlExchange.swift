@@ -1,7 +1,7 @@
 import NIOCore
 import NIOHTTP1
 
-/// Writes the one response of a control API connection.
+/// Writes the responses of a control API connection.
 struct ControlExchange {
     /// How long a refused request's unread body is drained after the response, so that closing the socket does
     /// not reset the connection before the client has read the answer.
@@ -10,15 +10,20 @@ struct ControlExchange {
     let channel: any Channel
     let outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
 
-    /// Writes `response` with `Content-Length` and `Connection: close`.
-    func send(_ response: ControlResponse, version: HTTPVersion) async throws {
+    /// Writes `response` with `Content-Length`, and `Connection: close` unless the connection stays open
+    /// (`Connection: keep-alive` for an HTTP/1.0 client, whose default is to close).
+    func send(_ response: ControlResponse, version: HTTPVersion, keepAlive: Bool) async throws {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: response.contentType)
         for header in response.headers {
             headers.add(name: header.name, value: header.value)
         }
         headers.add(name: "Content-Length", value: String(response.body.count))
-        headers.add(name: "Connection", value: "close")
+        if !keepAlive {
+            headers.add(name: "Connection", value: "close")
+        } else if version == .http1_0 {
+            headers.add(name: "Connection", value: "keep-alive")
+        }
         let responseVersion = version == .http1_0 ? HTTPVersion.http1_0 : .http1_1
         try await self.outbound.write(
             .head(
@@ -40,7 +45,7 @@ struct ControlExchange {
         version: HTTPVersion,
         draining parts: inout NIOAsyncChannelInboundStream<HTTPServerRequestPart>.AsyncIterator
     ) async throws {
-        try await self.send(response, version: version)
+        try await self.send(response, version: version, keepAlive: false)
         self.outbound.finish()
         let channel = self.channel
         _ = channel.eventLoop.scheduleTask(in: Self.drainTime) {

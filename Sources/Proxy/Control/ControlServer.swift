@@ -8,11 +8,13 @@ package import Publish
 import ServiceLifecycle
 
 /// The HTTP control API listener (`[handler] push_in_http_addr:push_in_http_port`): publish, recover and stats
-/// (grip-spec §4.2, ``ControlAPI``). One request per connection, answered with `Connection: close` as Pushpin
-/// does. A publish is answered `200` only once ``PublishHub/publish(_:)`` has committed it.
+/// (grip-spec §4.2, ``ControlAPI``). Connections are kept alive between requests when the client asks for it
+/// (Pushpin closes after every response). A publish is answered `200` only once ``PublishHub/publish(_:)`` has
+/// committed it.
 ///
 /// Limits: request head 10,000 bytes, body `push_in_http_max_body_size` (checked against `Content-Length` before
-/// any body byte is read, and while reading), 30 seconds without a byte read. On graceful shutdown it stops
+/// any body byte is read, and while reading), 30 seconds without a byte read (a kept-alive connection that sends
+/// no next request is closed then). On graceful shutdown it stops
 /// accepting, closes connections that have not sent a request, and gives requests in progress 5 seconds.
 package final class ControlServer: Service {
     /// Pushpin's header block limit for this server.
@@ -105,47 +107,68 @@ package final class ControlServer: Service {
         }
     }
 
-    /// Reads one request, answers it, closes. Errors end only this connection.
+    /// Serves the connection's requests one after another until one of them ends it. Errors end only this
+    /// connection.
     private func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var parts = inbound.makeAsyncIterator()
                 let exchange = ControlExchange(channel: connection.channel, outbound: outbound)
-                let head: HTTPRequestHead
-                do {
-                    guard case .head(let first)? = try await parts.next() else {
-                        return
-                    }
-                    head = first
-                    self.connections.requestStarted(on: connection.channel)
-                } catch let error as HTTPParserError {
-                    self.logger.debug("control API: unreadable request", metadata: ["error": "\(error)"])
-                    try await exchange.send(.text(400, Self.text(for: error)), version: .http1_1)
-                    return
-                }
-                if let refusal = self.checkFraming(head) {
-                    try await exchange.sendEarly(refusal, version: head.version, draining: &parts)
-                    return
-                }
-                switch self.api.plan(head) {
-                case .respond(let response):
-                    try await exchange.sendEarly(response, version: head.version, draining: &parts)
-                case .read(.statusEvents, _):
-                    try await self.streamStatus(to: outbound, channel: connection.channel, version: head.version)
-                case .read(let endpoint, let json):
-                    if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
-                        try await outbound.write(.head(HTTPResponseHead(version: head.version, status: .continue)))
-                    }
-                    guard let body = try await self.readBody(&parts) else {
-                        try await exchange.sendEarly(Self.bodyTooLarge, version: head.version, draining: &parts)
-                        return
-                    }
-                    let response = await self.api.respond(to: endpoint, body: body, json: json)
-                    try await exchange.send(response, version: head.version)
-                }
+                while try await self.serveRequest(&parts, exchange: exchange) {}
             }
         } catch {
             self.logger.debug("control API connection ended", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Reads one request and answers it; returns whether the connection stays open for another.
+    ///
+    /// A publish, recover, stats or root request whose client asked for keep-alive (HTTP/1.1 without
+    /// `Connection: close`, HTTP/1.0 with `Connection: keep-alive`) keeps the connection, so that a publisher
+    /// sending one item per request pays for one connection, not one per item. Refusals answered before the
+    /// body was read, the status stream and everything during shutdown close it, as Pushpin closes after
+    /// every response.
+    private func serveRequest(
+        _ parts: inout NIOAsyncChannelInboundStream<HTTPServerRequestPart>.AsyncIterator,
+        exchange: ControlExchange
+    ) async throws -> Bool {
+        let channel = exchange.channel
+        let head: HTTPRequestHead
+        do {
+            guard case .head(let first)? = try await parts.next(isolation: #isolation) else {
+                return false
+            }
+            head = first
+            self.connections.requestStarted(on: channel)
+        } catch let error as HTTPParserError {
+            self.logger.debug("control API: unreadable request", metadata: ["error": "\(error)"])
+            try await exchange.send(.text(400, Self.text(for: error)), version: .http1_1, keepAlive: false)
+            return false
+        }
+        if let refusal = self.checkFraming(head) {
+            try await exchange.sendEarly(refusal, version: head.version, draining: &parts)
+            return false
+        }
+        switch self.api.plan(head) {
+        case .respond(let response):
+            try await exchange.sendEarly(response, version: head.version, draining: &parts)
+            return false
+        case .read(.statusEvents, _):
+            try await self.streamStatus(to: exchange.outbound, channel: channel, version: head.version)
+            return false
+        case .read(let endpoint, let json):
+            if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+                try await exchange.outbound.write(.head(HTTPResponseHead(version: head.version, status: .continue)))
+            }
+            guard let body = try await self.readBody(&parts) else {
+                try await exchange.sendEarly(Self.bodyTooLarge, version: head.version, draining: &parts)
+                return false
+            }
+            let response = await self.api.respond(to: endpoint, body: body, json: json)
+            let keepAlive = head.isKeepAlive && !self.connections.isShuttingDown
+            try await exchange.send(response, version: head.version, keepAlive: keepAlive)
+            // Idle only once the answer is out: a shutdown closes idle connections at once.
+            return self.connections.requestFinished(on: channel) && keepAlive
         }
     }
 
