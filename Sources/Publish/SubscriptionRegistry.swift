@@ -11,12 +11,19 @@ final class SubscriptionRegistry: Sendable {
         var holds: [ObjectIdentifier: HoldSession] = [:]
     }
 
+    /// The observer, in a struct: a closure kept directly in a `Mutex` comes back from `withLock { $0 }` wrapped in
+    /// two more reabstraction thunks on every read (see `Store.CommitObserver`), so every notification went deeper
+    /// than the last and holding N one-channel requests cost O(N²) (issue 12).
+    private struct Observer: Sendable {
+        let notify: @Sendable (_ channel: String, _ subscribed: Bool) -> Void
+    }
+
     private let state = Mutex(State())
-    private let observer = Mutex<(@Sendable (_ channel: String, _ subscribed: Bool) -> Void)?>(nil)
+    private let observer = Mutex<Observer?>(nil)
 
     /// Sets the one observer of channels gaining their first subscriber (`true`) or losing their last (`false`).
     func observe(_ observer: @escaping @Sendable (_ channel: String, _ subscribed: Bool) -> Void) {
-        self.observer.withLock { $0 = observer }
+        self.observer.withLock { $0 = Observer(notify: observer) }
     }
 
     /// Registers a held request on each of its channels.
@@ -116,7 +123,7 @@ final class SubscriptionRegistry: Sendable {
     private func notify(_ channels: [String], subscribed: Bool) {
         guard !channels.isEmpty, let observer = self.observer.withLock({ $0 }) else { return }
         for channel in channels {
-            observer(channel, subscribed)
+            observer.notify(channel, subscribed)
         }
     }
 }

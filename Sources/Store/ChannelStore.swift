@@ -40,7 +40,7 @@ package final class ChannelStore: Sendable {
     /// Set when a commit failed: the next one reads the reordering buffer's channels again.
     let needsWaitingReload = Mutex(false)
     /// Who is told of what commits append (``observeCommits(_:)``).
-    let commitObserver = Mutex<(@Sendable (CommittedBatch) -> Void)?>(nil)
+    let commitObserver = Mutex<CommitObserver?>(nil)
     /// Wakes a commit job that waits for more appenders to join its batch.
     let batchCondition = NSCondition()
     /// The newest items of recently appended channels.

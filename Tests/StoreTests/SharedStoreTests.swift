@@ -117,6 +117,26 @@ import Testing
         #expect(try await reopened.append([item("c", "six again", id: sixth[0].id)]).first?.isDuplicate == true)
     }
 
+    /// The observer runs at one stack depth however many commits came before: an observer kept so that each read
+    /// wraps it again (issue 12: a closure read out of a `Mutex`) made every commit one frame pair deeper and the
+    /// cost of a commit grow with the commits before it. The depth count stops at 128 frames, well above this
+    /// spread.
+    @Test(arguments: StoreBackend.allCases)
+    func commitObserverRunsAtOneDepth(_ backend: StoreBackend) async throws {
+        let database = try await TestDatabase(backend)
+        let store = try await database.open(self.configuration())
+        let depths = Mutex<[Int]>([])
+        store.observeCommits { _ in
+            depths.withLock { $0.append(Thread.callStackReturnAddresses.count) }
+        }
+        for number in 1...60 {
+            _ = try await store.append([item("c", "item \(number)")])
+        }
+        let recorded = depths.withLock { $0 }
+        #expect(recorded.count == 60)
+        #expect((recorded.max() ?? 0) - (recorded.min() ?? 0) < 20, "depths: \(recorded)")
+    }
+
     @Test(arguments: StoreBackend.allCases)
     func itemsEnterTheLogInChainOrder(_ backend: StoreBackend) async throws {
         let database = try await TestDatabase(backend)

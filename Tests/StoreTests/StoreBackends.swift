@@ -1,6 +1,7 @@
 import Foundation
 import GRIP
 import Logging
+import P8TestSupport
 import PostgresNIO
 import Store
 
@@ -69,7 +70,7 @@ actor TestPostgreSQLServer {
     private var base: PostgreSQLURL?
 
     func createDatabase() async throws -> PostgreSQLURL {
-        let base = try self.baseURL()
+        let base = try await self.baseURL()
         let name = "p8_test_\(UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: ""))"
         let connection = try await PostgresConnection.connect(
             configuration: PostgresConnection.Configuration(
@@ -95,7 +96,7 @@ actor TestPostgreSQLServer {
         return url
     }
 
-    private func baseURL() throws -> PostgreSQLURL {
+    private func baseURL() async throws -> PostgreSQLURL {
         if let base = self.base {
             return base
         }
@@ -104,27 +105,26 @@ actor TestPostgreSQLServer {
         if let configured = environment["P8_TEST_POSTGRESQL_URL"], !configured.isEmpty {
             string = configured
         } else {
-            string = try Self.startCluster()
+            string = try await Self.startCluster()
         }
         let url = try PostgreSQLURL(string)
         self.base = url
         return url
     }
 
-    private static func startCluster() throws -> String {
+    private static func startCluster() async throws -> String {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("p8-test-postgresql-\(getuid())")
-        let process = Process()
-        process.executableURL = root.appendingPathComponent("scripts/postgresql-cluster.sh")
         // An already running cluster of an earlier run answers pg_ctl start with an error: then it is reused.
-        process.arguments = ["start", directory.appendingPathComponent("cluster").path, "25499"]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        process.waitUntilExit()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        return text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
-            ? "postgresql://p8@127.0.0.1:25499/postgres" : text.trimmingCharacters(in: .whitespacesAndNewlines)
+        // (ChildProcess, not Foundation.Process, whose waitUntilExit here once never returned for an exited child.)
+        let process = try ChildProcess.spawn(
+            root.appendingPathComponent("scripts/postgresql-cluster.sh"),
+            arguments: ["start", directory.appendingPathComponent("cluster").path, "25499"]
+        )
+        _ = try await process.waitForExit(timeout: .seconds(120))
+        let text = String(decoding: process.stdout.readDataToEndOfFile(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        return text.isEmpty ? "postgresql://p8@127.0.0.1:25499/postgres" : text
     }
 }

@@ -72,7 +72,7 @@ extension ChannelStore {
     /// log order, and in commit order: before the next commit starts and before the appenders resume. Keep it
     /// short and non-blocking (hand the items to a queue): the next commit waits for it.
     package func observeCommits(_ observer: @escaping @Sendable (CommittedBatch) -> Void) {
-        self.commitObserver.withLock { $0 = observer }
+        self.commitObserver.withLock { $0 = CommitObserver(receive: observer) }
     }
 
     /// The sequence of the newest item this process logged on a channel (0 if none): what a subscriber that
@@ -263,7 +263,7 @@ extension ChannelStore {
         if !writer.logged.isEmpty || !itemResults.isEmpty {
             self.tails.append(writer.logged.map(\.stored))
             let duplicates = itemResults.count { $0.isDuplicate }
-            self.commitObserver.withLock { $0 }?(
+            self.commitObserver.withLock { $0 }?.receive(
                 CommittedBatch(
                     logged: writer.logged,
                     newItems: itemResults.count - duplicates,

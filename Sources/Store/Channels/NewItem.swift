@@ -143,3 +143,13 @@ package struct LoggedItem: Sendable {
     /// The appender's ``NewItem/context``; nil for an item that waited across a restart.
     package var context: (any Sendable)?
 }
+
+/// The one observer of a store's commits (``ChannelLogStore/observeCommits(_:)``), kept in a struct.
+///
+/// A closure kept directly in a `Mutex` and read with `withLock { $0 }` comes back wrapped in two more
+/// reabstraction thunks on every read: the lock's body takes the value `inout` at the generic abstraction level,
+/// and the write-back converts it again. Each call then went one frame pair deeper than the last, so the cost of a
+/// commit grew with the number of commits before it (issue 12). A struct is passed as it is.
+package struct CommitObserver: Sendable {
+    package let receive: @Sendable (CommittedBatch) -> Void
+}

@@ -55,7 +55,7 @@ extension PostgreSQLStore {
             }
             wakes = !deferred.isEmpty
             if !accepted.isEmpty || newItems > 0 {
-                self.commitObserver.withLock { $0 }?(
+                self.commitObserver.withLock { $0 }?.receive(
                     CommittedBatch(
                         logged: accepted,
                         newItems: newItems,
@@ -225,7 +225,7 @@ extension PostgreSQLStore {
                     }
                 }
                 if !logged.isEmpty {
-                    self.commitObserver.withLock { $0 }?(
+                    self.commitObserver.withLock { $0 }?.receive(
                         CommittedBatch(logged: logged, newItems: 0, waitingItems: 0, duplicates: 0)
                     )
                 }

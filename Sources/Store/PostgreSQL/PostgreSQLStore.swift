@@ -29,7 +29,7 @@ package final class PostgreSQLStore: ChannelLogStore {
     let wakeFollower: AsyncStream<Void>.Continuation
     private let wakes: AsyncStream<Void>
     let commitQueue = Mutex(PostgreSQLCommitQueue())
-    let commitObserver = Mutex<(@Sendable (CommittedBatch) -> Void)?>(nil)
+    let commitObserver = Mutex<CommitObserver?>(nil)
     /// The key of the advisory lock that lets one node at a time run retention.
     static let retentionLockKey: Int64 = 0x5038_0001
 
@@ -173,7 +173,7 @@ package final class PostgreSQLStore: ChannelLogStore {
     }
 
     package func observeCommits(_ observer: @escaping @Sendable (CommittedBatch) -> Void) {
-        self.commitObserver.withLock { $0 = observer }
+        self.commitObserver.withLock { $0 = CommitObserver(receive: observer) }
     }
 
     /// Turns connection and server errors into a ``StoreError`` whose description is one readable line.
