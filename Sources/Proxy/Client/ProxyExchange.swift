@@ -14,7 +14,8 @@ import Publish
 final class ProxyExchange {
     unowned let client: ClientConnectionHandler
     let engine: ProxyEngine
-    private let pool: BackendConnectionPool
+    /// Connects each backend request of the exchange.
+    private let backend: BackendExchange
     /// The client's request (for JSON-P, the request its parameters describe).
     private(set) var requestHead: HTTPRequestHead
     /// The connection's logger, at the route's `log_level` once routed.
@@ -40,11 +41,9 @@ final class ProxyExchange {
 
     private(set) var route: Route?
     private(set) var originForm = "/"
-    private var targetIndex = 0
     private var trusted = false
-    private var backendHead: HTTPRequestHead?
-    private var connection: BackendConnection?
-    private var retriedOnFreshConnection = false
+    /// The current backend request's connection, once connected.
+    private var connection: BackendConnection? { self.backend.connection }
     /// When the current backend request was sent, and whether its outcome went to the metrics.
     private var backendRequestSent: ContinuousClock.Instant?
     private var backendOutcomeRecorded = false
@@ -93,9 +92,10 @@ final class ProxyExchange {
     ) {
         self.client = client
         self.engine = engine
-        self.pool = pool
+        self.backend = BackendExchange(pool: pool, requestBuilder: engine.requestBuilder, logger: logger)
         self.requestHead = requestHead
         self.logger = logger
+        self.backend.delegate = self
     }
 
     var eventLoop: any EventLoop { self.client.eventLoop }
@@ -124,13 +124,14 @@ final class ProxyExchange {
         self.route = route
         if let level = route.logLevel {
             self.logger.logLevel = Logger.Level(pushpinLevel: level)
+            self.backend.logger = self.logger
         }
         self.originForm = target.originForm
         if crossOrigin {
             guard self.startCrossOrigin(config: route.jsonp) else { return }
         }
         self.trusted = self.engine.requestBuilder.isTrusted(self.requestHead, now: ProxyClock.unixSeconds())
-        self.connectToCurrentTarget(fresh: false)
+        self.sendBackendRequest()
     }
 
     func clientBody(_ buffer: ByteBuffer) {
@@ -189,8 +190,6 @@ final class ProxyExchange {
         self.backendOutcomeRecorded = false
         self.backendRequestSent = nil
         self.response = .waitingForHead
-        self.targetIndex = 0
-        self.retriedOnFreshConnection = false
         self.pendingBody = self.replayableBody
         self.pendingBodyBytes = self.requestBodyBytes
         if case .nextLink(let link, let gripLast) = kind, let route = self.route {
@@ -202,7 +201,7 @@ final class ProxyExchange {
                 self.sharedFetch = (key, fetch)
             }
         }
-        self.connectToCurrentTarget(fresh: false)
+        self.sendBackendRequest()
     }
 
     /// Hands a response part of a shared next-link request to the exchanges that follow it (the first part
@@ -280,11 +279,18 @@ final class ProxyExchange {
 
     // MARK: - Connecting
 
-    private func connectToCurrentTarget(fresh: Bool) {
+    /// Sends the current backend request (``requestKind``) through ``BackendExchange``, from the first target.
+    private func sendBackendRequest() {
         guard let route = self.route else { return }
-        var target = route.targets[self.targetIndex]
-        var clientHead = self.requestHead
-        var originForm = self.originForm
+        var request = BackendRequest(
+            clientHead: self.requestHead,
+            originForm: self.originForm,
+            route: route,
+            targets: route.targets,
+            clientAddress: self.client.remoteAddressText,
+            clientIsTLS: self.client.isTLS,
+            trusted: self.trusted
+        )
         var gripLast: [GripLast] = []
         switch self.requestKind {
         case .original:
@@ -293,87 +299,28 @@ final class ProxyExchange {
             gripLast = channels
         case .nextLink(let link, let channels):
             gripLast = channels
-            clientHead = link.requestHead
-            originForm = link.originForm
+            request.clientHead = link.requestHead
+            request.originForm = link.originForm
             if let direct = link.directTarget {
-                target = direct
+                // A link to another backend: that one only, no failover.
+                request.targets = [direct]
             }
         }
-        guard case .host(let host, let port) = target.kind else {
-            self.logger.debug("the built-in test target is not supported")
-            self.fail(with: .originError)
-            return
-        }
-        var backendHead = self.engine.requestBuilder.backendHead(
-            for: clientHead,
-            originForm: originForm,
-            route: route,
-            target: target,
-            clientAddress: self.client.remoteAddressText,
-            clientIsTLS: self.client.isTLS,
-            trusted: self.trusted,
-            now: ProxyClock.unixSeconds()
-        )
-        for channel in gripLast {
-            backendHead.headers.add(name: "Grip-Last", value: channel.headerValue)
-        }
-        self.backendHead = backendHead
-        let key = BackendKey(
-            host: host,
-            port: port,
-            tls: target.ssl,
-            verifyCertificate: !target.insecure,
-            serverName: Self.tlsServerName(connectHost: host, target: target)
-        )
-        let completion: (Result<BackendConnection, any Error>) -> Void = { result in
-            switch result {
-            case .success(let connection):
-                self.attach(connection)
-            case .failure(let error):
-                self.connectFailed(error)
-            }
-        }
-        if fresh {
-            self.pool.connect(key, completion: completion)
-        } else {
-            self.pool.acquire(key, completion: completion)
-        }
+        request.addedHeaders = gripLast.map { (name: "Grip-Last", value: $0.headerValue) }
+        self.backend.start(request)
     }
 
-    /// The name a TLS backend's certificate is checked against: the `host=` override's host unless
-    /// `trust_connect_host` is set, else the host connected to; none for an IP address (SNI cannot carry one).
+    /// The name a TLS backend's certificate is checked against (see ``BackendKey/tlsServerName(connectHost:target:)``).
     static func tlsServerName(connectHost: String, target: RouteTarget) -> String? {
-        var name = connectHost
-        if !target.trustConnectHost, let hostHeader = target.hostHeader {
-            name = RequestTarget.hostWithoutPort(hostHeader)
-        }
-        let isIPAddress = name.contains(":") || name.allSatisfy { $0.isNumber || $0 == "." }
-        return isIPAddress ? nil : name
+        BackendKey.tlsServerName(connectHost: connectHost, target: target)
     }
 
-    private func connectFailed(_ error: any Error) {
+    func backendUnavailable(_ error: any Error) {
         guard !self.finished else { return }
-        self.logger.debug("backend connect failed", metadata: ["error": "\(error)"])
-        self.targetIndex += 1
-        if case .nextLink(let link, _) = self.requestKind, link.directTarget != nil {
-            self.fail(with: .originError)
-        } else if self.targetIndex < (self.route?.targets.count ?? 0) {
-            self.connectToCurrentTarget(fresh: false)
-        } else {
-            self.fail(with: .originError)
-        }
+        self.fail(with: .originError)
     }
 
-    private func attach(_ connection: BackendConnection) {
-        guard !self.finished, let backendHead = self.backendHead else {
-            // The client left while we were connecting; the connection is clean, so keep it.
-            self.pool.release(connection)
-            return
-        }
-        self.connection = connection
-        connection.delegate = self
-        connection.exchangesServed += 1
-        connection.write(.head(backendHead))
+    func backendConnected(_ connection: BackendConnection) {
         if case .nextLink = self.requestKind {
             // A next link is a GET without a body, whatever the client sent.
             connection.write(.end(nil))
@@ -397,19 +344,12 @@ final class ProxyExchange {
     /// A reused connection failed before any response byte: the backend probably closed it while it was
     /// idle. Send the request again on a new connection when the whole body is still at hand.
     private func retryOnFreshConnection() -> Bool {
-        guard !self.retriedOnFreshConnection, let connection = self.connection, connection.exchangesServed > 1,
-            case .waitingForHead = self.response,
-            self.requestBodyBytes <= ProxyLimits.maxBufferedRequestBody
-        else {
-            return false
-        }
-        self.retriedOnFreshConnection = true
-        self.connection = nil
-        connection.close()
+        guard case .waitingForHead = self.response else { return false }
+        let replayable = self.requestBodyBytes <= ProxyLimits.maxBufferedRequestBody
+        guard self.backend.retryOnFreshConnection(replayable: replayable) else { return false }
         self.pendingBody = self.replayableBody
         self.pendingBodyBytes = self.requestBodyBytes
         self.timeout?.cancel()
-        self.connectToCurrentTarget(fresh: true)
         return true
     }
 
@@ -450,19 +390,11 @@ final class ProxyExchange {
         self.timeout?.cancel()
         self.timeout = nil
         self.response = .complete
-        // A held client may stay for minutes: keep nothing of the backend request it no longer needs.
-        self.backendHead = nil
-        guard let connection = self.connection else { return }
-        self.connection = nil
         var requestSent = self.requestComplete
         if case .nextLink = self.requestKind {
             requestSent = true
         }
-        if reusable && requestSent {
-            self.pool.release(connection)
-        } else {
-            connection.close()
-        }
+        self.backend.finish(reusingConnection: reusable && requestSent)
     }
 
     /// Answers the client with one of the proxy's own responses and ends the exchange; for a next link, counts
@@ -545,7 +477,7 @@ final class ProxyExchange {
 
 // MARK: - Backend events
 
-extension ProxyExchange: BackendConnectionDelegate {
+extension ProxyExchange: BackendExchangeDelegate {
     /// Whether the route or the proxy has `debug` on: error details are shown to the client.
     var isDebug: Bool {
         self.engine.settings.proxy.debug || self.route?.debug == true
@@ -667,7 +599,7 @@ extension ProxyExchange: BackendConnectionDelegate {
         if self.retryOnFreshConnection() {
             return
         }
-        self.connection = nil
+        self.backend.finish(reusingConnection: false)
         switch self.response {
         case .waitingForHead, .bufferingGrip:
             self.fail(with: .originError)
