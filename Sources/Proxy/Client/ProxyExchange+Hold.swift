@@ -5,51 +5,23 @@ import NIOCore
 import NIOHTTP1
 import Publish
 
-/// The state of an exchange while the publish side holds its client.
-final class HeldExchange {
-    let generation: Int
-    let instruct: Instruct
-    /// The next link, resolved.
-    let nextLink: NextLink?
-    /// The publish side's session, once the hub decided to hold.
-    var session: HoldSession?
-    /// Response holds: the timeout.
-    var timeout: Scheduled<Void>?
-    /// Stream holds: the keep-alive timer and the next-link timer.
-    var keepAlive: Scheduled<Void>?
-    var linkTimer: Scheduled<Void>?
-    /// A next link's retry after a failed attempt.
-    var linkRetry: Scheduled<Void>?
-    /// Stream writes made, and bytes written, while the client was not taking data.
-    var writesWhileUnwritable = 0
-    var bytesWhileUnwritable = 0
-    /// Whether the metrics count this hold among the held connections.
-    var countedAsHeld = false
-
-    init(generation: Int, instruct: Instruct, nextLink: NextLink?) {
-        self.generation = generation
-        self.instruct = instruct
-        self.nextLink = nextLink
-    }
-
-    func cancelTimers() {
-        self.timeout?.cancel()
-        self.keepAlive?.cancel()
-        self.linkTimer?.cancel()
-        self.linkRetry?.cancel()
-    }
-}
-
 /// Holds (grip-spec §3.4-3.6): handing the client to the publish side, and what the connection itself does while
 /// held: the long-poll timeout, the stream's head, content, keep-alives and end, next links and re-sent requests.
 extension ProxyExchange {
-    /// Stream writes, and bytes, a client may leave unread beyond NIO's buffer before it is disconnected (a slow
-    /// client never holds back the others, nor grows the server's memory; it resumes from its last id when it
-    /// reconnects).
-    static let maxWritesWhileUnwritable = 1000
-    static let maxBytesWhileUnwritable = 2 * 1024 * 1024
-    /// Attempts at a next link before the stream ends (grip-spec §3.6).
-    static let maxLinkAttempts = 5
+    /// The current hold as data (see ``HeldExchangeRecord``); nil when not held.
+    var holdRecord: HeldExchangeRecord? {
+        guard let held = self.hold, let route = self.route else { return nil }
+        return HeldExchangeRecord(
+            requestHead: self.requestHead,
+            routeID: route.id,
+            instruct: held.instruct,
+            nextLink: held.nextLink?.uri,
+            generation: held.generation,
+            responseHeadWritten: self.streamStarted,
+            bodyBytesWritten: held.pacing.bytesWritten,
+            requestComplete: self.requestComplete
+        )
+    }
 
     /// Starts holding the client as `instruct` says (also for a next link's answer that holds again).
     func beginHold(_ instruct: Instruct) {
@@ -260,16 +232,7 @@ extension ProxyExchange {
     private func writeToStream(_ content: [UInt8], _ held: HeldExchange) {
         self.client.writeBody(SharedContent.buffer(content))
         self.client.flush()
-        guard !self.client.isWritable else {
-            held.writesWhileUnwritable = 0
-            held.bytesWhileUnwritable = 0
-            return
-        }
-        held.writesWhileUnwritable += 1
-        held.bytesWhileUnwritable += content.count
-        if held.writesWhileUnwritable > Self.maxWritesWhileUnwritable
-            || held.bytesWhileUnwritable > Self.maxBytesWhileUnwritable
-        {
+        if held.pacing.wrote(content.count, clientWritable: self.client.isWritable) {
             self.logger.info("stream client too slow: disconnected")
             self.engine.metrics?.slowClientDisconnected(transport: "http-stream")
             self.endHold()
@@ -312,10 +275,7 @@ extension ProxyExchange {
     private func armKeepAlive(_ held: HeldExchange) {
         guard let keepAlive = held.instruct.keepAlive else { return }
         held.keepAlive?.cancel()
-        // Like Pushpin, shorten each period by up to a second (a tenth of it at most), so that many streams do
-        // not wake together.
-        let period = Int64(keepAlive.timeout) * 1000
-        let delay = TimeAmount.milliseconds(period - Int64.random(in: 0..<min(1000, period / 10 + 1)))
+        let delay = HoldPacing.keepAliveDelay(periodSeconds: keepAlive.timeout, jitter: Double.random(in: 0..<1))
         held.keepAlive = self.eventLoop.assumeIsolated().scheduleTask(in: delay) {
             guard self.hold === held else { return }
             self.writeToStream(keepAlive.data, held)
@@ -382,12 +342,12 @@ extension ProxyExchange {
     func nextLinkFailed() {
         guard let held = self.hold else { return }
         self.linkAttempts += 1
-        guard self.linkAttempts < Self.maxLinkAttempts + 1 else {
+        guard let delay = HoldPacing.linkRetryDelay(attempts: self.linkAttempts, jitter: Double.random(in: 0..<1))
+        else {
             self.endStream(debugMessage: "Failed to retrieve next link.")
             return
         }
         let kind = self.requestKind
-        let delay = TimeAmount.milliseconds((1 << Int64(self.linkAttempts - 1)) * 1000 + Int64.random(in: 0..<1000))
         held.linkRetry = self.eventLoop.assumeIsolated().scheduleTask(in: delay) {
             guard self.hold === held else { return }
             self.startBackendRequest(kind)
