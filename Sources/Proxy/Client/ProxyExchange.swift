@@ -38,10 +38,8 @@ final class ProxyExchange {
 
     /// The held client, once a backend response said to hold (or to follow a next link).
     var hold: HeldExchange?
-    /// Counts holds of this exchange, so that late calls for an ended hold are recognised.
-    var holdGeneration = 0
-    /// Whether a stream's head has been sent (a stream outlives the holds and next links that feed it).
-    var streamStarted = false
+    /// The decisions of the holds (generations, long-poll or stream, whether the stream's head is written).
+    var holds = HoldStateMachine()
 
     private(set) var route: Route?
     private(set) var originForm = "/"
