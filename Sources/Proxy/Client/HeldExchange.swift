@@ -13,6 +13,9 @@ struct HeldExchangeRecord: Equatable, Sendable {
     /// The instructions the hold follows: its mode, channels with their `prev-id`s (the positions it started
     /// from), response, keep-alive and next link.
     var instruct: Instruct
+    /// Where the client is now on each channel (by the name the hub knows it, with the route's prefix): the id of
+    /// the last item sent, nil where no id is known; empty until the hub decided to hold.
+    var positions: [String: String?]
     /// The next link, resolved.
     var nextLink: URL?
     /// Counts the exchange's holds (a next link's answer may hold again).

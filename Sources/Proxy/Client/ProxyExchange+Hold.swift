@@ -15,6 +15,7 @@ extension ProxyExchange {
             requestHead: self.requestHead,
             routeID: route.id,
             instruct: held.instruct,
+            positions: held.session?.positions ?? [:],
             nextLink: held.nextLink?.uri,
             generation: held.generation,
             responseHeadWritten: self.holds.streamStarted,
