@@ -313,7 +313,9 @@ struct HoldPacingTests {
         }
         let dropped = pacing.wrote(10, clientWritable: false)
         #expect(dropped)
-        #expect(pacing.bytesWritten == 10 * (2 * HoldPacing.maxWritesWhileUnwritable + 2))
+        pacing.wrote(5)
+        #expect(pacing.writesWhileUnwritable == HoldPacing.maxWritesWhileUnwritable + 1)
+        #expect(pacing.bytesWritten == 10 * (2 * HoldPacing.maxWritesWhileUnwritable + 2) + 5)
     }
 
     @Test("a stream client is dropped once too many bytes wait for it")

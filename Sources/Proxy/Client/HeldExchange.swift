@@ -61,6 +61,11 @@ struct HoldPacing: Hashable, Sendable {
             || self.bytesWhileUnwritable > Self.maxBytesWhileUnwritable
     }
 
+    /// A write that does not count toward a slow client (a stream's initial body).
+    mutating func wrote(_ bytes: Int) {
+        self.bytesWritten += bytes
+    }
+
     /// The delay of the next keep-alive: like Pushpin, each period shortened by up to a second (a tenth of it at
     /// most), so that many streams do not wake together. `jitter` is in 0..<1.
     static func keepAliveDelay(periodSeconds: Int, jitter: Double) -> TimeAmount {

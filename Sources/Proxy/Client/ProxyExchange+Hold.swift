@@ -238,6 +238,7 @@ extension ProxyExchange {
         }
         if !response.body.isEmpty {
             self.client.writeBody(ByteBuffer(bytes: response.body))
+            self.hold?.pacing.wrote(response.body.count)
         }
         self.client.flush()
     }
