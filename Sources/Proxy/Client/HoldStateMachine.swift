@@ -45,7 +45,6 @@ struct HoldStateMachine {
         case respond(Instruct.Response, resetChannels: [String])
         /// A content filter failed on a long-poll: `502`, or the filter's message with `debug` on.
         case respondFilterError(String)
-        case writeContent([UInt8])
         /// End the stream cleanly, with a debug message first when the route has `debug` on.
         case endStream(debugMessage: String?)
         /// Send the client's request again, with `Grip-Last` headers (long-polls, grip-spec §5.2).
@@ -117,11 +116,12 @@ struct HoldStateMachine {
         return [.endHold, .respond(response, resetChannels: [])]
     }
 
-    /// Published content for the stream.
-    func content(_ content: [UInt8], generation: Int) -> [Action] {
-        guard let hold = self.current(generation), self.streamStarted else { return [] }
+    /// Published content for the stream: nil when it is not written (an ended hold, or the head is not written
+    /// yet); else whether the keep-alive timer is re-armed too (idle keep-alives). The link timer always is. (The
+    /// one event with a result of its own: it comes once per item and subscriber, and an array would allocate.)
+    func content(generation: Int) -> Bool? {
+        guard let hold = self.current(generation), self.streamStarted else { return nil }
         return hold.idleKeepAlive
-            ? [.writeContent(content), .armKeepAlive, .armLinkTimer] : [.writeContent(content), .armLinkTimer]
     }
 
     /// A content filter failed on a delivered item (the session has ended).

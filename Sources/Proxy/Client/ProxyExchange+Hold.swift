@@ -177,10 +177,6 @@ extension ProxyExchange {
                 self.respond(with: response, resetChannels: resetChannels)
             case .respondFilterError(let message):
                 self.sendErrorResponse(self.isDebug ? .filterError(message) : .originError)
-            case .writeContent(let content):
-                if let held {
-                    self.writeToStream(content, held)
-                }
             case .endStream(let debugMessage):
                 self.endStream(debugMessage: debugMessage)
             case .retryRequest(let gripLast):
@@ -245,7 +241,13 @@ extension ProxyExchange {
 
     /// Published content for the stream.
     func heldStreamContent(_ content: [UInt8], generation: Int) {
-        self.carryOut(self.holds.content(content, generation: generation))
+        guard let rearmKeepAlive = self.holds.content(generation: generation), let held = self.hold else { return }
+        self.writeToStream(content, held)
+        guard self.hold === held else { return }
+        if rearmKeepAlive {
+            self.armKeepAlive(held)
+        }
+        self.armLinkTimer(held)
     }
 
     private func writeToStream(_ content: [UInt8], _ held: HeldExchange) {
