@@ -293,6 +293,50 @@ struct ProxyExchangeStateMachineTests {
         #expect(sent.body == [ByteBuffer(string: "abc")])
         #expect(sent.end)
     }
+
+    @Test("complete GRIP instructions: an answer now, a hold, a next link's answer or failure, or invalid")
+    func gripOutcomes() throws {
+        let machine = ProxyExchangeStateMachine(requestHead: Self.request(method: .GET))
+        let answer = machine.gripOutcome(
+            head: Self.response(.ok, ["Grip-Status": "201 Made", "X-A": "1"]),
+            body: ByteBuffer(string: "hi")
+        )
+        let made = HTTPResponseHead(
+            version: .http1_1,
+            status: .custom(code: 201, reasonPhrase: "Made"),
+            headers: ["X-A": "1", "Content-Length": "2"]
+        )
+        #expect(answer == .respond(made, Array("hi".utf8)))
+        let hold = machine.gripOutcome(
+            head: Self.response(.ok, ["Grip-Hold": "stream", "Grip-Channel": "a"]),
+            body: ByteBuffer()
+        )
+        guard case .hold(let instruct) = hold else {
+            Issue.record("expected a hold, got \(hold)")
+            return
+        }
+        #expect(instruct.holdMode == .stream)
+        let invalid = machine.gripOutcome(head: Self.response(.ok, ["Grip-Hold": "sometimes"]), body: ByteBuffer())
+        guard case .invalid = invalid else {
+            Issue.record("expected invalid instructions, got \(invalid)")
+            return
+        }
+
+        let base = try #require(URL(string: "http://example.com/a"))
+        let link = try #require(NextLink.resolve(Instruct.Link(uri: "/next"), against: base))
+        var linked = ProxyExchangeStateMachine(requestHead: Self.request(method: .GET))
+        linked.startBackendRequest(.nextLink(link, []))
+        let failed = linked.gripOutcome(head: Self.response(.badGateway, ["Grip-Hold": "stream"]), body: ByteBuffer())
+        #expect(failed == .nextLinkFailed)
+        let answered = linked.gripOutcome(
+            head: Self.response(.ok, ["Grip-Hold": "stream", "Grip-Channel": "a"]),
+            body: ByteBuffer()
+        )
+        guard case .nextLinkAnswered = answered else {
+            Issue.record("expected a next link's answer, got \(answered)")
+            return
+        }
+    }
 }
 
 /// ``HoldPacing``: a slow stream client, keep-alive spacing and next-link back-off, without timers.

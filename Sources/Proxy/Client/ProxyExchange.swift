@@ -319,47 +319,23 @@ final class ProxyExchange {
 
     func gripResponseComplete(head: HTTPResponseHead, body: ByteBuffer) {
         self.finish(reusingConnection: head.isKeepAlive)
-        if case .nextLink = self.requestKind, !(200..<300).contains(head.status.code) {
+        switch self.state.gripOutcome(head: head, body: body) {
+        case .nextLinkFailed:
             self.nextLinkFailed()
-            return
-        }
-        let instruct: Instruct
-        do {
-            instruct = try Instruct.parse(
-                status: Int(head.status.code),
-                reason: head.status.reasonPhrase,
-                headers: head.headers.map { ($0.name, $0.value) },
-                body: Array(body.readableBytesView)
-            )
-        } catch {
+        case .invalid(let error):
             self.logger.debug("invalid GRIP instructions", metadata: ["error": "\(error)"])
             if case .nextLink = self.requestKind {
                 self.endStream(debugMessage: "Failed to parse accept instructions: \(error.description)")
-                return
+            } else {
+                self.sendErrorResponse(self.isDebug ? .invalidInstructions(error.description) : .originError)
             }
-            self.sendErrorResponse(self.isDebug ? .invalidInstructions(error.description) : .originError)
-            return
-        }
-        if case .nextLink = self.requestKind {
+        case .nextLinkAnswered(let instruct):
             self.nextLinkAnswered(instruct)
-            return
-        }
-        if instruct.holdMode != .none || instruct.nextLink != nil {
+        case .hold(let instruct):
             self.beginHold(instruct)
-            return
+        case .respond(let answer, let body):
+            self.client.respond(head: answer, body: ByteBuffer(bytes: body), keepAlive: self.state.keepsClient)
         }
-        var headers = HTTPHeaders(instruct.response.headers.map { ($0.name, $0.value) })
-        headers.add(name: "Content-Length", value: String(instruct.response.body.count))
-        let answer = HTTPResponseHead(
-            version: self.requestHead.version,
-            status: .custom(code: UInt(instruct.response.code), reasonPhrase: instruct.response.reason),
-            headers: headers
-        )
-        self.client.respond(
-            head: answer,
-            body: ByteBuffer(bytes: instruct.response.body),
-            keepAlive: self.state.keepsClient
-        )
     }
 }
 

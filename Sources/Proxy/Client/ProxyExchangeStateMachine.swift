@@ -264,6 +264,52 @@ struct ProxyExchangeStateMachine {
         }
     }
 
+    /// What complete GRIP instructions mean.
+    enum GripOutcome: Equatable {
+        /// A next link answered with a non-2xx status: a failed attempt.
+        case nextLinkFailed
+        /// The instructions do not parse.
+        case invalid(InstructError)
+        /// A next link's instructions: they go on with the stream.
+        case nextLinkAnswered(Instruct)
+        /// Hold the client (or stream, then follow a next link).
+        case hold(Instruct)
+        /// Answer the client at once.
+        case respond(HTTPResponseHead, [UInt8])
+    }
+
+    /// GRIP instructions, buffered whole (``ResponseAction/gripComplete(_:_:)``).
+    func gripOutcome(head: HTTPResponseHead, body: ByteBuffer) -> GripOutcome {
+        if self.kind.isNextLink, !(200..<300).contains(head.status.code) {
+            return .nextLinkFailed
+        }
+        let instruct: Instruct
+        do {
+            instruct = try Instruct.parse(
+                status: Int(head.status.code),
+                reason: head.status.reasonPhrase,
+                headers: head.headers.map { ($0.name, $0.value) },
+                body: Array(body.readableBytesView)
+            )
+        } catch {
+            return .invalid(error)
+        }
+        if self.kind.isNextLink {
+            return .nextLinkAnswered(instruct)
+        }
+        if instruct.holdMode != .none || instruct.nextLink != nil {
+            return .hold(instruct)
+        }
+        var headers = HTTPHeaders(instruct.response.headers.map { ($0.name, $0.value) })
+        headers.add(name: "Content-Length", value: String(instruct.response.body.count))
+        let answer = HTTPResponseHead(
+            version: self.requestHead.version,
+            status: .custom(code: UInt(instruct.response.code), reasonPhrase: instruct.response.reason),
+            headers: headers
+        )
+        return .respond(answer, instruct.response.body)
+    }
+
     // MARK: - Failures
 
     /// The backend connection closed or failed (and the request is not being sent again).
