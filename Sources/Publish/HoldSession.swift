@@ -75,6 +75,12 @@ package final class HoldSession: ChannelSubscriber {
         self.state = Mutex(state)
     }
 
+    /// Where the client is on each of its channels: the id of the last item it was sent (the backend's `prev-id`
+    /// before any), nil where no id is known. With the hold's request, what a process needs to resume the client.
+    package var positions: [String: String?] {
+        self.state.withLock { state in state.channels.mapValues(\.currentID) }
+    }
+
     // MARK: - Start
 
     /// Marks where the session joined each channel's log, right after it subscribed: items logged before (whose
