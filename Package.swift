@@ -134,6 +134,7 @@ let package = Package(
             dependencies: [
                 "GRIP",
                 "Store",
+                "Runner",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -149,7 +150,8 @@ let package = Package(
         ),
         .testTarget(
             name: "GRIPTests",
-            dependencies: ["GRIP", "P8TestSupport"],
+            // Runner for the config file reader (ConfigFileTests).
+            dependencies: ["GRIP", "Runner", "P8TestSupport"],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),

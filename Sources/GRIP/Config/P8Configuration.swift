@@ -44,36 +44,6 @@ package struct P8Configuration: Sendable, Hashable {
         self.warnings = warnings
     }
 
-    /// Reads and parses the config file at `configFile` (relative to the current directory if not absolute)
-    /// and the file its `include=` names.
-    ///
-    /// - Throws: ``ConfigError``: `fileNotReadable` when the file cannot be read, otherwise as
-    ///   ``parse(text:configDirectory:configFile:readFile:)``.
-    package static func load(configFile: String) throws -> P8Configuration {
-        let absolute = ConfigPath.resolve(configFile, against: FileManager.default.currentDirectoryPath)
-        let text: String
-        do {
-            text = try String(contentsOfFile: absolute, encoding: .utf8)
-        } catch {
-            throw ConfigError(.fileNotReadable, "cannot read the config file: \(error)", file: absolute)
-        }
-        return try Self.parse(
-            text: text,
-            configDirectory: ConfigPath.directory(of: absolute),
-            configFile: absolute,
-            readFile: { path in try? String(contentsOfFile: path, encoding: .utf8) }
-        )
-    }
-
-    /// Where `p8` and `p8ctl` look for a config file when none is given, in order (relative to the current
-    /// directory).
-    package static let defaultConfigFiles = ["p-8.conf", "config/p-8.conf.example"]
-
-    /// The first of ``defaultConfigFiles`` that exists, if any.
-    package static func findDefaultConfigFile() -> String? {
-        Self.defaultConfigFiles.first { FileManager.default.fileExists(atPath: $0) }
-    }
-
     /// Parses config text without touching the file system except through `readFile`.
     ///
     /// - Parameters:
@@ -100,14 +70,14 @@ package struct P8Configuration: Sendable, Hashable {
 }
 
 /// Path helpers on plain strings (POSIX paths).
-enum ConfigPath {
+package enum ConfigPath {
     /// `path` made absolute against `directory` and normalised (`.` and `..` removed).
-    static func resolve(_ path: String, against directory: String) -> String {
+    package static func resolve(_ path: String, against directory: String) -> String {
         path.hasPrefix("/") ? Self.normalize(path) : Self.normalize(directory + "/" + path)
     }
 
     /// Removes empty, `.` and `..` components of an absolute path.
-    static func normalize(_ path: String) -> String {
+    package static func normalize(_ path: String) -> String {
         var components: [Substring] = []
         for component in path.split(separator: "/") {
             switch component {
@@ -123,7 +93,7 @@ enum ConfigPath {
     }
 
     /// The directory part of an absolute path.
-    static func directory(of path: String) -> String {
+    package static func directory(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else {
             return "/"
         }

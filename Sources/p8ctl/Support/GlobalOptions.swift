@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GRIP
 import Logging
+import Runner
 import Store
 
 /// The options every `p8ctl` command takes: where the database is, and JSON output.

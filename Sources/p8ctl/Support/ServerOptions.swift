@@ -1,5 +1,6 @@
 import ArgumentParser
 import GRIP
+import Runner
 
 /// Where the running server's publish API is, for the commands that talk to it (`publish`, `stats`,
 /// `replay --publish`, the live column of `channels`).
