@@ -7,7 +7,8 @@ import Publish
 
 /// The last handler of a client connection's pipeline, after NIO's HTTP/1 codec. Each request becomes a
 /// ``ProxyExchange``; this handler writes what the exchange produces, holds back reads while the backend
-/// cannot take more, and keeps pipelined requests queued until the response before them is complete.
+/// cannot take more, and keeps pipelined requests queued until the response before them is complete. The
+/// decisions are ``ClientConnectionStateMachine``'s; this handler carries them out on the channel.
 ///
 /// Pipelining is handled here rather than by NIO's `HTTPServerPipelineHandler`, which stops reading while a
 /// response is outstanding: that costs two `epoll_ctl` calls per request on a keep-alive connection.
@@ -16,31 +17,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
-    /// Bytes of pipelined requests queued before the client is paused.
-    private static let maxQueuedBytes = 64 * 1024
-
     private let engine: ProxyEngine
     private let pool: BackendConnectionPool
     private var logger: Logger
     private var context: ChannelHandlerContext?
+    private var state = ClientConnectionStateMachine()
     /// The request being answered; nil between requests.
     private var exchange: ProxyExchange?
     /// A WebSocket handshake waiting for the backend's answer; the connection carries no more HTTP requests.
     private var webSocket: (any UpgradingWebSocket)?
-    /// Whether the current request's body is still arriving.
-    private var awaitingRequestEnd = false
-    /// Whether a response to the current request has started (its head is written).
-    private var responseStarted = false
-    /// Parts of pipelined requests behind the current one.
-    private var queuedParts: [HTTPServerRequestPart] = []
-    private var queuedBytes = 0
-    /// The server is shutting down: close once the current response is complete.
-    private var quiescing = false
     /// The client half-closed (sent FIN): no more requests come; close once those received are answered.
-    private(set) var inputClosed = false
-    private var pausedForBackend = false
-    private var pausedForQueue = false
-    private var readPending = false
+    var inputClosed: Bool { self.state.inputClosed }
     private(set) var remoteAddressText: String?
     /// Auto cross-origin for the current request's response (CORS headers or JSON-P); nil when off.
     var crossOrigin: CrossOriginResponse?
@@ -76,30 +63,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = Self.unwrapInboundIn(data)
-        if self.webSocket != nil {
-            // Nothing follows an upgrade request but the upgraded protocol.
-            return
-        }
-        if !self.queuedParts.isEmpty || (self.exchange != nil && !self.awaitingRequestEnd) {
-            // A pipelined request behind the one being answered: it waits its turn.
-            self.queuedParts.append(part)
-            if case .body(let buffer) = part {
-                self.queuedBytes += buffer.readableBytes
-            }
-            if self.queuedParts.count > 64 || self.queuedBytes > Self.maxQueuedBytes {
-                self.pausedForQueue = true
-            }
-            return
-        }
-        self.deliver(part, context: context)
+        self.carryOut(self.state.partRead(Self.unwrapInboundIn(data)), context: context)
     }
 
-    private func deliver(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
-        switch part {
-        case .head(let head):
-            self.awaitingRequestEnd = true
-            self.responseStarted = false
+    private func carryOut(_ action: ClientConnectionStateMachine.PartAction, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
+            break
+        case .startRequest(let head):
             self.crossOrigin = nil
             self.engine.metrics?.requestStarted()
             if let oversize = self.oversizedHeadResponse(head) {
@@ -124,31 +95,21 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 )
             }
             exchange.start()
-        case .body(let buffer):
-            if self.awaitingRequestEnd {
-                self.exchange?.clientBody(buffer)
-            }
-        case .end:
-            if self.awaitingRequestEnd {
-                self.awaitingRequestEnd = false
-                self.exchange?.clientEnd()
-            }
+        case .forwardBody(let buffer):
+            self.exchange?.clientBody(buffer)
+        case .forwardEnd:
+            self.exchange?.clientEnd()
         }
     }
 
     /// Hands queued pipelined requests over, one request at a time.
     private func deliverQueuedParts() {
         guard let context = self.context else { return }
-        while !self.queuedParts.isEmpty, self.exchange == nil || self.awaitingRequestEnd {
-            let part = self.queuedParts.removeFirst()
-            if case .body(let buffer) = part {
-                self.queuedBytes -= buffer.readableBytes
-            }
-            self.deliver(part, context: context)
+        while let action = self.state.nextQueuedPart() {
+            self.carryOut(action, context: context)
         }
-        if self.pausedForQueue, self.queuedParts.count <= 64, self.queuedBytes <= Self.maxQueuedBytes {
-            self.pausedForQueue = false
-            self.resumeReadingIfPossible()
+        if self.state.queueDelivered() {
+            context.read()
         }
     }
 
@@ -163,6 +124,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        self.state.channelInactive()
         self.webSocket?.clientLeftWhileOpening()
         self.webSocket = nil
         let exchange = self.exchange
@@ -178,68 +140,50 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             context.close(promise: nil)
             return
         }
-        // A request that cannot be parsed ends the connection: answer it if no response has started.
         let exchange = self.exchange
         self.exchange = nil
         exchange?.clientClosed()
-        if self.responseStarted {
-            context.close(promise: nil)
-        } else {
-            let response: ProxyErrorResponse =
-                parserError == .headerOverflow ? .headersTooLarge : .malformedRequest
-            self.respond(with: response, version: .http1_1, keepAlive: false)
-        }
+        self.carryOut(self.state.parseError(parserError), context: context)
     }
 
     func read(context: ChannelHandlerContext) {
-        if self.pausedForBackend || self.pausedForQueue {
-            self.readPending = true
-        } else {
+        if self.state.readRequested() {
             context.read()
         }
-    }
-
-    private func resumeReadingIfPossible() {
-        guard !self.pausedForBackend, !self.pausedForQueue, self.readPending, let context = self.context else { return }
-        self.readPending = false
-        context.read()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case is ChannelShouldQuiesceEvent:
             // Shutting down: idle connections close now, busy ones after their response.
-            self.quiescing = true
-            if let exchange = self.exchange {
-                exchange.quiesce()
-            } else {
-                context.close(promise: nil)
-            }
+            self.carryOut(self.state.quiesce(), context: context)
         case ChannelEvent.inputClosed:
-            // As Pushpin 1.40+: a half-close after a request is not a disconnect, the requests received are
-            // answered. A FIN once a response has started, or while held (long-poll, stream), is almost always
-            // a client that has gone: that still ends the connection.
-            self.inputClosed = true
-            let answering =
-                !self.queuedParts.isEmpty
-                || (self.exchange.map { $0.hold == nil } ?? false) && !self.responseStarted
-            if !answering {
-                context.close(promise: nil)
-            }
+            self.carryOut(self.state.inputClosed(exchangeIsHeld: self.exchange?.hold != nil), context: context)
         case is ProxyShutdownDeadlineEvent:
             // The grace period is over: end the response in flight as cleanly as its framing allows.
             let exchange = self.exchange
             self.exchange = nil
             exchange?.clientClosed()
-            if exchange != nil && self.responseStarted {
-                context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
-                    context.close(promise: nil)
-                }
-            } else {
-                context.close(promise: nil)
-            }
+            self.carryOut(self.state.shutdownDeadline(), context: context)
         default:
             context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    private func carryOut(_ action: ClientConnectionStateMachine.CloseAction, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
+            break
+        case .close:
+            context.close(promise: nil)
+        case .quiesceExchange:
+            self.exchange?.quiesce()
+        case .respondAndClose(let response):
+            self.respond(with: response, version: .http1_1, keepAlive: false)
+        case .endResponseAndClose:
+            context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
         }
     }
 
@@ -271,8 +215,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             )
         )
         self.webSocket = webSocket
-        self.awaitingRequestEnd = false
-        self.responseStarted = false
+        self.state.webSocketStarted()
         webSocket.start()
         return true
     }
@@ -282,7 +225,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     func upgradeToWebSocket(_ head: HTTPResponseHead, frames: WebSocketFrameHandler, maxFrameBytes: Int) {
         self.webSocket = nil
         guard let context = self.context else { return }
-        self.responseStarted = true
+        self.state.webSocketUpgraded()
         context.writeAndFlush(Self.wrapOutboundOut(.head(head)), promise: nil)
         let pipeline = context.pipeline.syncOperations
         do {
@@ -313,12 +256,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     /// Pauses or resumes reading the client while the backend cannot take more of the request body.
     func setReadPaused(_ paused: Bool) {
-        self.pausedForBackend = paused
-        self.resumeReadingIfPossible()
+        if self.state.backendPaused(paused) {
+            self.context?.read()
+        }
     }
 
     func writeHead(_ head: HTTPResponseHead) {
-        self.responseStarted = true
+        self.state.responseHeadWritten()
         guard let crossOrigin = self.crossOrigin else {
             self.context?.write(Self.wrapOutboundOut(.head(head)), promise: nil)
             return
@@ -342,8 +286,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// Ends the response; the connection stays open for the next request only when `keepAlive`.
     func endResponse(trailers: HTTPHeaders?, keepAlive: Bool) {
         self.exchange = nil
-        self.pausedForBackend = false
-        guard let context = self.context else { return }
+        guard let context = self.context else {
+            _ = self.state.responseEnded(keepAlive: false)
+            return
+        }
         var keepAlive = keepAlive
         if let crossOrigin = self.crossOrigin {
             self.crossOrigin = nil
@@ -352,16 +298,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             }
             keepAlive = keepAlive && !crossOrigin.endsConnection
         }
-        if keepAlive && !self.quiescing && !(self.inputClosed && self.queuedParts.isEmpty) {
+        switch self.state.responseEnded(keepAlive: keepAlive) {
+        case .keepOpen(let deliverQueued, let read):
             context.writeAndFlush(Self.wrapOutboundOut(.end(trailers)), promise: nil)
-            if self.queuedParts.isEmpty {
-                self.resumeReadingIfPossible()
-            } else {
+            if deliverQueued {
                 // Not from inside the backend's read callback that ended this response.
                 context.eventLoop.assumeIsolated().execute { self.deliverQueuedParts() }
+            } else if read {
+                context.read()
             }
-        } else {
-            self.queuedParts = []
+        case .close:
             context.writeAndFlush(Self.wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
@@ -392,6 +338,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// Closes the connection without completing the response (the backend failed mid-response).
     func abortConnection() {
         self.exchange = nil
+        self.state.aborted()
         self.context?.close(promise: nil)
     }
 

@@ -5,51 +5,23 @@ import NIOCore
 import NIOHTTP1
 import Publish
 
-/// The state of an exchange while the publish side holds its client.
-final class HeldExchange {
-    let generation: Int
-    let instruct: Instruct
-    /// The next link, resolved.
-    let nextLink: NextLink?
-    /// The publish side's session, once the hub decided to hold.
-    var session: HoldSession?
-    /// Response holds: the timeout.
-    var timeout: Scheduled<Void>?
-    /// Stream holds: the keep-alive timer and the next-link timer.
-    var keepAlive: Scheduled<Void>?
-    var linkTimer: Scheduled<Void>?
-    /// A next link's retry after a failed attempt.
-    var linkRetry: Scheduled<Void>?
-    /// Stream writes made, and bytes written, while the client was not taking data.
-    var writesWhileUnwritable = 0
-    var bytesWhileUnwritable = 0
-    /// Whether the metrics count this hold among the held connections.
-    var countedAsHeld = false
-
-    init(generation: Int, instruct: Instruct, nextLink: NextLink?) {
-        self.generation = generation
-        self.instruct = instruct
-        self.nextLink = nextLink
-    }
-
-    func cancelTimers() {
-        self.timeout?.cancel()
-        self.keepAlive?.cancel()
-        self.linkTimer?.cancel()
-        self.linkRetry?.cancel()
-    }
-}
-
 /// Holds (grip-spec §3.4-3.6): handing the client to the publish side, and what the connection itself does while
 /// held: the long-poll timeout, the stream's head, content, keep-alives and end, next links and re-sent requests.
 extension ProxyExchange {
-    /// Stream writes, and bytes, a client may leave unread beyond NIO's buffer before it is disconnected (a slow
-    /// client never holds back the others, nor grows the server's memory; it resumes from its last id when it
-    /// reconnects).
-    static let maxWritesWhileUnwritable = 1000
-    static let maxBytesWhileUnwritable = 2 * 1024 * 1024
-    /// Attempts at a next link before the stream ends (grip-spec §3.6).
-    static let maxLinkAttempts = 5
+    /// The current hold as data (see ``HeldExchangeRecord``); nil when not held.
+    var holdRecord: HeldExchangeRecord? {
+        guard let held = self.hold, let route = self.route else { return nil }
+        return HeldExchangeRecord(
+            requestHead: self.requestHead,
+            routeID: route.id,
+            instruct: held.instruct,
+            nextLink: held.nextLink?.uri,
+            generation: held.generation,
+            responseHeadWritten: self.holds.streamStarted,
+            bodyBytesWritten: held.pacing.bytesWritten,
+            requestComplete: self.requestComplete
+        )
+    }
 
     /// Starts holding the client as `instruct` says (also for a next link's answer that holds again).
     func beginHold(_ instruct: Instruct) {
@@ -65,7 +37,7 @@ extension ProxyExchange {
             instruct.response.body = try Self.filteredInitialBody(instruct)
         } catch {
             self.logger.info("hold refused by a content filter", metadata: ["error": "\(error.message)"])
-            if self.streamStarted {
+            if self.holds.streamStarted {
                 self.endStream(debugMessage: "filter error: \(error.message)")
             } else {
                 self.endHold()
@@ -79,8 +51,12 @@ extension ProxyExchange {
         }
         let nextLink = instruct.nextLink.flatMap { link in base.flatMap { NextLink.resolve(link, against: $0) } }
         self.endHold()
-        self.holdGeneration += 1
-        let held = HeldExchange(generation: self.holdGeneration, instruct: instruct, nextLink: nextLink)
+        let generation = self.holds.begin(
+            mode: instruct.holdMode,
+            response: instruct.response,
+            idleKeepAlive: instruct.keepAlive?.mode == .idle
+        )
+        let held = HeldExchange(generation: generation, instruct: instruct, nextLink: nextLink)
         self.hold = held
         if instruct.holdMode == .none {
             // A next link without a hold: send what there is, then fetch the link.
@@ -150,39 +126,65 @@ extension ProxyExchange {
         return try ContentFilters.apply(filters, to: instruct.response.body, on: .response, context: context)
     }
 
-    /// The hub's decision for the current hold.
+    /// The hub's decision for the hold of `generation`.
     func holdDecided(_ decision: HoldDecision, generation: Int) {
-        guard let held = self.hold, held.generation == generation else {
-            if case .hold(let session, _) = decision {
-                session.end()
-            }
-            return
-        }
-        let instruct = held.instruct
         switch decision {
         case .hold(let session, let resetChannels):
-            held.session = session
-            held.countedAsHeld = self.engine.metrics != nil
-            self.engine.metrics?.holdChanged(stream: instruct.holdMode == .stream, opened: true)
-            if instruct.holdMode == .response {
-                held.timeout = self.eventLoop.assumeIsolated().scheduleTask(in: .seconds(Int64(instruct.timeout))) {
-                    self.holdTimedOut(generation: generation)
-                }
-            } else {
-                self.startStream(instruct.response, resetChannels: resetChannels)
-                self.armKeepAlive(held)
-                self.armLinkTimer(held)
-            }
-            session.activate()
+            self.carryOut(self.holds.decided(.hold(resetChannels: resetChannels), generation: generation), session)
         case .reset(let channels):
-            self.endHold()
-            self.respond(with: instruct.response, resetChannels: channels)
+            self.carryOut(self.holds.decided(.reset(channels: channels), generation: generation))
         case .recover(let gripLast):
-            if instruct.holdMode == .response {
+            self.carryOut(self.holds.decided(.recover(gripLast), generation: generation))
+        }
+    }
+
+    /// Carries out the hold's decisions, in order; `session` is the one the hub's decision brought.
+    private func carryOut(_ actions: [HoldStateMachine.Action], _ session: HoldSession? = nil) {
+        let held = self.hold
+        for action in actions {
+            switch action {
+            case .endHold:
                 self.endHold()
+            case .discardSession:
+                session?.end()
+            case .keepSession:
+                guard let held else { continue }
+                held.session = session
+                held.countedAsHeld = self.engine.metrics != nil
+                self.engine.metrics?.holdChanged(stream: held.instruct.holdMode == .stream, opened: true)
+            case .activateSession:
+                session?.activate()
+            case .armResponseTimeout:
+                guard let held else { continue }
+                let generation = held.generation
+                held.timeout = self.eventLoop.assumeIsolated().scheduleTask(
+                    in: .seconds(Int64(held.instruct.timeout))
+                ) {
+                    self.carryOut(self.holds.timedOut(generation: generation))
+                }
+            case .startStream(let response, let resetChannels):
+                self.startStream(response, resetChannels: resetChannels)
+            case .armKeepAlive:
+                if let held, self.hold === held {
+                    self.armKeepAlive(held)
+                }
+            case .armLinkTimer:
+                if let held, self.hold === held {
+                    self.armLinkTimer(held)
+                }
+            case .respond(let response, let resetChannels):
+                self.respond(with: response, resetChannels: resetChannels)
+            case .respondFilterError(let message):
+                self.sendErrorResponse(self.isDebug ? .filterError(message) : .originError)
+            case .writeContent(let content):
+                if let held {
+                    self.writeToStream(content, held)
+                }
+            case .endStream(let debugMessage):
+                self.endStream(debugMessage: debugMessage)
+            case .retryRequest(let gripLast):
                 self.startBackendRequest(.retry(gripLast))
-            } else {
-                self.startStream(instruct.response, resetChannels: [])
+            case .fetchNextLink(let gripLast):
                 self.fetchNextLink(gripLast: gripLast)
             }
         }
@@ -206,25 +208,17 @@ extension ProxyExchange {
         self.client.respond(head: head, body: ByteBuffer(bytes: response.body), keepAlive: keepAlive)
     }
 
-    private func holdTimedOut(generation: Int) {
-        guard let held = self.hold, held.generation == generation else { return }
-        self.endHold()
-        self.respond(with: held.instruct.response)
-    }
-
     /// A publish released the long-poll.
     func heldResponse(_ response: Instruct.Response, generation: Int) {
-        guard let held = self.hold, held.generation == generation else { return }
-        self.endHold()
-        self.respond(with: response)
+        self.carryOut(self.holds.released(response, generation: generation))
     }
 
     // MARK: - Streams
 
     /// Sends a stream's head (once per client response) and then `response`'s body.
     private func startStream(_ response: Instruct.Response, resetChannels: [String]) {
-        if !self.streamStarted {
-            self.streamStarted = true
+        if !self.holds.streamStarted {
+            self.holds.streamStarted = true
             var headers = HTTPHeaders(response.headers.map { ($0.name, $0.value) })
             if !resetChannels.isEmpty {
                 headers.add(name: "P8-Reset", value: resetChannels.joined(separator: ", "))
@@ -249,27 +243,13 @@ extension ProxyExchange {
 
     /// Published content for the stream.
     func heldStreamContent(_ content: [UInt8], generation: Int) {
-        guard let held = self.hold, held.generation == generation, self.streamStarted else { return }
-        self.writeToStream(content, held)
-        if held.instruct.keepAlive?.mode == .idle {
-            self.armKeepAlive(held)
-        }
-        self.armLinkTimer(held)
+        self.carryOut(self.holds.content(content, generation: generation))
     }
 
     private func writeToStream(_ content: [UInt8], _ held: HeldExchange) {
         self.client.writeBody(SharedContent.buffer(content))
         self.client.flush()
-        guard !self.client.isWritable else {
-            held.writesWhileUnwritable = 0
-            held.bytesWhileUnwritable = 0
-            return
-        }
-        held.writesWhileUnwritable += 1
-        held.bytesWhileUnwritable += content.count
-        if held.writesWhileUnwritable > Self.maxWritesWhileUnwritable
-            || held.bytesWhileUnwritable > Self.maxBytesWhileUnwritable
-        {
+        if held.pacing.wrote(content.count, clientWritable: self.client.isWritable) {
             self.logger.info("stream client too slow: disconnected")
             self.engine.metrics?.slowClientDisconnected(transport: "http-stream")
             self.endHold()
@@ -279,24 +259,17 @@ extension ProxyExchange {
 
     /// A content filter failed: a long-poll answers 502, a stream ends (grip-spec §3.7).
     func heldFilterFailed(_ message: String, generation: Int) {
-        guard let held = self.hold, held.generation == generation else { return }
-        if held.instruct.holdMode == .response {
-            self.endHold()
-            self.sendErrorResponse(self.isDebug ? .filterError(message) : .originError)
-        } else {
-            self.endStream(debugMessage: message)
-        }
+        self.carryOut(self.holds.filterFailed(message, generation: generation))
     }
 
     /// A published `close` action.
     func heldStreamEnded(generation: Int) {
-        guard let held = self.hold, held.generation == generation else { return }
-        self.endStream(debugMessage: nil)
+        self.carryOut(self.holds.streamClosed(generation: generation))
     }
 
     /// Ends the stream cleanly, with a debug message first when the route has `debug` on.
     func endStream(debugMessage: String?) {
-        guard self.streamStarted else {
+        guard self.holds.streamStarted else {
             self.endHold()
             self.sendErrorResponse(.originError)
             return
@@ -312,10 +285,7 @@ extension ProxyExchange {
     private func armKeepAlive(_ held: HeldExchange) {
         guard let keepAlive = held.instruct.keepAlive else { return }
         held.keepAlive?.cancel()
-        // Like Pushpin, shorten each period by up to a second (a tenth of it at most), so that many streams do
-        // not wake together.
-        let period = Int64(keepAlive.timeout) * 1000
-        let delay = TimeAmount.milliseconds(period - Int64.random(in: 0..<min(1000, period / 10 + 1)))
+        let delay = HoldPacing.keepAliveDelay(periodSeconds: keepAlive.timeout, jitter: Double.random(in: 0..<1))
         held.keepAlive = self.eventLoop.assumeIsolated().scheduleTask(in: delay) {
             guard self.hold === held else { return }
             self.writeToStream(keepAlive.data, held)
@@ -339,13 +309,7 @@ extension ProxyExchange {
 
     /// The publish side asks the backend to fill a gap.
     func heldRecover(_ gripLast: [GripLast], generation: Int) {
-        guard let held = self.hold, held.generation == generation else { return }
-        if held.instruct.holdMode == .response {
-            self.endHold()
-            self.startBackendRequest(.retry(gripLast))
-        } else {
-            self.fetchNextLink(gripLast: gripLast)
-        }
+        self.carryOut(self.holds.recover(gripLast, generation: generation))
     }
 
     /// Fetches the current hold's next link; without one, the stream ends.
@@ -364,15 +328,15 @@ extension ProxyExchange {
     /// A next link answered with GRIP instructions (its body goes to the stream before they take effect).
     func nextLinkAnswered(_ instruct: Instruct) {
         self.linkAttempts = 0
-        switch instruct.holdMode {
-        case .response:
-            self.endStream(debugMessage: "Next link returned non-stream hold.")
-        case .none where instruct.nextLink == nil:
+        switch HoldStateMachine.nextLinkAnswered(mode: instruct.holdMode, hasNextLink: instruct.nextLink != nil) {
+        case .endStream(let debugMessage):
+            self.endStream(debugMessage: debugMessage)
+        case .appendAndEnd:
             if !instruct.response.body.isEmpty {
                 self.client.writeBody(ByteBuffer(bytes: instruct.response.body))
             }
             self.endStream(debugMessage: nil)
-        case .none, .stream:
+        case .holdAgain:
             self.beginHold(instruct)
         }
     }
@@ -382,12 +346,12 @@ extension ProxyExchange {
     func nextLinkFailed() {
         guard let held = self.hold else { return }
         self.linkAttempts += 1
-        guard self.linkAttempts < Self.maxLinkAttempts + 1 else {
+        guard let delay = HoldPacing.linkRetryDelay(attempts: self.linkAttempts, jitter: Double.random(in: 0..<1))
+        else {
             self.endStream(debugMessage: "Failed to retrieve next link.")
             return
         }
         let kind = self.requestKind
-        let delay = TimeAmount.milliseconds((1 << Int64(self.linkAttempts - 1)) * 1000 + Int64.random(in: 0..<1000))
         held.linkRetry = self.eventLoop.assumeIsolated().scheduleTask(in: delay) {
             guard self.hold === held else { return }
             self.startBackendRequest(kind)
@@ -400,6 +364,7 @@ extension ProxyExchange {
     func endHold() {
         guard let held = self.hold else { return }
         self.hold = nil
+        self.holds.end()
         if held.countedAsHeld {
             self.engine.metrics?.holdChanged(stream: held.instruct.holdMode == .stream, opened: false)
         }
@@ -409,11 +374,6 @@ extension ProxyExchange {
 
     /// The server is shutting down: a long-poll gets its timeout response now, a stream ends cleanly.
     func quiesce() {
-        guard let held = self.hold, self.finished else { return }
-        if held.instruct.holdMode == .response {
-            self.holdTimedOut(generation: held.generation)
-        } else {
-            self.endStream(debugMessage: nil)
-        }
+        self.carryOut(self.holds.quiesce(backendRequestFinished: self.finished))
     }
 }

@@ -10,79 +10,52 @@ import Publish
 /// publish side holds the client (see `ProxyExchange+Hold.swift`); it may then make more backend requests
 /// for the same client: the original request again (with `Grip-Last`), or next links.
 ///
-/// Lives on the client connection's event loop, as does every backend connection it uses.
+/// The decisions are ``ProxyExchangeStateMachine``'s, the connecting ``BackendExchange``'s; this class carries
+/// them out. Lives on the client connection's event loop, as does every backend connection it uses.
 final class ProxyExchange {
     unowned let client: ClientConnectionHandler
     let engine: ProxyEngine
-    private let pool: BackendConnectionPool
-    /// The client's request (for JSON-P, the request its parameters describe).
-    private(set) var requestHead: HTTPRequestHead
+    /// Connects each backend request of the exchange.
+    let backend: BackendExchange
+    /// The exchange's state: request body, response, failures.
+    var state: ProxyExchangeStateMachine
     /// The connection's logger, at the route's `log_level` once routed.
     private(set) var logger: Logger
 
-    /// What a backend request of this exchange is for.
-    enum BackendRequestKind {
-        /// The client's request.
-        case original
-        /// The client's request again, because the client is behind on these channels (grip-spec §5.2).
-        case retry([GripLast])
-        /// A stream's next link (grip-spec §3.6): the response body is appended to the stream.
-        case nextLink(NextLink, [GripLast])
+    typealias BackendRequestKind = ProxyExchangeStateMachine.RequestKind
+
+    /// The client's request (for JSON-P, the request its parameters describe).
+    var requestHead: HTTPRequestHead { self.state.requestHead }
+    var requestKind: BackendRequestKind { self.state.kind }
+    var requestComplete: Bool { self.state.requestComplete }
+    /// The current backend request is over (the client may still be held).
+    var finished: Bool { self.state.finished }
+    /// Failed attempts at the current next link (grip-spec §3.6: up to 5, with back-off).
+    var linkAttempts: Int {
+        get { self.state.linkAttempts }
+        set { self.state.linkAttempts = newValue }
     }
 
-    var requestKind = BackendRequestKind.original
     /// The held client, once a backend response said to hold (or to follow a next link).
     var hold: HeldExchange?
-    /// Counts holds of this exchange, so that late calls for an ended hold are recognised.
-    var holdGeneration = 0
-    /// Whether a stream's head has been sent (a stream outlives the holds and next links that feed it).
-    var streamStarted = false
+    /// The decisions of the holds (generations, long-poll or stream, whether the stream's head is written).
+    var holds = HoldStateMachine()
 
     private(set) var route: Route?
     private(set) var originForm = "/"
-    private var targetIndex = 0
-    private var trusted = false
-    private var backendHead: HTTPRequestHead?
-    private var connection: BackendConnection?
-    private var retriedOnFreshConnection = false
+    private(set) var trusted = false
+    /// The current backend request's connection, once connected.
+    var connection: BackendConnection? { self.backend.connection }
     /// When the current backend request was sent, and whether its outcome went to the metrics.
-    private var backendRequestSent: ContinuousClock.Instant?
-    private var backendOutcomeRecorded = false
-    /// A JSON-P request: its body comes from the query, whatever the client sends.
-    private var ignoresClientBody = false
-
-    /// Client body received while no backend connection is attached yet.
-    private var pendingBody: [ByteBuffer] = []
-    private var pendingBodyBytes = 0
-    /// The first part of the request body, kept so the request can be re-sent on a fresh connection.
-    private var replayableBody: [ByteBuffer] = []
-    private var requestBodyBytes = 0
-    private(set) var requestComplete = false
-    /// Whether the client connection may carry another request after a relayed response.
-    private var clientKeepAlive = true
-    /// Failed attempts at the current next link (grip-spec §3.6: up to 5, with back-off).
-    var linkAttempts = 0
+    var backendRequestSent: ContinuousClock.Instant?
+    var backendOutcomeRecorded = false
     /// A next-link request this exchange makes for others too, while they may still join it, and those that
     /// joined (see `NextLinkFetches`).
     private var sharedFetch: (key: NextLinkFetches.Key, fetch: NextLinkFetches.Fetch)?
-    private var followers: [NextLinkFetches.Follower] = []
+    private(set) var followers: [NextLinkFetches.Follower] = []
 
-    private enum ResponseState {
-        case waitingForHead
-        /// A plain response being relayed; `keepAlive` says whether the backend connection may be reused.
-        case relaying(backendKeepAlive: Bool)
-        /// A next link's plain response, appended to the client's stream.
-        case appendingToStream(backendKeepAlive: Bool)
-        /// A GRIP response, buffered whole before it is acted on.
-        case bufferingGrip(HTTPResponseHead, ByteBuffer)
-        case complete
-    }
-
-    private var response = ResponseState.waitingForHead
-    /// The current backend request is over (the client may still be held).
-    private(set) var finished = false
-    private var timeout: Scheduled<Void>?
-    private var lastBackendActivity = NIODeadline.now()
+    var timeout: Scheduled<Void>?
+    var lastBackendActivity = NIODeadline.now()
 
     init(
         client: ClientConnectionHandler,
@@ -93,9 +66,10 @@ final class ProxyExchange {
     ) {
         self.client = client
         self.engine = engine
-        self.pool = pool
-        self.requestHead = requestHead
+        self.backend = BackendExchange(pool: pool, requestBuilder: engine.requestBuilder, logger: logger)
+        self.state = ProxyExchangeStateMachine(requestHead: requestHead)
         self.logger = logger
+        self.backend.delegate = self
     }
 
     var eventLoop: any EventLoop { self.client.eventLoop }
@@ -124,41 +98,35 @@ final class ProxyExchange {
         self.route = route
         if let level = route.logLevel {
             self.logger.logLevel = Logger.Level(pushpinLevel: level)
+            self.backend.logger = self.logger
         }
         self.originForm = target.originForm
         if crossOrigin {
             guard self.startCrossOrigin(config: route.jsonp) else { return }
         }
         self.trusted = self.engine.requestBuilder.isTrusted(self.requestHead, now: ProxyClock.unixSeconds())
-        self.connectToCurrentTarget(fresh: false)
+        self.sendBackendRequest()
     }
 
     func clientBody(_ buffer: ByteBuffer) {
-        guard !self.finished, !self.ignoresClientBody else { return }
-        self.requestBodyBytes += buffer.readableBytes
-        if self.requestBodyBytes <= ProxyLimits.maxBufferedRequestBody {
-            self.replayableBody.append(buffer)
-        } else {
-            self.replayableBody = []
-        }
-        if let connection = self.connection {
+        switch self.state.clientBody(buffer) {
+        case .none:
+            break
+        case .forward(let buffer):
+            guard let connection = self.connection else { return }
             connection.write(.body(.byteBuffer(buffer)))
             if !connection.isWritable {
                 self.client.setReadPaused(true)
             }
-        } else {
-            self.pendingBody.append(buffer)
-            self.pendingBodyBytes += buffer.readableBytes
-            if self.pendingBodyBytes > ProxyLimits.maxPendingRequestBody {
+        case .queued(let pauseClient):
+            if pauseClient {
                 self.client.setReadPaused(true)
             }
         }
     }
 
     func clientEnd() {
-        guard !self.finished else { return }
-        self.requestComplete = true
-        if let connection = self.connection {
+        if self.state.clientEnd(), let connection = self.connection {
             connection.write(.end(nil))
             connection.flush()
         }
@@ -184,15 +152,9 @@ final class ProxyExchange {
 
     /// Starts another backend request for the same client (a retry or a next link), from the first target.
     func startBackendRequest(_ kind: BackendRequestKind) {
-        self.requestKind = kind
-        self.finished = false
+        self.state.startBackendRequest(kind)
         self.backendOutcomeRecorded = false
         self.backendRequestSent = nil
-        self.response = .waitingForHead
-        self.targetIndex = 0
-        self.retriedOnFreshConnection = false
-        self.pendingBody = self.replayableBody
-        self.pendingBodyBytes = self.requestBodyBytes
         if case .nextLink(let link, let gripLast) = kind, let route = self.route {
             switch self.engine.nextLinkFetches.join(route: route, link: link, gripLast: gripLast, self) {
             case .follow:
@@ -202,12 +164,12 @@ final class ProxyExchange {
                 self.sharedFetch = (key, fetch)
             }
         }
-        self.connectToCurrentTarget(fresh: false)
+        self.sendBackendRequest()
     }
 
     /// Hands a response part of a shared next-link request to the exchanges that follow it (the first part
     /// closes the request to new followers).
-    private func shareWithFollowers(_ part: HTTPClientResponsePart) {
+    func shareWithFollowers(_ part: HTTPClientResponsePart) {
         if let shared = self.sharedFetch {
             self.sharedFetch = nil
             self.followers = self.engine.nextLinkFetches.start(shared.key, shared.fetch)
@@ -260,162 +222,22 @@ final class ProxyExchange {
         headers.remove(name: "transfer-encoding")
         if let body = jsonp.body {
             headers.add(name: "Content-Length", value: String(body.count))
-            let buffer = ByteBuffer(bytes: body)
-            self.pendingBody = [buffer]
-            self.replayableBody = [buffer]
-            self.pendingBodyBytes = body.count
-            self.requestBodyBytes = body.count
         }
-        self.ignoresClientBody = true
         self.originForm = jsonp.originForm
-        self.requestHead = HTTPRequestHead(
+        let head = HTTPRequestHead(
             version: self.requestHead.version,
             method: HTTPMethod(rawValue: jsonp.method),
             uri: jsonp.originForm,
             headers: headers
         )
+        self.state.replaceRequest(head, body: jsonp.body)
         self.client.crossOrigin = .jsonp(jsonp, version: self.requestHead.version)
-        return true
-    }
-
-    // MARK: - Connecting
-
-    private func connectToCurrentTarget(fresh: Bool) {
-        guard let route = self.route else { return }
-        var target = route.targets[self.targetIndex]
-        var clientHead = self.requestHead
-        var originForm = self.originForm
-        var gripLast: [GripLast] = []
-        switch self.requestKind {
-        case .original:
-            break
-        case .retry(let channels):
-            gripLast = channels
-        case .nextLink(let link, let channels):
-            gripLast = channels
-            clientHead = link.requestHead
-            originForm = link.originForm
-            if let direct = link.directTarget {
-                target = direct
-            }
-        }
-        guard case .host(let host, let port) = target.kind else {
-            self.logger.debug("the built-in test target is not supported")
-            self.fail(with: .originError)
-            return
-        }
-        var backendHead = self.engine.requestBuilder.backendHead(
-            for: clientHead,
-            originForm: originForm,
-            route: route,
-            target: target,
-            clientAddress: self.client.remoteAddressText,
-            clientIsTLS: self.client.isTLS,
-            trusted: self.trusted,
-            now: ProxyClock.unixSeconds()
-        )
-        for channel in gripLast {
-            backendHead.headers.add(name: "Grip-Last", value: channel.headerValue)
-        }
-        self.backendHead = backendHead
-        let key = BackendKey(
-            host: host,
-            port: port,
-            tls: target.ssl,
-            verifyCertificate: !target.insecure,
-            serverName: Self.tlsServerName(connectHost: host, target: target)
-        )
-        let completion: (Result<BackendConnection, any Error>) -> Void = { result in
-            switch result {
-            case .success(let connection):
-                self.attach(connection)
-            case .failure(let error):
-                self.connectFailed(error)
-            }
-        }
-        if fresh {
-            self.pool.connect(key, completion: completion)
-        } else {
-            self.pool.acquire(key, completion: completion)
-        }
-    }
-
-    /// The name a TLS backend's certificate is checked against: the `host=` override's host unless
-    /// `trust_connect_host` is set, else the host connected to; none for an IP address (SNI cannot carry one).
-    static func tlsServerName(connectHost: String, target: RouteTarget) -> String? {
-        var name = connectHost
-        if !target.trustConnectHost, let hostHeader = target.hostHeader {
-            name = RequestTarget.hostWithoutPort(hostHeader)
-        }
-        let isIPAddress = name.contains(":") || name.allSatisfy { $0.isNumber || $0 == "." }
-        return isIPAddress ? nil : name
-    }
-
-    private func connectFailed(_ error: any Error) {
-        guard !self.finished else { return }
-        self.logger.debug("backend connect failed", metadata: ["error": "\(error)"])
-        self.targetIndex += 1
-        if case .nextLink(let link, _) = self.requestKind, link.directTarget != nil {
-            self.fail(with: .originError)
-        } else if self.targetIndex < (self.route?.targets.count ?? 0) {
-            self.connectToCurrentTarget(fresh: false)
-        } else {
-            self.fail(with: .originError)
-        }
-    }
-
-    private func attach(_ connection: BackendConnection) {
-        guard !self.finished, let backendHead = self.backendHead else {
-            // The client left while we were connecting; the connection is clean, so keep it.
-            self.pool.release(connection)
-            return
-        }
-        self.connection = connection
-        connection.delegate = self
-        connection.exchangesServed += 1
-        connection.write(.head(backendHead))
-        if case .nextLink = self.requestKind {
-            // A next link is a GET without a body, whatever the client sent.
-            connection.write(.end(nil))
-        } else {
-            for part in self.pendingBody {
-                connection.write(.body(.byteBuffer(part)))
-            }
-            if self.requestComplete {
-                connection.write(.end(nil))
-            }
-        }
-        self.pendingBody = []
-        self.pendingBodyBytes = 0
-        connection.flush()
-        self.backendRequestSent = .now
-        self.client.setReadPaused(!connection.isWritable)
-        self.lastBackendActivity = .now()
-        self.armTimeout(after: self.engine.responseTimeout)
-    }
-
-    /// A reused connection failed before any response byte: the backend probably closed it while it was
-    /// idle. Send the request again on a new connection when the whole body is still at hand.
-    private func retryOnFreshConnection() -> Bool {
-        guard !self.retriedOnFreshConnection, let connection = self.connection, connection.exchangesServed > 1,
-            case .waitingForHead = self.response,
-            self.requestBodyBytes <= ProxyLimits.maxBufferedRequestBody
-        else {
-            return false
-        }
-        self.retriedOnFreshConnection = true
-        self.connection = nil
-        connection.close()
-        self.pendingBody = self.replayableBody
-        self.pendingBodyBytes = self.requestBodyBytes
-        self.timeout?.cancel()
-        self.connectToCurrentTarget(fresh: true)
         return true
     }
 
     // MARK: - Timeout
 
-    private func armTimeout(after delay: TimeAmount) {
+    func armTimeout(after delay: TimeAmount) {
         self.timeout?.cancel()
         // Holds the exchange until the task fires or is cancelled; every way an exchange ends cancels it.
         self.timeout = self.eventLoop.assumeIsolated().scheduleTask(in: delay) {
@@ -425,17 +247,32 @@ final class ProxyExchange {
 
     /// Fires at most once per timeout period; activity since the last arming only moves the deadline.
     private func timeoutFired() {
-        guard !self.finished, let connection = self.connection else { return }
-        let deadline = self.lastBackendActivity + self.engine.responseTimeout
-        if connection.isReadPaused || deadline > .now() {
-            // Waiting on the client, not on the backend, or the backend was active meanwhile.
-            self.armTimeout(after: connection.isReadPaused ? self.engine.responseTimeout : deadline - .now())
+        let action = self.state.timeoutFired(
+            now: .now(),
+            lastActivity: self.lastBackendActivity,
+            timeout: self.engine.responseTimeout,
+            readPaused: self.connection?.isReadPaused ?? false
+        )
+        if case .rearm(let delay) = action {
+            self.armTimeout(after: delay)
             return
         }
-        self.logger.debug("backend timed out")
-        if case .waitingForHead = self.response {
-            self.fail(with: .originTimeout)
-        } else {
+        if action != .none {
+            self.logger.debug("backend timed out")
+        }
+        self.carryOut(action)
+    }
+
+    func carryOut(_ action: ProxyExchangeStateMachine.FailureAction) {
+        switch action {
+        case .none, .rearm:
+            break
+        case .fail(let error):
+            self.fail(with: error)
+        case .endStream:
+            self.finish(reusingConnection: false)
+            self.endStream(debugMessage: nil)
+        case .abort:
             self.abort()
         }
     }
@@ -444,30 +281,16 @@ final class ProxyExchange {
 
     /// Ends the exchange on the backend side. The connection goes back to the pool only when `reusable`
     /// (the backend's response is complete and keeps the connection open) and the whole request was sent.
-    private func finish(reusingConnection reusable: Bool) {
+    func finish(reusingConnection reusable: Bool) {
         self.abandonFollowers()
-        self.finished = true
         self.timeout?.cancel()
         self.timeout = nil
-        self.response = .complete
-        // A held client may stay for minutes: keep nothing of the backend request it no longer needs.
-        self.backendHead = nil
-        guard let connection = self.connection else { return }
-        self.connection = nil
-        var requestSent = self.requestComplete
-        if case .nextLink = self.requestKind {
-            requestSent = true
-        }
-        if reusable && requestSent {
-            self.pool.release(connection)
-        } else {
-            connection.close()
-        }
+        self.backend.finish(reusingConnection: self.state.finish(reusingConnection: reusable))
     }
 
     /// Answers the client with one of the proxy's own responses and ends the exchange; for a next link, counts
     /// a failed attempt instead (the stream has started).
-    private func fail(with error: ProxyErrorResponse) {
+    func fail(with error: ProxyErrorResponse) {
         guard !self.finished else { return }
         if error == .originError || error == .originTimeout {
             self.recordBackendOutcome(status: nil)
@@ -481,8 +304,7 @@ final class ProxyExchange {
     }
 
     func sendErrorResponse(_ error: ProxyErrorResponse) {
-        let keepAlive = self.requestHead.isKeepAlive && self.requestComplete
-        self.client.respond(with: error, version: self.requestHead.version, keepAlive: keepAlive)
+        self.client.respond(with: error, version: self.requestHead.version, keepAlive: self.state.keepsClient)
     }
 
     /// Ends the client connection abruptly: the response has started and cannot be completed.
@@ -493,14 +315,9 @@ final class ProxyExchange {
         self.client.abortConnection()
     }
 
-    private func completeRelayedResponse(backendKeepAlive: Bool, trailers: HTTPHeaders?) {
-        self.finish(reusingConnection: backendKeepAlive)
-        self.client.endResponse(trailers: trailers, keepAlive: self.clientKeepAlive && self.requestComplete)
-    }
-
     // MARK: - GRIP responses
 
-    private func gripResponseComplete(head: HTTPResponseHead, body: ByteBuffer) {
+    func gripResponseComplete(head: HTTPResponseHead, body: ByteBuffer) {
         self.finish(reusingConnection: head.isKeepAlive)
         if case .nextLink = self.requestKind, !(200..<300).contains(head.status.code) {
             self.nextLinkFailed()
@@ -538,145 +355,11 @@ final class ProxyExchange {
             status: .custom(code: UInt(instruct.response.code), reasonPhrase: instruct.response.reason),
             headers: headers
         )
-        let keepAlive = self.requestHead.isKeepAlive && self.requestComplete
-        self.client.respond(head: answer, body: ByteBuffer(bytes: instruct.response.body), keepAlive: keepAlive)
-    }
-}
-
-// MARK: - Backend events
-
-extension ProxyExchange: BackendConnectionDelegate {
-    /// Whether the route or the proxy has `debug` on: error details are shown to the client.
-    var isDebug: Bool {
-        self.engine.settings.proxy.debug || self.route?.debug == true
-    }
-
-    func backendResponsePart(_ part: HTTPClientResponsePart) {
-        guard !self.finished else { return }
-        self.lastBackendActivity = .now()
-        var part = part
-        if case .head(var head) = part, let connection = self.connection {
-            head.status = connection.wireStatus(head.status)
-            part = .head(head)
-        }
-        self.shareWithFollowers(part)
-        switch (part, self.response) {
-        case (.head(let head), .waitingForHead):
-            self.responseHeadReceived(head)
-        case (.body(let buffer), .relaying), (.body(let buffer), .appendingToStream):
-            self.client.writeBody(buffer)
-            if !self.client.isWritable {
-                self.connection?.isReadPaused = true
-            }
-        case (.body(var buffer), .bufferingGrip(let head, var body)):
-            guard body.readableBytes + buffer.readableBytes <= ProxyLimits.maxGripResponseBody else {
-                self.logger.debug("GRIP instruct response too large")
-                self.fail(with: .originError)
-                return
-            }
-            self.response = .complete  // drop the reference so `body` stays uniquely owned
-            body.writeBuffer(&buffer)
-            self.response = .bufferingGrip(head, body)
-        case (.end(let trailers), .relaying(let backendKeepAlive)):
-            self.completeRelayedResponse(backendKeepAlive: backendKeepAlive, trailers: trailers)
-        case (.end, .appendingToStream(let backendKeepAlive)):
-            // A plain next-link response ends the stream (grip-spec §3.6).
-            self.finish(reusingConnection: backendKeepAlive)
-            self.endStream(debugMessage: nil)
-        case (.end, .bufferingGrip(let head, let body)):
-            self.gripResponseComplete(head: head, body: body)
-        default:
-            self.logger.debug("unexpected response part from backend")
-            self.fail(with: .originError)
-        }
-    }
-
-    /// Counts the current backend request's outcome once: its status, or nil when it got no response.
-    private func recordBackendOutcome(status: Int?) {
-        guard let metrics = self.engine.metrics, let route = self.route, !self.backendOutcomeRecorded else { return }
-        self.backendOutcomeRecorded = true
-        let sent = self.backendRequestSent
-        metrics.backendRequestEnded(route: route.id, status: status, after: sent.map { .now - $0 })
-    }
-
-    private func responseHeadReceived(_ head: HTTPResponseHead) {
-        guard let route = self.route else { return }
-        self.recordBackendOutcome(status: Int(head.status.code))
-        if case .nextLink = self.requestKind {
-            if GripResponseInspection.isGripResponse(head) {
-                self.response = .bufferingGrip(head, ByteBuffer())
-            } else if (200..<300).contains(head.status.code) {
-                self.linkAttempts = 0
-                self.response = .appendingToStream(backendKeepAlive: head.isKeepAlive)
-            } else {
-                self.fail(with: .originError)
-            }
-            return
-        }
-        if !self.trusted && !route.noGrip && GripResponseInspection.isGripResponse(head) {
-            guard self.requestBodyBytes <= ProxyLimits.maxBufferedRequestBody else {
-                self.fail(with: .requestTooLargeForGrip)
-                return
-            }
-            self.response = .bufferingGrip(head, ByteBuffer())
-            return
-        }
-        var headers = head.headers
-        HopByHopHeaders.remove(from: &headers)
-        // A close-delimited body cannot be re-framed for an HTTP/1.0 client without closing afterwards.
-        let hasLength = headers.contains(name: "content-length")
-        let bodyless =
-            self.requestHead.method == .HEAD || head.status == .noContent || head.status == .notModified
-            || head.status.code < 200
-        self.clientKeepAlive =
-            self.requestHead.isKeepAlive && (self.requestHead.version.minor >= 1 || hasLength || bodyless)
-        if !self.clientKeepAlive {
-            headers.replaceOrAdd(name: "Connection", value: "close")
-        } else if self.requestHead.version.minor == 0 {
-            headers.replaceOrAdd(name: "Connection", value: "keep-alive")
-        }
-        self.response = .relaying(backendKeepAlive: head.isKeepAlive)
-        self.client.writeHead(
-            HTTPResponseHead(version: self.requestHead.version, status: head.status, headers: headers)
+        self.client.respond(
+            head: answer,
+            body: ByteBuffer(bytes: instruct.response.body),
+            keepAlive: self.state.keepsClient
         )
-    }
-
-    func backendReadComplete() {
-        for follower in self.followers {
-            follower.readComplete()
-        }
-        switch self.response {
-        case .relaying, .appendingToStream:
-            self.client.flush()
-        default:
-            break
-        }
-    }
-
-    func backendWritabilityChanged(isWritable: Bool) {
-        self.client.setReadPaused(!isWritable)
-    }
-
-    func backendFailed(_ error: any Error) {
-        self.logger.debug("backend connection failed", metadata: ["error": "\(error)"])
-        self.backendClosed()
-    }
-
-    func backendClosed() {
-        guard !self.finished else { return }
-        if self.retryOnFreshConnection() {
-            return
-        }
-        self.connection = nil
-        switch self.response {
-        case .waitingForHead, .bufferingGrip:
-            self.fail(with: .originError)
-        case .appendingToStream:
-            self.finish(reusingConnection: false)
-            self.endStream(debugMessage: nil)
-        case .relaying, .complete:
-            self.abort()
-        }
     }
 }
 

@@ -122,6 +122,11 @@ final class BackendConnectionPool {
         self.idle[key] = connections.isEmpty ? nil : connections
     }
 
+    /// How many idle connections the pool keeps, to every backend.
+    var idleConnectionCount: Int {
+        self.idle.values.reduce(0) { $0 + $1.count }
+    }
+
     /// Closes every idle connection (shutdown).
     func closeAll() {
         for connection in self.idle.values.joined() {

@@ -16,6 +16,8 @@ import Testing
 /// - `/gated?chunks=N`: a chunked response whose first chunk is sent at once and the rest only after
 ///   ``openGate()``.
 /// - `/hang`: never answers.
+/// - `/once`: 200 on a connection's first request; a later request on the same connection closes it unanswered
+///   (a backend that closed an idle keep-alive connection).
 final class TestBackend: Sendable {
     let port: Int
     private let channel: any Channel
@@ -195,6 +197,8 @@ private final class BackendHandler: ChannelInboundHandler, RemovableChannelHandl
     private let backend: TestBackend
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
+    /// Requests answered on this connection.
+    private var answered = 0
 
     init(backend: TestBackend) {
         self.backend = backend
@@ -226,6 +230,7 @@ private final class BackendHandler: ChannelInboundHandler, RemovableChannelHandl
                 body: self.body
             )
             self.backend.record(request)
+            self.answered += 1
             self.respond(to: request, context: context)
         }
     }
@@ -283,6 +288,12 @@ private final class BackendHandler: ChannelInboundHandler, RemovableChannelHandl
             }
         case "/hang":
             break
+        case "/once":
+            if self.answered > 1 {
+                context.close(promise: nil)
+            } else {
+                self.send(status: .ok, headers: [], body: Array("once".utf8), context: context)
+            }
         case "/ws":
             var (status, headers, body) = Self.webSocketOverHTTP(request, query: query)
             if query["oneshot"] != nil {

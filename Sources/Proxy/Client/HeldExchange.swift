@@ -1,0 +1,113 @@
+import Foundation
+import GRIP
+import NIOCore
+import NIOHTTP1
+import Publish
+
+/// A held client connection as data (grip-spec §3.4-3.6): which hold, on which channels from which positions, and
+/// what the client has been sent. It is everything a process needs, besides the socket, to take the client over.
+struct HeldExchangeRecord: Equatable, Sendable {
+    /// The client's request (for JSON-P, the request its parameters describe), and the route it took.
+    var requestHead: HTTPRequestHead
+    var routeID: String
+    /// The instructions the hold follows: its mode, channels with their `prev-id`s (the positions it started
+    /// from), response, keep-alive and next link.
+    var instruct: Instruct
+    /// The next link, resolved.
+    var nextLink: URL?
+    /// Counts the exchange's holds (a next link's answer may hold again).
+    var generation: Int
+    /// Whether the response head has been written (a stream's, once for the client's response).
+    var responseHeadWritten: Bool
+    /// Stream body bytes written to the client by this hold (initial body, content, keep-alives).
+    var bodyBytesWritten: Int
+    /// Whether the request was complete (the client may carry another after a long-poll's answer).
+    var requestComplete: Bool
+}
+
+/// What a held exchange decides without its timers: when a slow stream client is dropped, when keep-alives and
+/// next-link retries come.
+struct HoldPacing: Hashable, Sendable {
+    /// Stream writes, and bytes, a client may leave unread beyond NIO's buffer before it is disconnected (a slow
+    /// client never holds back the others, nor grows the server's memory; it resumes from its last id when it
+    /// reconnects).
+    static let maxWritesWhileUnwritable = 1000
+    static let maxBytesWhileUnwritable = 2 * 1024 * 1024
+    /// Attempts at a next link before the stream ends (grip-spec §3.6).
+    static let maxLinkAttempts = 5
+
+    /// Stream writes made, and bytes written, while the client was not taking data.
+    private(set) var writesWhileUnwritable = 0
+    private(set) var bytesWhileUnwritable = 0
+    /// Stream body bytes written in all.
+    private(set) var bytesWritten = 0
+
+    /// A stream write of `bytes`, after which the client is `writable` or not.
+    ///
+    /// - Returns: true when the client is too slow and must be disconnected.
+    mutating func wrote(_ bytes: Int, clientWritable writable: Bool) -> Bool {
+        self.bytesWritten += bytes
+        guard !writable else {
+            self.writesWhileUnwritable = 0
+            self.bytesWhileUnwritable = 0
+            return false
+        }
+        self.writesWhileUnwritable += 1
+        self.bytesWhileUnwritable += bytes
+        return self.writesWhileUnwritable > Self.maxWritesWhileUnwritable
+            || self.bytesWhileUnwritable > Self.maxBytesWhileUnwritable
+    }
+
+    /// The delay of the next keep-alive: like Pushpin, each period shortened by up to a second (a tenth of it at
+    /// most), so that many streams do not wake together. `jitter` is in 0..<1.
+    static func keepAliveDelay(periodSeconds: Int, jitter: Double) -> TimeAmount {
+        let period = Int64(periodSeconds) * 1000
+        let spread = min(1000, period / 10 + 1)
+        return .milliseconds(period - Int64(Double(spread) * jitter))
+    }
+
+    /// The delay before retrying a next link after `attempts` failures (1, 2, 4, 8, 16 s, plus up to a second:
+    /// `jitter` is in 0..<1), or nil when the stream ends instead.
+    static func linkRetryDelay(attempts: Int, jitter: Double) -> TimeAmount? {
+        guard attempts < Self.maxLinkAttempts + 1 else { return nil }
+        return .milliseconds((1 << Int64(attempts - 1)) * 1000 + Int64(1000 * jitter))
+    }
+}
+
+/// The state of an exchange while the publish side holds its client: its data, and the timers and session that
+/// carry it out.
+final class HeldExchange {
+    let generation: Int
+    let instruct: Instruct
+    /// The next link, resolved.
+    let nextLink: NextLink?
+    /// The publish side's session, once the hub decided to hold.
+    var session: HoldSession?
+    /// Response holds: the timeout.
+    var timeout: Scheduled<Void>?
+    /// Stream holds: the keep-alive timer and the next-link timer.
+    var keepAlive: Scheduled<Void>?
+    var linkTimer: Scheduled<Void>?
+    /// A next link's retry after a failed attempt.
+    var linkRetry: Scheduled<Void>?
+    /// Slow-client counts and bytes written.
+    var pacing = HoldPacing()
+    /// Whether the metrics count this hold among the held connections.
+    var countedAsHeld = false
+
+    init(generation: Int, instruct: Instruct, nextLink: NextLink?) {
+        self.generation = generation
+        self.instruct = instruct
+        self.nextLink = nextLink
+    }
+
+    func cancelTimers() {
+        self.timeout?.cancel()
+        self.keepAlive?.cancel()
+        self.linkTimer?.cancel()
+        self.linkRetry?.cancel()
+    }
+}
+
+@available(*, unavailable)
+extension HeldExchange: Sendable {}
