@@ -56,13 +56,15 @@ struct WebSocketClientHandshake {
     /// nor on a `no_grip` route.
     var offersGrip: Bool { !self.trusted && !self.route.noGrip }
 
-    /// The client's head as `method`, without the headers `removing` names, rewritten as for any request
-    /// (grip-spec §2.5) for `target`, with `Sec-WebSocket-Extensions: grip` when ``offersGrip``.
-    func backendHead(
-        target: RouteTarget,
+    /// The backend request for the client's head as `method`, without the headers `removing` names, rewritten
+    /// as for any request (grip-spec §2.5), then `addingFirst`, `Sec-WebSocket-Extensions: grip` when
+    /// ``offersGrip``, and `adding`.
+    func backendRequest(
         method: HTTPMethod? = nil,
-        removing removed: (_ lowercasedName: String) -> Bool
-    ) -> HTTPRequestHead {
+        removing removed: (_ lowercasedName: String) -> Bool,
+        addingFirst first: [(name: String, value: String)] = [],
+        adding added: [(name: String, value: String)] = []
+    ) -> BackendRequest {
         var client = self.requestHead
         if let method {
             client.method = method
@@ -70,32 +72,29 @@ struct WebSocketClientHandshake {
         for name in Set(client.headers.map { $0.name.lowercased() }) where removed(name) {
             client.headers.remove(name: name)
         }
-        var head = self.engine.requestBuilder.backendHead(
-            for: client,
+        let grip = self.offersGrip ? [(name: "Sec-WebSocket-Extensions", value: "grip")] : []
+        return BackendRequest(
+            clientHead: client,
             originForm: self.originForm,
             route: self.route,
-            target: target,
+            targets: self.route.targets,
             clientAddress: self.clientAddress,
             clientIsTLS: self.clientIsTLS,
             trusted: self.trusted,
-            now: ProxyClock.unixSeconds()
+            addedHeaders: first + grip + added
         )
-        if self.offersGrip {
-            head.headers.add(name: "Sec-WebSocket-Extensions", value: "grip")
-        }
-        return head
     }
 
-    /// Where `target` is reached, or nil for the built-in test target (which takes no WebSocket).
-    static func backendKey(_ target: RouteTarget) -> BackendKey? {
-        guard case .host(let host, let port) = target.kind else { return nil }
-        return BackendKey(
-            host: host,
-            port: port,
-            tls: target.ssl,
-            verifyCertificate: !target.insecure,
-            serverName: ProxyExchange.tlsServerName(connectHost: host, target: target)
+    /// The component that connects this handshake's backend requests (target, failover, fresh retry).
+    func backendExchange(mode: BackendExchange.Mode, delegate: any BackendExchangeDelegate) -> BackendExchange {
+        let exchange = BackendExchange(
+            pool: self.pool,
+            requestBuilder: self.engine.requestBuilder,
+            mode: mode,
+            logger: self.logger
         )
+        exchange.delegate = delegate
+        return exchange
     }
 
     /// The handshake failed before the upgrade: the client gets `502`.

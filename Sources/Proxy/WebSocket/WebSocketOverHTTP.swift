@@ -24,11 +24,9 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
     private var retryTimer: Scheduled<Void>?
 
     // The request in flight, on the wire.
-    private var targetIndex = 0
+    private lazy var exchange = self.handshake.backendExchange(mode: .pooled, delegate: self)
     /// The in-flight request's body, kept to send it again on a fresh connection.
     private var inFlightBody: [UInt8] = []
-    private var retriedOnFreshConnection = false
-    private var connection: BackendConnection?
     private var responseHead: HTTPResponseHead?
     private var responseBody = ByteBuffer()
     private var requestTimeout: Scheduled<Void>?
@@ -73,13 +71,7 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
         for action in actions {
             switch action {
             case .send(let events, let retry):
-                if !retry {
-                    self.inFlightBody = WebSocketEvent.encode(events)
-                    self.retriedOnFreshConnection = false
-                    self.responseHead = nil
-                    self.responseBody.clear()
-                }
-                self.connect(fresh: retry)
+                self.send(events, retry: retry)
             case .retryLater(let attempt):
                 let delay = WebSocketOverHTTPStateMachine.retryDelay(
                     attempt: attempt,
@@ -92,7 +84,7 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
                 self.upgrade(headers, extensions: extensions)
             case .abandonRequest:
                 self.requestTimeout?.cancel()
-                self.closeConnection()
+                self.exchange.finish(reusingConnection: false)
             case .respondBadGateway:
                 self.handshake.respondBadGateway()
             case .relayRefusal(let status, let headers, let body):
@@ -155,80 +147,46 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
 
     // MARK: - Backend requests
 
-    private func connect(fresh: Bool) {
-        let target = self.handshake.route.targets[self.targetIndex]
-        guard let key = WebSocketClientHandshake.backendKey(target) else {
-            self.requestFailed("the built-in test target is not supported")
+    /// Sends a request through the exchange: `OPEN` to the route's first target that takes it, later requests
+    /// to the target that took `OPEN`, without failover (grip-spec §7.2); a `retry` again on a fresh connection.
+    private func send(_ events: [WebSocketEvent], retry: Bool) {
+        self.responseHead = nil
+        self.responseBody.clear()
+        guard !retry else {
+            self.exchange.retry()
             return
         }
-        let body = self.inFlightBody
-        let head = self.backendHead(target: target, contentLength: body.count)
-        let completion: (Result<BackendConnection, any Error>) -> Void = { result in
-            switch result {
-            case .success(let connection):
-                self.connection = connection
-                connection.delegate = self
-                connection.exchangesServed += 1
-                connection.write(.head(head))
-                connection.write(.body(.byteBuffer(ByteBuffer(bytes: body))))
-                connection.write(.end(nil))
-                connection.flush()
-                self.requestTimeout = self.handshake.eventLoop.assumeIsolated().scheduleTask(
-                    in: self.handshake.engine.responseTimeout
-                ) {
-                    self.requestFailed("backend timed out")
-                }
-            case .failure(let error):
-                if self.machine.session.phase == .opening, self.targetIndex + 1 < self.handshake.route.targets.count {
-                    self.targetIndex += 1
-                    self.machine.setOneEventPerRequest(self.handshake.route.targets[self.targetIndex].oneEvent)
-                    self.connect(fresh: false)
-                } else {
-                    self.run(self.machine.connectFailed("backend connect failed: \(error)"))
-                }
-            }
-        }
-        if fresh {
-            self.handshake.pool.connect(key, completion: completion)
-        } else {
-            self.handshake.pool.acquire(key, completion: completion)
-        }
+        self.inFlightBody = WebSocketEvent.encode(events)
+        let opening = self.machine.session.phase == .opening
+        self.exchange.start(self.backendRequest(), fromFirstTarget: opening, failover: opening)
     }
 
-    /// The request head of every backend request (grip-spec §7.2).
-    private func backendHead(target: RouteTarget, contentLength: Int) -> HTTPRequestHead {
+    /// Every backend request (grip-spec §7.2): a POST of the events, with the connection's id and meta.
+    private func backendRequest() -> BackendRequest {
         let session = self.machine.session
         let removed: Set<String> = [
             "accept", "connection-id", "content-length", "content-type", "sec-websocket-extensions",
         ]
-        var head = self.handshake.backendHead(target: target, method: .POST) { name in
-            removed.contains(name) || name.hasPrefix("meta-")
-        }
-        head.headers.add(name: "Accept", value: WebSocketEvent.contentType)
-        head.headers.add(name: "Connection-Id", value: session.connectionID)
-        head.headers.add(name: "Content-Type", value: WebSocketEvent.contentType)
+        var added = [
+            (name: "Accept", value: WebSocketEvent.contentType),
+            (name: "Connection-Id", value: session.connectionID),
+            (name: "Content-Type", value: WebSocketEvent.contentType),
+        ]
         for (name, value) in session.meta.sorted(by: { $0.key < $1.key }) {
-            head.headers.add(name: "Meta-\(name)", value: value)
+            added.append((name: "Meta-\(name)", value: value))
         }
-        head.headers.replaceOrAdd(name: "Content-Length", value: String(contentLength))
-        return head
-    }
-
-    private func closeConnection() {
-        self.connection?.close()
-        self.connection = nil
+        var request = self.handshake.backendRequest(
+            method: .POST,
+            removing: { removed.contains($0) || $0.hasPrefix("meta-") },
+            adding: added
+        )
+        request.contentLength = self.inFlightBody.count
+        return request
     }
 
     private func responseComplete() {
         self.requestTimeout?.cancel()
-        if let connection = self.connection {
-            self.connection = nil
-            if self.responseHead?.isKeepAlive ?? false {
-                self.handshake.pool.release(connection)
-            } else {
-                connection.close()
-            }
-        }
+        self.exchange.finish(reusingConnection: self.responseHead?.isKeepAlive ?? false)
         self.inFlightBody = []
         guard let head = self.responseHead else { return }
         let body = self.responseBody
@@ -238,16 +196,10 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
 
     private func requestFailed(_ reason: String) {
         self.requestTimeout?.cancel()
-        if self.responseHead == nil, let connection = self.connection, connection.exchangesServed > 1,
-            !self.retriedOnFreshConnection
-        {
-            // A pooled connection the backend closed while it was idle: send the request again on a new one.
-            self.retriedOnFreshConnection = true
-            self.closeConnection()
-            self.connect(fresh: true)
-            return
-        }
-        self.closeConnection()
+        // A pooled connection the backend closed while it was idle: the exchange sends the request again on a
+        // new one.
+        guard !self.exchange.retryOnFreshConnection(replayable: self.responseHead == nil) else { return }
+        self.exchange.finish(reusingConnection: false)
         self.run(self.machine.requestFailed(reason))
     }
 }
@@ -290,7 +242,29 @@ extension WebSocketOverHTTP: WebSocketFrameHandlerDelegate {
 
 // MARK: - Backend events
 
-extension WebSocketOverHTTP: BackendConnectionDelegate {
+extension WebSocketOverHTTP: BackendExchangeDelegate {
+    func backendConnected(_ connection: BackendConnection) {
+        if let target = self.exchange.target {
+            self.machine.setOneEventPerRequest(target.oneEvent)
+        }
+        connection.write(.body(.byteBuffer(ByteBuffer(bytes: self.inFlightBody))))
+        connection.write(.end(nil))
+        connection.flush()
+        self.requestTimeout = self.handshake.eventLoop.assumeIsolated().scheduleTask(
+            in: self.handshake.engine.responseTimeout
+        ) {
+            self.requestFailed("backend timed out")
+        }
+    }
+
+    func backendUnavailable(_ error: any Error) {
+        if case .unsupportedTarget? = error as? BackendExchangeError {
+            self.run(self.machine.requestFailed("the built-in test target is not supported"))
+        } else {
+            self.run(self.machine.connectFailed("backend connect failed: \(error)"))
+        }
+    }
+
     func backendResponsePart(_ part: HTTPClientResponsePart) {
         switch part {
         case .head(let head):

@@ -19,8 +19,7 @@ final class WebSocketPassthrough: UpgradingWebSocket {
 
     private let handshake: WebSocketClientHandshake
     private var machine: WebSocketPassthroughStateMachine
-    private var targetIndex = 0
-    private var connection: BackendConnection?
+    private lazy var exchange = self.handshake.backendExchange(mode: .upgrade, delegate: self)
     private var backendResponse: (head: HTTPResponseHead, body: ByteBuffer)?
     private var timeout: Scheduled<Void>?
     private var clientFrames: WebSocketFrameHandler?
@@ -36,46 +35,14 @@ final class WebSocketPassthrough: UpgradingWebSocket {
 
     // MARK: - Handshake
 
-    /// Sends the upgrade request to the route's first target that accepts a connection.
+    /// Sends the upgrade request to the route's first target that accepts a connection, on a new connection.
     func start() {
-        let target = self.handshake.route.targets[self.targetIndex]
-        guard let key = WebSocketClientHandshake.backendKey(target) else {
-            self.perform(self.machine.failed())
-            return
-        }
-        var head = self.handshake.backendHead(target: target) { $0 == "sec-websocket-extensions" }
-        head.headers.add(name: "Upgrade", value: "websocket")
-        head.headers.add(name: "Connection", value: "Upgrade")
-        self.handshake.pool.connect(key, forUpgrade: true) { result in
-            switch result {
-            case .success(let connection):
-                let action = self.machine.connected()
-                guard case .sendHandshake = action else {
-                    connection.close()
-                    return
-                }
-                self.connection = connection
-                connection.delegate = self
-                connection.write(.head(head))
-                connection.write(.end(nil))
-                connection.flush()
-                self.timeout = self.handshake.eventLoop.assumeIsolated().scheduleTask(
-                    in: self.handshake.engine.responseTimeout
-                ) {
-                    self.logger.debug("backend timed out answering a WebSocket upgrade")
-                    self.perform(self.machine.failed())
-                }
-            case .failure(let error):
-                self.logger.debug("backend connect failed", metadata: ["error": "\(error)"])
-                guard case .connecting = self.machine.phase else { return }
-                self.targetIndex += 1
-                if self.targetIndex < self.handshake.route.targets.count {
-                    self.start()
-                } else {
-                    self.perform(self.machine.failed())
-                }
-            }
-        }
+        // The client's handshake with its extensions replaced by `grip` on GRIP routes (grip-spec §7.1).
+        let request = self.handshake.backendRequest(
+            removing: { $0 == "sec-websocket-extensions" },
+            addingFirst: [(name: "Upgrade", value: "websocket"), (name: "Connection", value: "Upgrade")]
+        )
+        self.exchange.start(request)
     }
 
     /// The client left before the upgrade completed.
@@ -142,13 +109,12 @@ final class WebSocketPassthrough: UpgradingWebSocket {
 
     private func dropConnection() {
         self.timeout?.cancel()
-        self.connection?.close()
-        self.connection = nil
+        self.exchange.finish(reusingConnection: false)
     }
 
     /// The backend accepted: upgrade both connections.
     private func upgrade(_ headers: HTTPHeaders, extensions: [String], gripMessages: Bool) {
-        guard self.handshake.client != nil, let connection = self.connection else {
+        guard self.handshake.client != nil, let connection = self.exchange.takeConnection() else {
             self.perform(self.machine.upgradeFailed())
             return
         }
@@ -173,12 +139,12 @@ final class WebSocketPassthrough: UpgradingWebSocket {
             try Self.switchToWebSocket(connection, frames: backendFrames, maxFrameBytes: self.handshake.maxFrameBytes)
         } catch {
             self.logger.debug("backend WebSocket upgrade failed", metadata: ["error": "\(error)"])
+            connection.close()
             self.clientFrames = nil
             self.backendFrames = nil
             self.perform(self.machine.upgradeFailed())
             return
         }
-        self.connection = nil
         self.grip = self.handshake.grip(extensions: extensions, frames: clientFrames, owner: self)
         self.handshake.upgradeClient(headers: headers, frames: clientFrames)
     }
@@ -220,7 +186,26 @@ final class WebSocketPassthrough: UpgradingWebSocket {
 
 // MARK: - Backend handshake response
 
-extension WebSocketPassthrough: BackendConnectionDelegate {
+extension WebSocketPassthrough: BackendExchangeDelegate {
+    func backendConnected(_ connection: BackendConnection) {
+        guard case .sendHandshake = self.machine.connected() else {
+            self.exchange.finish(reusingConnection: false)
+            return
+        }
+        connection.write(.end(nil))
+        connection.flush()
+        self.timeout = self.handshake.eventLoop.assumeIsolated().scheduleTask(
+            in: self.handshake.engine.responseTimeout
+        ) {
+            self.logger.debug("backend timed out answering a WebSocket upgrade")
+            self.perform(self.machine.failed())
+        }
+    }
+
+    func backendUnavailable(_ error: any Error) {
+        self.perform(self.machine.failed())
+    }
+
     func backendResponsePart(_ part: HTTPClientResponsePart) {
         switch part {
         case .head(let head):
