@@ -52,7 +52,7 @@ package final class WebSocketSession: ChannelSubscriber {
     }
 
     /// The subscribed channels (route prefix included) with the position each was subscribed from.
-    var channels: [(name: String, lastID: String?)] {
+    package var channels: [(name: String, lastID: String?)] {
         self.state.withLock { state in
             state.subscriptions.sorted { $0.key < $1.key }.map { ($0.key, $0.value.lastID) }
         }

@@ -204,13 +204,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         guard let route, let first = route.targets.first else { return false }
         let kind: any UpgradingWebSocket.Type = first.overHTTP ? WebSocketOverHTTP.self : WebSocketPassthrough.self
         let webSocket = kind.init(
-            client: self,
-            engine: self.engine,
-            pool: self.pool,
-            requestHead: head,
-            route: route,
-            originForm: target.originForm,
-            logger: self.logger
+            handshake: WebSocketClientHandshake(
+                client: self,
+                engine: self.engine,
+                pool: self.pool,
+                requestHead: head,
+                route: route,
+                originForm: target.originForm,
+                logger: self.logger
+            )
         )
         self.webSocket = webSocket
         self.state.webSocketStarted()

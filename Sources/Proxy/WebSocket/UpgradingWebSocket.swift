@@ -1,20 +1,9 @@
-import GRIP
-import Logging
 import NIOHTTP1
 
 /// A client's WebSocket handshake in progress, held by its ``ClientConnectionHandler`` until it upgrades the
 /// connection or answers with an HTTP response.
 protocol UpgradingWebSocket: AnyObject {
-    /// A handshake for `requestHead`, routed by `route`.
-    init(
-        client: ClientConnectionHandler,
-        engine: ProxyEngine,
-        pool: BackendConnectionPool,
-        requestHead: HTTPRequestHead,
-        route: Route,
-        originForm: String,
-        logger: Logger
-    )
+    init(handshake: WebSocketClientHandshake)
     /// Starts the handshake with the backend.
     func start()
     /// The client left before the handshake completed.

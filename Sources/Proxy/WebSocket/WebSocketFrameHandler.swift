@@ -16,7 +16,7 @@ protocol WebSocketFrameHandlerDelegate: AnyObject {
 }
 
 /// A message from the peer, reassembled from its frames.
-enum WebSocketMessage {
+enum WebSocketMessage: Equatable {
     case text(ByteBuffer)
     case binary(ByteBuffer)
     case ping(ByteBuffer)

@@ -71,6 +71,11 @@ final class WebSocketGrip {
         }
     }
 
+    /// The channels the client is subscribed to, with the id each was subscribed from.
+    var subscriptions: [WebSocketOverHTTPSession.Subscription] {
+        self.session?.channels.map { .init(channel: $0.name, lastID: $0.lastID) } ?? []
+    }
+
     /// Whether the backend enabled the GRIP extension.
     var isEnabled: Bool { self.prefix != nil }
 

@@ -11,258 +11,201 @@ import NIOWebSocket
 /// backend's `101` enables the GRIP extension, its messages go through ``WebSocketGrip`` (control messages,
 /// prefixes, publishing to the client).
 ///
-/// Lives on the client connection's event loop, as does its backend connection.
+/// Carries out what ``WebSocketPassthroughStateMachine`` decides; keeps only the wire (the connections, their
+/// pipelines, back-pressure, the handshake's timeout). Lives on the client connection's event loop, as does its
+/// backend connection.
 final class WebSocketPassthrough: UpgradingWebSocket {
-    private weak var client: ClientConnectionHandler?
-    /// Whether the client connected over TLS.
-    private let clientIsTLS: Bool
-    private let engine: ProxyEngine
-    private let pool: BackendConnectionPool
-    private let requestHead: HTTPRequestHead
-    private let route: Route
-    private let originForm: String
-    private let trusted: Bool
-    private let clientAddress: String?
-    private let eventLoop: any EventLoop
-    private let logger: Logger
+    private typealias Side = WebSocketPassthroughStateMachine.Side
 
-    private enum Phase {
-        /// The upgrade request is on its way to the backend.
-        case connecting
-        /// Both sides upgraded.
-        case open
-        /// A close handshake is under way, or a side is gone.
-        case closing
-        case closed
-    }
-
-    private var phase = Phase.connecting
-    private var targetIndex = 0
-    private var connection: BackendConnection?
+    private let handshake: WebSocketClientHandshake
+    private var machine: WebSocketPassthroughStateMachine
+    private lazy var exchange = self.handshake.backendExchange(mode: .upgrade, delegate: self)
     private var backendResponse: (head: HTTPResponseHead, body: ByteBuffer)?
     private var timeout: Scheduled<Void>?
     private var clientFrames: WebSocketFrameHandler?
     private var backendFrames: WebSocketFrameHandler?
     private var grip: WebSocketGrip?
-    /// A `detach` control message closed the backend side; the client stays, for publishes.
-    private var detached = false
 
-    init(
-        client: ClientConnectionHandler,
-        engine: ProxyEngine,
-        pool: BackendConnectionPool,
-        requestHead: HTTPRequestHead,
-        route: Route,
-        originForm: String,
-        logger: Logger
-    ) {
-        self.client = client
-        self.clientIsTLS = client.isTLS
-        self.engine = engine
-        self.pool = pool
-        self.requestHead = requestHead
-        self.route = route
-        self.originForm = originForm
-        self.clientAddress = client.remoteAddressText
-        self.eventLoop = client.eventLoop
-        self.trusted = engine.requestBuilder.isTrusted(requestHead, now: ProxyClock.unixSeconds())
-        self.logger = logger
+    init(handshake: WebSocketClientHandshake) {
+        self.handshake = handshake
+        self.machine = WebSocketPassthroughStateMachine(offersGrip: handshake.offersGrip)
     }
+
+    private var logger: Logger { self.handshake.logger }
 
     // MARK: - Handshake
 
-    /// Sends the upgrade request to the route's first target that accepts a connection.
+    /// Sends the upgrade request to the route's first target that accepts a connection, on a new connection.
     func start() {
-        let target = self.route.targets[self.targetIndex]
-        guard case .host(let host, let port) = target.kind else {
-            self.fail(nil)
-            return
-        }
-        let key = BackendKey(
-            host: host,
-            port: port,
-            tls: target.ssl,
-            verifyCertificate: !target.insecure,
-            serverName: ProxyExchange.tlsServerName(connectHost: host, target: target)
+        // The client's handshake with its extensions replaced by `grip` on GRIP routes (grip-spec §7.1).
+        let request = self.handshake.backendRequest(
+            removing: { $0 == "sec-websocket-extensions" },
+            addingFirst: [(name: "Upgrade", value: "websocket"), (name: "Connection", value: "Upgrade")]
         )
-        let head = self.backendHead(target: target)
-        self.pool.connect(key, forUpgrade: true) { result in
-            switch result {
-            case .success(let connection):
-                guard case .connecting = self.phase else {
-                    connection.close()
-                    return
-                }
-                self.connection = connection
-                connection.delegate = self
-                connection.write(.head(head))
-                connection.write(.end(nil))
-                connection.flush()
-                self.timeout = self.eventLoop.assumeIsolated().scheduleTask(in: self.engine.responseTimeout) {
-                    self.logger.debug("backend timed out answering a WebSocket upgrade")
-                    self.fail(nil)
-                }
-            case .failure(let error):
-                self.logger.debug("backend connect failed", metadata: ["error": "\(error)"])
-                guard case .connecting = self.phase else { return }
-                self.targetIndex += 1
-                if self.targetIndex < self.route.targets.count {
-                    self.start()
-                } else {
-                    self.fail(nil)
-                }
-            }
-        }
-    }
-
-    /// The client's handshake, rewritten as for any request (grip-spec §2.5), with the upgrade headers put back and
-    /// the client's extensions replaced by `grip` on GRIP routes (grip-spec §7.1).
-    private func backendHead(target: RouteTarget) -> HTTPRequestHead {
-        var client = self.requestHead
-        client.headers.remove(name: "sec-websocket-extensions")
-        var head = self.engine.requestBuilder.backendHead(
-            for: client,
-            originForm: self.originForm,
-            route: self.route,
-            target: target,
-            clientAddress: self.clientAddress,
-            clientIsTLS: self.clientIsTLS,
-            trusted: self.trusted,
-            now: ProxyClock.unixSeconds()
-        )
-        head.headers.add(name: "Upgrade", value: "websocket")
-        head.headers.add(name: "Connection", value: "Upgrade")
-        if !self.trusted && !self.route.noGrip {
-            head.headers.add(name: "Sec-WebSocket-Extensions", value: "grip")
-        }
-        return head
-    }
-
-    /// The backend accepted: upgrade both connections.
-    private func upgrade(_ head: HTTPResponseHead) {
-        guard let client = self.client, let connection = self.connection else {
-            self.fail(nil)
-            return
-        }
-        self.timeout?.cancel()
-        var headers = head.headers
-        headers.remove(name: "sec-websocket-extensions")
-        let maxMessage = self.engine.settings.proxy.webSocketMaxMessageBytes
-        let clientFrames = WebSocketFrameHandler(
-            engine: self.engine,
-            role: .server,
-            answersPings: false,
-            maxMessageBytes: maxMessage
-        )
-        let backendFrames = WebSocketFrameHandler(
-            engine: self.engine,
-            role: .client,
-            answersPings: false,
-            maxMessageBytes: maxMessage
-        )
-        clientFrames.delegate = self
-        backendFrames.delegate = self
-        // Frames are relayed as they come (grip-spec §7.6), except the backend's when they are GRIP messages,
-        // whose prefix and control messages need the whole message.
-        clientFrames.fragmentRelay = { [unowned self, unowned clientFrames] opcode, data, fin in
-            self.relayFragment(from: clientFrames, opcode, data, fin: fin)
-        }
-        let gripEnabled = !self.trusted && !self.route.noGrip
-        if WebSocketHandshake.gripMessagePrefix(extensions: head.headers["sec-websocket-extensions"]) == nil
-            || !gripEnabled
-        {
-            backendFrames.fragmentRelay = { [unowned self, unowned backendFrames] opcode, data, fin in
-                self.relayFragment(from: backendFrames, opcode, data, fin: fin)
-            }
-        }
-        self.clientFrames = clientFrames
-        self.backendFrames = backendFrames
-        self.phase = .open
-        let maxFrame = self.engine.settings.proxy.webSocketMaxFrameBytes
-        do {
-            let pipeline = connection.channel.pipeline.syncOperations
-            let encoder = try pipeline.handler(type: HTTPRequestEncoder.self)
-            let validator = try pipeline.handler(type: NIOHTTPRequestHeadersValidator.self)
-            let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self)
-            connection.delegate = nil
-            try pipeline.addHandlers(
-                [
-                    WebSocketFrameEncoder(),
-                    ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxFrame)),
-                    backendFrames,
-                ],
-                position: .last
-            )
-            pipeline.removeHandler(connection.handler, promise: nil)
-            pipeline.removeHandler(validator, promise: nil)
-            pipeline.removeHandler(encoder, promise: nil)
-            // Last: the bytes after the 101 go to the frame decoder.
-            pipeline.removeHandler(decoder, promise: nil)
-        } catch {
-            self.logger.debug("backend WebSocket upgrade failed", metadata: ["error": "\(error)"])
-            self.fail(nil)
-            return
-        }
-        self.connection = nil
-        let grip = WebSocketGrip(
-            extensions: head.headers["sec-websocket-extensions"],
-            enabled: gripEnabled,
-            route: self.route,
-            engine: self.engine,
-            clientAddress: self.clientAddress,
-            eventLoop: self.eventLoop,
-            logger: self.logger
-        )
-        grip.client = clientFrames
-        grip.owner = self
-        self.grip = grip
-        client.upgradeToWebSocket(
-            HTTPResponseHead(version: self.requestHead.version, status: .switchingProtocols, headers: headers),
-            frames: clientFrames,
-            maxFrameBytes: maxFrame
-        )
-    }
-
-    /// The handshake failed: the client gets the backend's own refusal (`response`), or a 502.
-    private func fail(_ response: (head: HTTPResponseHead, body: ByteBuffer)?) {
-        guard case .connecting = self.phase else { return }
-        self.phase = .closed
-        self.timeout?.cancel()
-        self.connection?.close()
-        self.connection = nil
-        guard let client = self.client else { return }
-        guard let response else {
-            client.respond(with: .originError, version: self.requestHead.version, keepAlive: false)
-            return
-        }
-        var headers = response.head.headers
-        HopByHopHeaders.remove(from: &headers)
-        let body = response.body
-        headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
-        client.respond(
-            head: HTTPResponseHead(version: self.requestHead.version, status: response.head.status, headers: headers),
-            body: body,
-            keepAlive: false
-        )
+        self.exchange.start(request)
     }
 
     /// The client left before the upgrade completed.
     func clientLeftWhileOpening() {
-        guard case .connecting = self.phase else { return }
-        self.phase = .closed
-        self.timeout?.cancel()
-        self.connection?.close()
-        self.connection = nil
+        self.perform(self.machine.clientLeftWhileOpening())
     }
 
-    private func other(_ handler: WebSocketFrameHandler) -> WebSocketFrameHandler? {
-        handler === self.clientFrames ? self.backendFrames : self.clientFrames
+    // MARK: - Actions
+
+    private func perform(_ action: WebSocketPassthroughStateMachine.Action) {
+        switch action {
+        case .none, .sendHandshake:
+            break
+        case .closeConnection, .abandon:
+            self.dropConnection()
+        case .respondBadGateway:
+            self.dropConnection()
+            self.handshake.respondBadGateway()
+        case .relayRefusal(let status, let headers, let body):
+            self.dropConnection()
+            self.handshake.relayRefusal(status: status, headers: headers, body: body)
+        case .upgrade(let headers, let extensions, let gripMessages):
+            self.upgrade(headers, extensions: extensions, gripMessages: gripMessages)
+        case .forward(let message, let side):
+            guard let frames = self.frames(side) else { return }
+            switch message {
+            case .text(let data): frames.send(.text, data)
+            case .binary(let data): frames.send(.binary, data)
+            case .ping(let data): frames.send(.ping, data)
+            case .pong(let data): frames.send(.pong, data)
+            case .close(let code, let reason): frames.sendClose(code: code, reason: String(buffer: reason))
+            }
+        case .toGrip(let data, let opcode):
+            self.grip?.backendMessage(Array(data.readableBytesView), opcode: opcode)
+        case .forwardClose(let code, let reason, let side, let now):
+            self.grip?.end()
+            self.frames(side)?.sendClose(code: code, reason: reason, closeNow: now)
+        case .answerClose(let code, let reason):
+            self.grip?.end()
+            self.clientFrames?.sendClose(code: code, reason: reason, closeNow: true)
+        case .closeBackend:
+            self.backendFrames?.sendClose(code: 1000, reason: "", closeNow: true)
+        case .closeBoth(let code, let reason, let backend):
+            self.grip?.end()
+            self.clientFrames?.sendClose(code: code, reason: reason)
+            if backend {
+                self.backendFrames?.sendClose(code: code, reason: reason)
+            }
+        case .forgetBackend:
+            self.backendFrames = nil
+        case .ended(let side, let abortOther):
+            let other = self.frames(side.other)
+            self.clientFrames = nil
+            self.backendFrames = nil
+            self.grip?.end()
+            self.grip?.client = nil
+            if abortOther {
+                other?.abort()
+            } else {
+                other?.sendClose(code: 1011, reason: "backend went away", closeNow: true)
+            }
+        }
+    }
+
+    private func dropConnection() {
+        self.timeout?.cancel()
+        self.exchange.finish(reusingConnection: false)
+    }
+
+    /// The backend accepted: upgrade both connections.
+    private func upgrade(_ headers: HTTPHeaders, extensions: [String], gripMessages: Bool) {
+        guard self.handshake.client != nil, let connection = self.exchange.takeConnection() else {
+            self.perform(self.machine.upgradeFailed())
+            return
+        }
+        self.timeout?.cancel()
+        let clientFrames = self.handshake.frameHandler(role: .server, answersPings: false)
+        let backendFrames = self.handshake.frameHandler(role: .client, answersPings: false)
+        clientFrames.delegate = self
+        backendFrames.delegate = self
+        // Frames are relayed as they come (grip-spec §7.6), except the backend's when they are GRIP messages,
+        // whose prefix and control messages need the whole message.
+        clientFrames.fragmentRelay = { [unowned self] opcode, data, fin in
+            self.relayFragment(from: .client, opcode, data, fin: fin)
+        }
+        if !gripMessages {
+            backendFrames.fragmentRelay = { [unowned self] opcode, data, fin in
+                self.relayFragment(from: .backend, opcode, data, fin: fin)
+            }
+        }
+        self.clientFrames = clientFrames
+        self.backendFrames = backendFrames
+        do {
+            try Self.switchToWebSocket(connection, frames: backendFrames, maxFrameBytes: self.handshake.maxFrameBytes)
+        } catch {
+            self.logger.debug("backend WebSocket upgrade failed", metadata: ["error": "\(error)"])
+            connection.close()
+            self.clientFrames = nil
+            self.backendFrames = nil
+            self.perform(self.machine.upgradeFailed())
+            return
+        }
+        self.grip = self.handshake.grip(extensions: extensions, frames: clientFrames, owner: self)
+        self.handshake.upgradeClient(headers: headers, frames: clientFrames)
+    }
+
+    /// Replaces the HTTP handlers of the backend's connection with NIO's WebSocket frame codec and `frames`.
+    private static func switchToWebSocket(
+        _ connection: BackendConnection,
+        frames: WebSocketFrameHandler,
+        maxFrameBytes: Int
+    ) throws {
+        let pipeline = connection.channel.pipeline.syncOperations
+        let encoder = try pipeline.handler(type: HTTPRequestEncoder.self)
+        let validator = try pipeline.handler(type: NIOHTTPRequestHeadersValidator.self)
+        let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self)
+        connection.delegate = nil
+        try pipeline.addHandlers(
+            [
+                WebSocketFrameEncoder(),
+                ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxFrameBytes)),
+                frames,
+            ],
+            position: .last
+        )
+        pipeline.removeHandler(connection.handler, promise: nil)
+        pipeline.removeHandler(validator, promise: nil)
+        pipeline.removeHandler(encoder, promise: nil)
+        // Last: the bytes after the 101 go to the frame decoder.
+        pipeline.removeHandler(decoder, promise: nil)
+    }
+
+    private func frames(_ side: Side) -> WebSocketFrameHandler? {
+        side == .client ? self.clientFrames : self.backendFrames
+    }
+
+    private func side(of handler: WebSocketFrameHandler) -> Side {
+        handler === self.clientFrames ? .client : .backend
     }
 }
 
 // MARK: - Backend handshake response
 
-extension WebSocketPassthrough: BackendConnectionDelegate {
+extension WebSocketPassthrough: BackendExchangeDelegate {
+    func backendConnected(_ connection: BackendConnection) {
+        guard case .sendHandshake = self.machine.connected() else {
+            self.exchange.finish(reusingConnection: false)
+            return
+        }
+        connection.write(.end(nil))
+        connection.flush()
+        self.timeout = self.handshake.eventLoop.assumeIsolated().scheduleTask(
+            in: self.handshake.engine.responseTimeout
+        ) {
+            self.logger.debug("backend timed out answering a WebSocket upgrade")
+            self.perform(self.machine.failed())
+        }
+    }
+
+    func backendUnavailable(_ error: any Error) {
+        self.perform(self.machine.failed())
+    }
+
     func backendResponsePart(_ part: HTTPClientResponsePart) {
         switch part {
         case .head(let head):
@@ -270,21 +213,23 @@ extension WebSocketPassthrough: BackendConnectionDelegate {
         case .body(var buffer):
             guard var response = self.backendResponse else { return }
             self.backendResponse = nil
-            if response.body.readableBytes + buffer.readableBytes <= WebSocketOverHTTP.maxRejectionBody {
+            if response.body.readableBytes + buffer.readableBytes <= WebSocketClientHandshake.maxRejectionBody {
                 response.body.writeBuffer(&buffer)
             }
             self.backendResponse = response
         case .end:
             guard let response = self.backendResponse else {
-                self.fail(nil)
+                self.perform(self.machine.failed())
                 return
             }
             self.backendResponse = nil
-            if response.head.status == .switchingProtocols {
-                self.upgrade(response.head)
-            } else {
-                self.fail(response)
-            }
+            self.perform(
+                self.machine.handshakeAnswered(
+                    status: response.head.status,
+                    headers: response.head.headers,
+                    body: response.body
+                )
+            )
         }
     }
 
@@ -294,11 +239,11 @@ extension WebSocketPassthrough: BackendConnectionDelegate {
 
     func backendFailed(_ error: any Error) {
         self.logger.debug("backend connection failed", metadata: ["error": "\(error)"])
-        self.fail(nil)
+        self.perform(self.machine.failed())
     }
 
     func backendClosed() {
-        self.fail(nil)
+        self.perform(self.machine.failed())
     }
 }
 
@@ -306,85 +251,30 @@ extension WebSocketPassthrough: BackendConnectionDelegate {
 
 extension WebSocketPassthrough: WebSocketFrameHandlerDelegate {
     func webSocket(_ handler: WebSocketFrameHandler, received message: WebSocketMessage) {
-        if self.detached {
-            // Only the client is left: its messages go nowhere; its close is answered.
-            if case .close(let code, let reason) = message {
-                self.grip?.end()
-                handler.sendClose(code: code, reason: String(buffer: reason), closeNow: true)
-            }
-            return
-        }
-        guard let other = self.other(handler) else { return }
-        let fromBackend = handler === self.backendFrames
-        switch message {
-        case .text(let data) where fromBackend && self.grip?.isEnabled == true:
-            self.grip?.backendMessage(Array(data.readableBytesView), opcode: .text)
-        case .binary(let data) where fromBackend && self.grip?.isEnabled == true:
-            self.grip?.backendMessage(Array(data.readableBytesView), opcode: .binary)
-        case .text(let data):
-            other.send(.text, data)
-        case .binary(let data):
-            other.send(.binary, data)
-        case .ping(let data):
-            other.send(.ping, data)
-        case .pong(let data):
-            other.send(.pong, data)
-        case .close(let code, let reason):
-            self.grip?.end()
-            if case .open = self.phase {
-                // One side starts the close handshake: pass it on, and its answer back.
-                self.phase = .closing
-                other.sendClose(code: code, reason: String(buffer: reason))
-            } else {
-                // The answer to a close handshake: pass it on and end both connections.
-                other.sendClose(code: code, reason: String(buffer: reason), closeNow: true)
-            }
-        }
-        if !other.isWritable {
-            handler.setReadPaused(true)
-        }
+        let side = self.side(of: handler)
+        self.perform(self.machine.message(message, from: side))
+        self.pauseIfBackedUp(handler, side: side)
     }
 
     func webSocket(_ handler: WebSocketFrameHandler, writabilityChanged isWritable: Bool) {
-        self.other(handler)?.setReadPaused(!isWritable)
+        self.frames(self.side(of: handler).other)?.setReadPaused(!isWritable)
     }
 
-    /// One data frame from `handler`'s peer, passed on to the other side unchanged.
-    private func relayFragment(
-        from handler: WebSocketFrameHandler,
-        _ opcode: WebSocketOpcode,
-        _ data: ByteBuffer,
-        fin: Bool
-    ) {
-        // Once detached, only the client is left: its messages go nowhere.
-        guard !self.detached, let other = self.other(handler) else { return }
-        other.sendFrame(opcode, data, fin: fin, flushNow: true)
-        if !other.isWritable {
-            handler.setReadPaused(true)
-        }
+    /// One data frame from `side`'s peer, passed on to the other side unchanged.
+    private func relayFragment(from side: Side, _ opcode: WebSocketOpcode, _ data: ByteBuffer, fin: Bool) {
+        guard let target = self.machine.fragmentTarget(from: side), let frames = self.frames(side) else { return }
+        self.frames(target)?.sendFrame(opcode, data, fin: fin, flushNow: true)
+        self.pauseIfBackedUp(frames, side: side)
+    }
+
+    /// Back-pressure: `handler` stops reading while the other side cannot take more.
+    private func pauseIfBackedUp(_ handler: WebSocketFrameHandler, side: Side) {
+        guard !self.machine.detached, let other = self.frames(side.other), !other.isWritable else { return }
+        handler.setReadPaused(true)
     }
 
     func webSocketClosed(_ handler: WebSocketFrameHandler) {
-        let clientLeft = handler === self.clientFrames
-        let other = self.other(handler)
-        let wasOpen = self.phase == .open
-        if !clientLeft && self.detached {
-            // The backend side closed after a detach: the client stays.
-            self.backendFrames = nil
-            return
-        }
-        self.clientFrames = nil
-        self.backendFrames = nil
-        self.phase = .closed
-        self.grip?.end()
-        self.grip?.client = nil
-        if clientLeft || !wasOpen {
-            // The client vanished (nothing to tell the backend but the end of the connection), or the close
-            // handshake is done.
-            other?.abort()
-        } else {
-            other?.sendClose(code: 1011, reason: "backend went away", closeNow: true)
-        }
+        self.perform(self.machine.closed(self.side(of: handler)))
     }
 
     func webSocketShouldQuiesce(_ handler: WebSocketFrameHandler) {
@@ -398,23 +288,12 @@ extension WebSocketPassthrough: WebSocketGripOwner {
     /// `refresh` concerns WebSocket-over-HTTP only: a passthrough backend is already connected.
     func gripRefresh() {}
 
-    /// Closes the backend connection; the client stays and still receives publishes (grip-spec §7.4).
     func gripDetach() {
-        guard case .open = self.phase, !self.detached else { return }
-        self.detached = true
-        self.backendFrames?.sendClose(code: 1000, reason: "", closeNow: true)
+        self.perform(self.machine.detach())
     }
 
-    /// Closes the client with this code and reason, and the backend with the same.
     func gripClose(code: UInt16?, reason: String) {
-        guard case .open = self.phase else { return }
-        self.phase = .closing
-        self.grip?.end()
-        self.clientFrames?.sendClose(code: code, reason: reason)
-        if self.detached {
-            return
-        }
-        self.backendFrames?.sendClose(code: code, reason: reason)
+        self.perform(self.machine.close(code: code, reason: reason))
     }
 }
 
