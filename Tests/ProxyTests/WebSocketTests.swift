@@ -245,7 +245,7 @@ import Testing
                 try await WebSocketPublisher.waitForSubscribers(p8, channel: "b")
                 #expect(try await WebSocketPublisher.subscribers(p8)["a"] == nil)
                 try await socket.send(text: #"ctl:{"type":"keep-alive","content":"KA","timeout":1}"#)
-                #expect(try await socket.readMessage(timeout: .seconds(3)).text == "KA")
+                #expect(try await socket.readMessage(timeout: defaultWait).text == "KA")
                 try await socket.send(text: #"ctl:{"type":"keep-alive"}"#)
                 try await socket.send(text: #"ctl:{"type":"detach"}"#)
                 try await Self.waitForEvent(backend) { $0 == .text(Array(#"ctl:{"type":"detach"}"#.utf8)) }
