@@ -187,6 +187,31 @@ import Testing
     }
 
     @Test(arguments: StoreBackend.allCases)
+    func itemMetaIsKeptInTheLogTheReorderingBufferAndAcrossReopens(_ backend: StoreBackend) async throws {
+        let database = try await TestDatabase(backend)
+        let store = try await database.open(self.configuration())
+        let meta = Data(#"{"sender":"alice","skip_users":"bob"}"#.utf8)
+        let other = Data(#"{"require_sub":"x"}"#.utf8)
+        _ = try await store.append([
+            NewItem(channel: "c", id: "i1", formats: Data("one".utf8), meta: meta),
+            NewItem(channel: "c", id: "i2", prevId: "i1", formats: Data("two".utf8)),
+        ])
+        // i4 waits for i3 in the reordering buffer: its meta must survive the wait, and a reopen.
+        let waiting = try await store.append([
+            NewItem(channel: "c", id: "i4", prevId: "i3", formats: Data("four".utf8), meta: other)
+        ])
+        #expect(waiting.first?.isWaiting == true)
+        let reopened = try await database.open(self.configuration())
+        _ = try await reopened.append([NewItem(channel: "c", id: "i3", prevId: "i2", formats: Data("three".utf8))])
+        let items = try #require(try await reopened.read(channel: "c", after: .oldestRetained, limit: 1000).items)
+        #expect(items.map(\.id) == ["i1", "i2", "i3", "i4"])
+        #expect(items.map(\.meta) == [meta, nil, nil, other])
+        #expect(items[0].size == 3 + meta.count)
+        #expect(try await reopened.newest(channel: "c")?.meta == other)
+        #expect(try await reopened.oldest(channel: "c")?.meta == meta)
+    }
+
+    @Test(arguments: StoreBackend.allCases)
     func retentionByCountAgeAndBudget(_ backend: StoreBackend) async throws {
         let database = try await TestDatabase(backend)
         let now = Date()

@@ -24,6 +24,7 @@ struct PostgreSQLBatchWriter {
         var isAssignedId: Bool
         var prevId: String?
         var formats: Data
+        var meta: Data?
         var size: Int
         var publishedAt: Int64
     }
@@ -99,13 +100,13 @@ struct PostgreSQLBatchWriter {
         let channelIDs = Array(names.keys)
         let pending = try await self.connection.query(
             """
-            SELECT channel_id, item_id, prev_id, formats, size, published_at, received_at FROM pending_item
+            SELECT channel_id, item_id, prev_id, formats, meta, size, published_at, received_at FROM pending_item
             WHERE channel_id = ANY(\(channelIDs)::bigint[]) ORDER BY id
             """,
             logger: self.logger
         )
-        for try await (channelID, itemID, prevID, formats, size, publishedAt, receivedAt) in pending.decode(
-            (Int64, String, String, ByteBuffer, Int32, Int64, Int64).self
+        for try await (channelID, itemID, prevID, formats, meta, size, publishedAt, receivedAt) in pending.decode(
+            (Int64, String, String, ByteBuffer, ByteBuffer?, Int32, Int64, Int64).self
         ) {
             guard let name = names[channelID] else { continue }
             let item = NewItem(
@@ -113,6 +114,7 @@ struct PostgreSQLBatchWriter {
                 id: itemID,
                 prevId: prevID,
                 formats: formats.data,
+                meta: meta?.data,
                 size: Int(size),
                 publishedAt: Date(storeMilliseconds: publishedAt)
             )
@@ -256,6 +258,7 @@ struct PostgreSQLBatchWriter {
                 isAssignedId: item.id == nil,
                 prevId: item.prevId,
                 formats: item.formats,
+                meta: item.meta,
                 size: item.size,
                 publishedAt: publishedAt
             )
@@ -273,6 +276,7 @@ struct PostgreSQLBatchWriter {
             id: id,
             prevId: item.prevId,
             formats: item.formats,
+            meta: item.meta,
             size: item.size,
             publishedAt: Date(storeMilliseconds: publishedAt)
         )
@@ -293,13 +297,15 @@ struct PostgreSQLBatchWriter {
             let rows = self.itemRows
             try await self.connection.query(
                 """
-                INSERT INTO item (channel_id, sequence, item_id, is_assigned_id, prev_id, formats, size, published_at)
-                SELECT c, s, i, a, CASE WHEN hp THEN p END, f, z, t
+                INSERT INTO item (channel_id, sequence, item_id, is_assigned_id, prev_id, formats, meta, size,
+                    published_at)
+                SELECT c, s, i, a, CASE WHEN hp THEN p END, f, CASE WHEN hm THEN m END, z, t
                 FROM unnest(\(rows.map(\.channelID))::bigint[], \(rows.map(\.sequence))::bigint[],
                     \(rows.map(\.id))::text[], \(rows.map(\.isAssignedId))::boolean[],
                     \(rows.map { $0.prevId != nil })::boolean[], \(rows.map { $0.prevId ?? "" })::text[],
-                    \(rows.map(\.formats.byteBuffer))::bytea[], \(rows.map { Int64($0.size) })::bigint[],
-                    \(rows.map(\.publishedAt))::bigint[]) AS u(c, s, i, a, hp, p, f, z, t)
+                    \(rows.map(\.formats.byteBuffer))::bytea[], \(rows.map { $0.meta != nil })::boolean[],
+                    \(rows.map { ($0.meta ?? Data()).byteBuffer })::bytea[], \(rows.map { Int64($0.size) })::bigint[],
+                    \(rows.map(\.publishedAt))::bigint[]) AS u(c, s, i, a, hp, p, f, hm, m, z, t)
                 """,
                 logger: self.logger
             )
@@ -318,13 +324,17 @@ struct PostgreSQLBatchWriter {
             let pending = self.pendingInserts
             try await self.connection.query(
                 """
-                INSERT INTO pending_item (channel_id, item_id, prev_id, formats, size, published_at, received_at)
-                SELECT c, i, p, f, z, t, r FROM unnest(\(pending.map(\.key.channelID))::bigint[], \(pending.map(\.key.id))::text[],
+                INSERT INTO pending_item (channel_id, item_id, prev_id, formats, meta, size, published_at,
+                    received_at)
+                SELECT c, i, p, f, CASE WHEN hm THEN m END, z, t, r
+                FROM unnest(\(pending.map(\.key.channelID))::bigint[], \(pending.map(\.key.id))::text[],
                     \(pending.map { $0.waiting.item.prevId ?? "" })::text[],
                     \(pending.map(\.waiting.item.formats.byteBuffer))::bytea[],
+                    \(pending.map { $0.waiting.item.meta != nil })::boolean[],
+                    \(pending.map { ($0.waiting.item.meta ?? Data()).byteBuffer })::bytea[],
                     \(pending.map { Int32($0.waiting.item.size) })::integer[],
                     \(pending.map { $0.waiting.item.publishedAt.storeMilliseconds })::bigint[],
-                    \(pending.map(\.waiting.receivedAt))::bigint[]) WITH ORDINALITY AS u(c, i, p, f, z, t, r, n)
+                    \(pending.map(\.waiting.receivedAt))::bigint[]) WITH ORDINALITY AS u(c, i, p, f, hm, m, z, t, r, n)
                 ORDER BY n
                 """,
                 logger: self.logger
