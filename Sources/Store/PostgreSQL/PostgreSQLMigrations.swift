@@ -73,6 +73,54 @@ enum PostgreSQLMigrations {
         }
     }
 
+    /// Checks, without changing anything, that the database has exactly this build's migrations (what `p8ctl`
+    /// needs: it never creates or migrates a database).
+    ///
+    /// - Throws: ``StoreError/Code/notAP8Database`` when no P-8 schema is there, ``StoreError/Code/newerDatabase``,
+    ///   or ``StoreError/Code/outdatedDatabase`` when the server has not migrated it yet.
+    static func check(_ client: PostgresClient, url: PostgreSQLURL, logger: Logger) async throws {
+        let files = try self.files().map(\.identifier)
+        var exists = false
+        for try await found in try await client.query(
+            "SELECT to_regclass('p8_migration') IS NOT NULL",
+            logger: logger
+        ).decode(Bool.self) {
+            exists = found
+        }
+        guard exists else {
+            throw StoreError(
+                code: .notAP8Database,
+                path: url.description,
+                message: "no P-8 schema in this database (p8 creates it when it first starts with it)"
+            )
+        }
+        var applied = Set<String>()
+        for try await identifier in try await client.query(
+            "SELECT identifier FROM p8_migration",
+            logger: logger
+        ).decode(String.self) {
+            applied.insert(identifier)
+        }
+        let unknown = applied.subtracting(files)
+        if !unknown.isEmpty {
+            throw StoreError(
+                code: .newerDatabase,
+                path: url.description,
+                message: "the database was migrated by a newer P-8 (migrations "
+                    + "\(unknown.sorted().joined(separator: ", ")) are unknown to this build); upgrade P-8"
+            )
+        }
+        let missing = Set(files).subtracting(applied)
+        if !missing.isEmpty {
+            throw StoreError(
+                code: .outdatedDatabase,
+                path: url.description,
+                message: "the database needs migrations \(missing.sorted().joined(separator: ", ")) (p8 applies "
+                    + "them when it starts)"
+            )
+        }
+    }
+
     /// A file's statements: its text without `--` comment lines, split where a line ends with `;` (the convention
     /// of our migration files: no statement has a line ending in `;` inside it).
     static func statements(_ sql: String) -> [String] {

@@ -76,7 +76,7 @@ extension PostgreSQLStore {
         for item in logged {
             newest[item.stored.channel] = max(newest[item.stored.channel] ?? 0, item.stored.sequence)
         }
-        guard !newest.isEmpty else { return }
+        guard !newest.isEmpty, self.notifies else { return }
         var payload = newest.map { "\($0.value) \($0.key)" }.joined(separator: "\n")
         if payload.utf8.count > Self.maxNotificationPayload {
             payload = "*"
@@ -135,6 +135,17 @@ extension PostgreSQLStore {
                 }
             } catch {
                 if Task.isCancelled { return }
+                if let error = error as? PSQLError, Self.isOutage(error) {
+                    // The listening connection is the first to see a server go away: publishes are refused at once
+                    // rather than after a commit's deadline.
+                    self.noteFailure(
+                        StoreError(
+                            code: .unreachable,
+                            path: self.url.description,
+                            message: "PostgreSQL: " + Self.reason(error)
+                        )
+                    )
+                }
                 self.logger.info(
                     "listening for other nodes' commits failed, reconnecting",
                     metadata: ["error": "\(error)"]

@@ -5,7 +5,8 @@ import PostgresNIO
 extension PostgreSQLStore {
     /// Reads a channel's items after a cursor, as ``ChannelStore/read(channel:after:limit:)`` does.
     package func read(channel: String, after cursor: Cursor, limit: Int = 1000) async throws -> ReadResult {
-        try await Self.describingErrors(url: self.url) {
+        self.readSources.count(fromMemory: false)
+        return try await Self.describingErrors(url: self.url) {
             try await self.client.withConnection { connection in
                 try await self.read(connection, channel: channel, after: cursor, limit: limit)
             }
