@@ -24,8 +24,8 @@ struct PostgreSQLOutageTests {
         defer { Task { await backend.stop() } }
         let temporary = try TemporaryDirectory(prefix: "p8-outage")
         let cluster = try PrivateCluster(directory: temporary.path("cluster"))
-        defer { cluster.stop() }
-        let url = try cluster.start()
+        let url = try await cluster.start()
+        defer { Task { try? await cluster.stop() } }
         let directory = temporary.url
         try "* 127.0.0.1:\(backend.port)\n".write(
             to: directory.appendingPathComponent("routes"),
@@ -58,7 +58,7 @@ struct PostgreSQLOutageTests {
         try await client.send("GET \(path) HTTP/1.1\r\nHost: example.com\r\n\r\n")
         #expect(try await eventually { try await Self.subscribers(port: ports.publish)["out"] == 1 })
 
-        cluster.stop()
+        try await cluster.stop()
         // Never 200 while the server is down: the first publishes may wait for the commit's deadline, then every
         // one is refused at once.
         let refused = try await Self.publish(port: ports.publish, id: "during")
@@ -70,7 +70,7 @@ struct PostgreSQLOutageTests {
         #expect(try await Self.subscribers(port: ports.publish)["out"] == 1)
         #expect(p8.stderrText.contains("PostgreSQL server lost"))
 
-        _ = try cluster.start()
+        _ = try await cluster.start()
         var status = 0
         let recovered = try await eventually(timeout: .seconds(60)) {
             status = try await Self.publish(port: ports.publish, id: "after").status
@@ -126,30 +126,27 @@ struct PrivateCluster: Sendable {
     }
 
     /// Starts the cluster (creating it the first time) and returns its URL.
-    func start() throws -> String {
-        try Self.script(["start", self.directory, String(self.port)])
+    func start() async throws -> String {
+        try await Self.script(["start", self.directory, String(self.port)], timeout: .seconds(90))
+        return "postgresql://p8@127.0.0.1:\(self.port)/postgres"
     }
 
-    func stop() {
-        _ = try? Self.script(["stop", self.directory])
+    func stop() async throws {
+        try await Self.script(["stop", self.directory], timeout: .seconds(60))
     }
 
-    @discardableResult
-    private static func script(_ arguments: [String]) throws -> String {
+    /// Runs the script as a child whose descriptors are this process's 0-2 only (a pipe inherited by the server it
+    /// starts would never reach its end), and waits for it without blocking a thread.
+    private static func script(_ arguments: [String], timeout: Duration) async throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
-        let process = Process()
-        process.executableURL = root.appendingPathComponent("scripts/postgresql-cluster.sh")
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
+        let child = try ChildProcess.spawn(
+            root.appendingPathComponent("scripts/postgresql-cluster.sh"),
+            arguments: arguments
+        )
+        guard try await child.waitForExit(timeout: timeout) == 0 else {
             throw HoldTestError("postgresql-cluster.sh \(arguments.joined(separator: " ")) failed")
         }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     private static func freePort() throws -> Int {

@@ -65,20 +65,25 @@ extension ChannelStore {
                 )
             }
         }
-        return try await queue.read { db in
-            let row = try Row.fetchOne(
-                db,
-                sql: """
-                    SELECT (SELECT epoch FROM store WHERE id = 1) AS epoch, COUNT(*) AS channels,
-                        COALESCE(SUM(itemCount), 0) AS items, COALESCE(SUM(byteCount), 0) AS bytes FROM channel
-                    """
-            )
-            return BackupSummary(
-                epoch: row?["epoch"] ?? "",
-                channelCount: row?["channels"] ?? 0,
-                itemCount: row?["items"] ?? 0,
-                byteCount: row?["bytes"] ?? 0
-            )
-        }
+        return try await queue.read { db in try BackupSummary(db) }
+    }
+}
+
+extension BackupSummary {
+    /// What a copy holds: its epoch, and the totals of its channel table.
+    init(_ db: Database) throws {
+        let row = try Row.fetchOne(
+            db,
+            sql: """
+                SELECT (SELECT epoch FROM store WHERE id = 1) AS epoch, COUNT(*) AS channels,
+                    COALESCE(SUM(itemCount), 0) AS items, COALESCE(SUM(byteCount), 0) AS bytes FROM channel
+                """
+        )
+        self.init(
+            epoch: row?["epoch"] ?? "",
+            channelCount: row?["channels"] ?? 0,
+            itemCount: row?["items"] ?? 0,
+            byteCount: row?["bytes"] ?? 0
+        )
     }
 }

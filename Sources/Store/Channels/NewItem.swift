@@ -143,3 +143,24 @@ package struct LoggedItem: Sendable {
     /// The appender's ``NewItem/context``; nil for an item that waited across a restart.
     package var context: (any Sendable)?
 }
+
+extension LoggedItem {
+    /// A new item as it entered its channel's log with `sequence` and `id` (the writers of both backends).
+    init(entered item: NewItem, sequence: Int64, id: String, releasedAfterWait: Bool) {
+        self.init(
+            stored: StoredItem(
+                channel: item.channel,
+                sequence: sequence,
+                id: id,
+                prevId: item.prevId,
+                formats: item.formats,
+                meta: item.meta,
+                size: item.size,
+                publishedAt: Date(storeMilliseconds: item.publishedAt.storeMilliseconds)
+            ),
+            bypassedReordering: item.bypassesReordering,
+            releasedAfterWait: releasedAfterWait,
+            context: item.context
+        )
+    }
+}

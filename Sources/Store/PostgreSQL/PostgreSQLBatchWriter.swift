@@ -253,24 +253,7 @@ struct PostgreSQLBatchWriter {
             )
         )
         _ = channel.chain.enter(item)
-        let stored = StoredItem(
-            channel: item.channel,
-            sequence: sequence,
-            id: id,
-            prevId: item.prevId,
-            formats: item.formats,
-            meta: item.meta,
-            size: item.size,
-            publishedAt: Date(storeMilliseconds: publishedAt)
-        )
-        self.logged.append(
-            LoggedItem(
-                stored: stored,
-                bypassedReordering: item.bypassesReordering,
-                releasedAfterWait: releasedAfterWait,
-                context: item.context
-            )
-        )
+        self.logged.append(LoggedItem(entered: item, sequence: sequence, id: id, releasedAfterWait: releasedAfterWait))
         return AppendResult(channel: item.channel, sequence: sequence, id: id, isDuplicate: false)
     }
 
