@@ -98,7 +98,7 @@ def run(label, nodes, args):
           f"{args.batch}, {args.publishers} publishers); delivered {delivered}")
 
 
-async def fanout_clients(ports, count, rounds, publish_port, ready_timeout=120):
+async def fanout_clients(ports, count, rounds, publish_port, ready_timeout=300):
     """Opens `count` SSE subscribers on each port, then publishes `rounds` items (one at a time, 0.3 s apart) to
     `publish_port` and returns (latencies in seconds of every delivery, publish acknowledgement times, missing)."""
     sent = {}
@@ -123,8 +123,13 @@ async def fanout_clients(ports, count, rounds, publish_port, ready_timeout=120):
                     latencies.append(now - sent[key])
                     received[0] += 1
 
-    tasks = [asyncio.create_task(client(port)) for port in ports for _ in range(count)]
+    tasks = []
     deadline = time.monotonic() + ready_timeout
+    for start in range(0, count, 100):
+        # In waves of 100 per node, so that neither the nodes' nor the backend's accept queues overflow.
+        tasks += [asyncio.create_task(client(port)) for port in ports for _ in range(min(100, count - start))]
+        while connected[0] < len(tasks) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
     while connected[0] < len(tasks) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     if connected[0] < len(tasks):
@@ -157,6 +162,12 @@ async def fanout_clients(ports, count, rounds, publish_port, ready_timeout=120):
     for task in tasks:
         task.cancel()
     return latencies, acks, expected - received[0]
+
+
+class BenchBackend(chaos.QuietServer):
+    """The chaos backend with an accept queue for thousands of subscriptions at once."""
+
+    request_queue_size = 4096
 
 
 def percentile(values, fraction):
@@ -195,7 +206,7 @@ def main():
     args = parser.parse_args()
     root = tempfile.mkdtemp(prefix="p8-backends-bench-")
     backend_port = chaos.free_port()
-    server = chaos.QuietServer(("127.0.0.1", backend_port), chaos.Backend)
+    server = BenchBackend(("127.0.0.1", backend_port), chaos.Backend)
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
     def node(name, url=None):

@@ -174,13 +174,13 @@ struct PostgreSQLTests {
         let directory = try TemporaryDirectory()
         try await withP8(store: "backend=postgresql\npostgresql_url=\(target.url)\n", in: directory) { url in
             let replayed = try await ctl([
-                "replay", "back", "--after", "b1", "--db", sqlite.path, "--publish", "--url", url,
+                "replay", "back", "--from-oldest", "--db", sqlite.path, "--publish", "--url", url,
             ])
             #expect(replayed.status == 0, "\(replayed)")
         }
         let onPostgreSQL = try await target.store.read(channel: "back", after: .oldestRetained, limit: 100)
-        #expect(onPostgreSQL.items?.map(\.id) == ["b2", "b3"])
-        #expect(onPostgreSQL.items?.map(\.prevId) == ["b1", "b2"])
+        #expect(onPostgreSQL.items?.map(\.id) == ["b1", "b2", "b3"])
+        #expect(onPostgreSQL.items?.map(\.prevId) == [nil, "b1", "b2"])
     }
 }
 
