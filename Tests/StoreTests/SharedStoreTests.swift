@@ -214,6 +214,34 @@ import Testing
     }
 
     @Test(arguments: StoreBackend.allCases)
+    func levelsAndHoldStatusForTheStatusPageAndMetrics(_ backend: StoreBackend) async throws {
+        let database = try await TestDatabase(backend)
+        let store = try await database.open()
+        _ = try await store.append(self.chain(1, 5) + [item("b", "12345")])
+        let levels = try await store.levels()
+        #expect(levels.channels == 2)
+        #expect(levels.items == 6)
+        #expect(levels.bytes == 5 + 5)
+        try await store.recordHolds(
+            upserts: [
+                HoldRecord(
+                    id: "h1",
+                    instance: "me",
+                    mode: .stream,
+                    channels: [HoldRecord.Channel(name: "c", lastId: "i2", lastSequence: 2)]
+                ),
+                HoldRecord(id: "h2", instance: "me", mode: .response, channels: [HoldRecord.Channel(name: "b")]),
+                HoldRecord(id: "h3", instance: "other", mode: .stream, channels: []),
+            ],
+            deletes: []
+        )
+        #expect(try await store.holdCounts(instance: "me") == ["stream": 1, "response": 1])
+        let behind = try await store.holdsFurthestBehind(instance: "me", limit: 10)
+        #expect(behind.map { "\($0.holdID) \($0.mode) \($0.channel) \($0.behind)" } == ["h1 stream c 3"])
+        #expect(store.configuration.defaultRetention.maxItems == RetentionPolicy().maxItems)
+    }
+
+    @Test(arguments: StoreBackend.allCases)
     func retentionByCountAgeAndBudget(_ backend: StoreBackend) async throws {
         let database = try await TestDatabase(backend)
         let now = Date()
