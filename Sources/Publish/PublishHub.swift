@@ -86,6 +86,12 @@ package final class PublishHub: Sendable {
         self.counters.metrics?.committed(after: .now - start)
     }
 
+    /// Whether a ``publish(_:)`` error means the database is out of reach for now (a PostgreSQL server lost or
+    /// unreachable, the store probing it again): nothing was committed, and a retry later may succeed (503).
+    package static func isStoreUnavailable(_ error: any Error) -> Bool {
+        (error as? StoreError)?.code == .unreachable
+    }
+
     /// What one commit appended (items that entered channel logs in log order, and counts), called on the store's
     /// writer queue: counted, then queued for delivery.
     private func committed(_ batch: CommittedBatch) {

@@ -23,12 +23,11 @@ extension PublishHub {
                 ])
             )
         }
-        // Hold counts, lags and store levels are SQLite queries; on PostgreSQL the page shows none of them yet.
-        let sqlite = self.store as? ChannelStore
-        let held: [String: Int] = (try? await sqlite?.holdCounts(instance: self.instance)) ?? [:]
-        let behind: [HoldLag] = (try? await sqlite?.holdsFurthestBehind(instance: self.instance, limit: 10)) ?? []
-        let levels: StoreLevels? = try? await sqlite?.levels()
-        let retention: RetentionPolicy = sqlite?.configuration.defaultRetention ?? RetentionPolicy()
+        // Either backend: on PostgreSQL the levels are the whole database's, the holds this instance's.
+        let held: [String: Int] = (try? await self.store.holdCounts(instance: self.instance)) ?? [:]
+        let behind: [HoldLag] = (try? await self.store.holdsFurthestBehind(instance: self.instance, limit: 10)) ?? []
+        let levels: StoreLevels? = try? await self.store.levels()
+        let retention: RetentionPolicy = self.store.configuration.defaultRetention
         return .object([
             "time": .double(now),
             "counters": .object(counters),

@@ -26,15 +26,12 @@ struct MetricsExport: Sendable {
     }
 
     /// The exposition text, after a refresh from `hub` and `store`.
-    /// Store levels and read sources are measured on SQLite; on PostgreSQL those series stay at zero for now.
+    /// Store levels and read sources come from either backend (on PostgreSQL, the whole database's levels).
     func scrape(hub: PublishHub, store: any ChannelLogStore) async -> [UInt8] {
-        let sqlite = store as? ChannelStore
-        let levels = try? await sqlite?.levels()
-        self.metrics.refresh(counters: hub.counters, store: levels, reads: sqlite?.readSources ?? Self.noReads)
+        let levels = try? await store.levels()
+        self.metrics.refresh(counters: hub.counters, store: levels, reads: store.readSources)
         return Self.addingHelp(self.registry.emitToString(), prefix: self.prefix)
     }
-
-    private static let noReads = ReadSources()
 
     /// Puts a `# HELP` line before each `# TYPE` line whose metric has a help text.
     static func addingHelp(_ text: String, prefix: String) -> [UInt8] {

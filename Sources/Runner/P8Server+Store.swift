@@ -12,7 +12,16 @@ extension P8Server {
             return try await ChannelStore.open(configuration: configuration, logger: logger)
         case .postgresql:
             let url = try PostgreSQLURL(configuration.postgresqlURL ?? "")
-            return try await PostgreSQLStore.open(url: url, configuration: configuration, logger: logger)
+            // P8_POSTGRESQL_NOTIFY=off: no NOTIFY wake-up, only the follower's periodic comparison (for measuring
+            // what the wake-up buys; scripts/backends-bench.py --notify-off).
+            let notifies = ProcessInfo.processInfo.environment["P8_POSTGRESQL_NOTIFY"] != "off"
+            return try await PostgreSQLStore.open(
+                url: url,
+                configuration: configuration,
+                logger: logger,
+                listens: notifies,
+                notifies: notifies
+            )
         }
     }
 

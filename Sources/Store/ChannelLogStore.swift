@@ -1,4 +1,5 @@
 package import Foundation
+package import GRIP
 
 /// What the hub, the control API, `Runner` and the shared Store tests use of a store, whichever database holds it:
 /// ``ChannelStore`` (SQLite, one node) or ``PostgreSQLStore`` (several nodes sharing one PostgreSQL database).
@@ -45,6 +46,22 @@ package protocol ChannelLogStore: AnyObject, Sendable {
     /// Deletes the orphaned records.
     @discardableResult
     func deleteOrphans() async throws -> Int
+
+    /// Removes the oldest items of one channel, or of every channel, by an operator's rule (`p8ctl trim`).
+    func trim(channel: String?, rule: TrimRule) async throws -> [ChannelTrimResult]
+
+    // What the status page and the metrics endpoint show.
+
+    /// The `[store]` configuration (retention, `message_wait`).
+    var configuration: StoreConfiguration { get }
+    /// Where reads were answered from (SQLite's in-memory tail, or the database: always, on PostgreSQL).
+    var readSources: ReadSources { get }
+    /// Retained bytes and items, and channels, of the whole database.
+    func levels() async throws -> StoreLevels
+    /// The live holds of `instance` by mode (`response`, `stream`, `webSocket`).
+    func holdCounts(instance: String) async throws -> [String: Int]
+    /// The `limit` live holds of `instance` furthest behind one of their channels.
+    func holdsFurthestBehind(instance: String, limit: Int) async throws -> [HoldLag]
 }
 
 extension ChannelStore: ChannelLogStore {

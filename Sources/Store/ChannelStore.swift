@@ -173,19 +173,7 @@ package final class ChannelStore: Sendable {
         }
         let summary = try await destination.write { db in
             try db.execute(sql: "UPDATE store SET epoch = lower(hex(randomblob(8))) WHERE id = 1")
-            let row = try Row.fetchOne(
-                db,
-                sql: """
-                    SELECT (SELECT epoch FROM store WHERE id = 1) AS epoch, COUNT(*) AS channels,
-                        COALESCE(SUM(itemCount), 0) AS items, COALESCE(SUM(byteCount), 0) AS bytes FROM channel
-                    """
-            )
-            return BackupSummary(
-                epoch: row?["epoch"] ?? "",
-                channelCount: row?["channels"] ?? 0,
-                itemCount: row?["items"] ?? 0,
-                byteCount: row?["bytes"] ?? 0
-            )
+            return try BackupSummary(db)
         }
         try destination.close()
         return summary

@@ -12,6 +12,7 @@ package struct StoreError: Error, Sendable, CustomStringConvertible {
             case missingMigrations
             case badURL
             case unreachable
+            case statementFailed
         }
 
         private let base: Base
@@ -34,6 +35,8 @@ package struct StoreError: Error, Sendable, CustomStringConvertible {
         package static let badURL = Code(base: .badURL)
         /// The PostgreSQL server refused the connection, or could not be reached.
         package static let unreachable = Code(base: .unreachable)
+        /// The PostgreSQL server refused a statement (not an outage: the server answered with an error).
+        package static let statementFailed = Code(base: .statementFailed)
 
         package var description: String { self.base.rawValue }
     }

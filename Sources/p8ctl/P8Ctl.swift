@@ -10,10 +10,12 @@ struct P8Ctl: AsyncParsableCommand {
         commandName: "p8ctl",
         abstract: "Inspect and maintain a P-8 database, and publish through a running p8.",
         discussion: """
-            Every command reads the SQLite database directly: read-only for inspection (safe while p8 runs, \
+            Every command reads the database directly: read-only for inspection (safe while p8 runs, \
             and when it is down), for writing only for trim. The database is the one the config file names \
-            ([store] database_file; the config is found as p8 finds it: --config FILE, else ./p-8.conf, else \
-            config/p-8.conf.example), or --db FILE.
+            ([store] database_file, or backend=postgresql and postgresql_url; the config is found as p8 \
+            finds it: --config FILE, else ./p-8.conf, else config/p-8.conf.example), or --db FILE, or --db \
+            postgresql://user@host:port/db for the database that several nodes share. p8ctl never creates \
+            or migrates a database.
 
             publish, stats and replay --publish talk to the running server's publish API instead ([handler] \
             push_in_http_addr and push_in_http_port of the config, or --url; a JWT from push_in_http_key or \
@@ -27,10 +29,11 @@ struct P8Ctl: AsyncParsableCommand {
               p8ctl publish news 'data: hello' --id n42
               p8ctl stats
 
-            Exit status: 0 success; 1 an SQLite or file error; 2 unknown channel; 3 a cursor older than what is \
+            Exit status: 0 success; 1 an SQLite, PostgreSQL or file error; 2 unknown channel; 3 a cursor older than what is \
             retained; 4 an unknown cursor; 64 bad arguments; 65 not a usable P-8 database (another \
             application's, damaged, newer, not migrated); 66 no database file; 69 the server's publish API \
-            cannot be reached; 73 the output file exists; 76 the server answered an error; 77 the server \
+            cannot be reached; 73 the output file exists; 75 the PostgreSQL server cannot be reached or \
+            refuses the login; 76 the server answered an error; 77 the server \
             refused the credentials; 78 the config file is missing or invalid.
             """,
         version: P8Ctl.versionText,

@@ -122,7 +122,7 @@ struct ErrorTests {
         let empty = try TemporaryDirectory()
         let noConfig = try await ctl(["channels"], in: empty.url.path)
         #expect(noConfig.status == 64)
-        #expect(noConfig.stderr.hasPrefix("p8ctl: no database: pass --db FILE or --config FILE"))
+        #expect(noConfig.stderr.hasPrefix("p8ctl: no database: pass --db FILE|URL or --config FILE"))
     }
 
     @Test("--help lists the commands, each command's help has an example, --version names the schema")
@@ -134,7 +134,7 @@ struct ErrorTests {
             let commandHelp = try await ctl([command, "--help"])
             #expect(commandHelp.status == 0)
             #expect(commandHelp.stdout.contains(":\n  p8ctl \(command) "), "\(command): \(commandHelp.stdout)")
-            #expect(commandHelp.stdout.contains("--db <file>"))
+            #expect(commandHelp.stdout.contains("--db <file|url>"))
         }
         #expect(help.stdout.contains("Exit status:"))
         let history = try await ctl(["help", "history"])

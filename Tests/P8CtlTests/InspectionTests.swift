@@ -255,7 +255,7 @@ struct InspectionTests {
         #expect(try await ctl(["replay", "news", "--after", "zz", "--db", fixture.path]).status == 4)
         let missing = try await ctl(["replay", "news", "--db", fixture.path])
         #expect(missing.status == 64)
-        #expect(missing.stderr == "p8ctl: Missing expected argument '--after <id>' (see 'p8ctl replay --help')\n")
+        #expect(missing.stderr == "p8ctl: give one of --after ID and --from-oldest (see 'p8ctl replay --help')\n")
     }
 
     @Test("export: NDJSON of every retained item, or one channel's; text and binary content")

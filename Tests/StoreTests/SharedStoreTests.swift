@@ -173,9 +173,11 @@ import Testing
             released.withLock { $0 += batch.logged.filter(\.releasedAfterWait).map(\.stored.id) }
         }
         _ = try await store.append(self.chain(1, 1))
+        // Before the items are received: however long the appends take on a loaded machine, their wait is not over.
+        let beforeReceipt = Date()
         _ = try await store.append(self.chain(4, 5))  // i3 never comes; i5 waits behind i4
         _ = try await store.append([NewItem(channel: "c", id: "x3", prevId: "x2", formats: Data())])
-        try await store.releaseWaitingItems(now: Date())
+        try await store.releaseWaitingItems(now: beforeReceipt)
         #expect(try await self.ids(store) == ["i1"], "the wait is not over yet")
         try await store.releaseWaitingItems(now: Date().addingTimeInterval(120))
         #expect(try await self.ids(store) == ["i1", "i4", "i5", "x3"])
@@ -204,6 +206,59 @@ import Testing
                 \.sequence
             ) == [3]
         )
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func itemMetaIsKeptInTheLogTheReorderingBufferAndAcrossReopens(_ backend: StoreBackend) async throws {
+        let database = try await TestDatabase(backend)
+        let store = try await database.open(self.configuration())
+        let meta = Data(#"{"sender":"alice","skip_users":"bob"}"#.utf8)
+        let other = Data(#"{"require_sub":"x"}"#.utf8)
+        _ = try await store.append([
+            NewItem(channel: "c", id: "i1", formats: Data("one".utf8), meta: meta),
+            NewItem(channel: "c", id: "i2", prevId: "i1", formats: Data("two".utf8)),
+        ])
+        // i4 waits for i3 in the reordering buffer: its meta must survive the wait, and a reopen.
+        let waiting = try await store.append([
+            NewItem(channel: "c", id: "i4", prevId: "i3", formats: Data("four".utf8), meta: other)
+        ])
+        #expect(waiting.first?.isWaiting == true)
+        let reopened = try await database.open(self.configuration())
+        _ = try await reopened.append([NewItem(channel: "c", id: "i3", prevId: "i2", formats: Data("three".utf8))])
+        let items = try #require(try await reopened.read(channel: "c", after: .oldestRetained, limit: 1000).items)
+        #expect(items.map(\.id) == ["i1", "i2", "i3", "i4"])
+        #expect(items.map(\.meta) == [meta, nil, nil, other])
+        #expect(items[0].size == 3 + meta.count)
+        #expect(try await reopened.newest(channel: "c")?.meta == other)
+        #expect(try await reopened.oldest(channel: "c")?.meta == meta)
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func levelsAndHoldStatusForTheStatusPageAndMetrics(_ backend: StoreBackend) async throws {
+        let database = try await TestDatabase(backend)
+        let store = try await database.open()
+        _ = try await store.append(self.chain(1, 5) + [item("b", "12345")])
+        let levels = try await store.levels()
+        #expect(levels.channels == 2)
+        #expect(levels.items == 6)
+        #expect(levels.bytes == 5 + 5)
+        try await store.recordHolds(
+            upserts: [
+                HoldRecord(
+                    id: "h1",
+                    instance: "me",
+                    mode: .stream,
+                    channels: [HoldRecord.Channel(name: "c", lastId: "i2", lastSequence: 2)]
+                ),
+                HoldRecord(id: "h2", instance: "me", mode: .response, channels: [HoldRecord.Channel(name: "b")]),
+                HoldRecord(id: "h3", instance: "other", mode: .stream, channels: []),
+            ],
+            deletes: []
+        )
+        #expect(try await store.holdCounts(instance: "me") == ["stream": 1, "response": 1])
+        let behind = try await store.holdsFurthestBehind(instance: "me", limit: 10)
+        #expect(behind.map { "\($0.holdID) \($0.mode) \($0.channel) \($0.behind)" } == ["h1 stream c 3"])
+        #expect(store.configuration.defaultRetention.maxItems == RetentionPolicy().maxItems)
     }
 
     @Test(arguments: StoreBackend.allCases)

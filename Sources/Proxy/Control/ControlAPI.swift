@@ -117,6 +117,13 @@ struct ControlAPI: Sendable {
                 "publish failed: the items could not be committed",
                 metadata: ["p8.publish.items": "\(items.count)", "error": "\(error)"]
             )
+            if PublishHub.isStoreUnavailable(error) {
+                return .text(
+                    503,
+                    "Publish failed: the database cannot be reached; nothing was published. Retry later.",
+                    headers: [("Retry-After", "1")]
+                )
+            }
             return .text(500, "Publish failed: the items could not be stored; nothing was published.")
         }
         return .message("Published", json: json)

@@ -6,17 +6,22 @@ import GRDB
 /// Items enter a channel's log in its `prev-id` chain order (grip-spec §5.1): an item whose `prev-id` differs from
 /// the channel's chain position (the id of the last item that entered the log in sequence) is committed to
 /// `pendingItem` instead, and enters the log, with the next sequence, as soon as the item it names does, or once
-/// `message_wait` has passed (``releaseExpired(channel:receivedThrough:_:)``). Live subscribers are given the log's
-/// order, so a client resuming from any id reads exactly what a live one was sent.
+/// `message_wait` has passed (``releaseExpired(channel:receivedThrough:_:)``); ``ChainPlanner`` holds these rules for
+/// both backends. Live subscribers are given the log's order, so a client resuming from any id reads exactly what a
+/// live one was sent.
 struct BatchWriter {
     struct Touched {
         var id: Int64
-        var lastSequence: Int64
-        var chainLastId: String?
-        var waiting: [WaitingItem]
-        var addedItems = 0
-        var addedBytes = 0
-        var chainChanged = false
+        var chain: ChainPlanner
+
+        init(id: Int64, lastSequence: Int64, chainLastId: String?, waiting: [WaitingItem]) {
+            self.id = id
+            self.chain = ChainPlanner(lastSequence: lastSequence, chainLastId: chainLastId, waiting: waiting)
+        }
+
+        var lastSequence: Int64 { self.chain.lastSequence }
+        var chainLastId: String? { self.chain.chainLastId }
+        var waiting: [WaitingItem] { self.chain.waiting }
     }
 
     /// The statements of the hot path, prepared once per batch (GRDB's statement cache hashes the SQL per call).
@@ -50,10 +55,6 @@ struct BatchWriter {
         }
     }
 
-    /// Items a channel's reordering buffer keeps at most (grip-spec §5.1, §8.5); past that, an item enters the log
-    /// at once.
-    static let maxWaitingPerChannel = 100
-
     let epochDash: String
     let cached: (String) -> CachedChannel?
     /// When the batch's items were received (milliseconds since 1970): a waiting item's wait counts from it.
@@ -70,53 +71,52 @@ struct BatchWriter {
     }
 
     /// Appends one item: to the log if it follows the channel's chain (then the waiting items it unblocks), else to
-    /// the reordering buffer.
+    /// the reordering buffer (the rules are ``ChainPlanner``'s).
     mutating func insert(_ item: NewItem, _ db: Database) throws -> AppendResult {
         var channel = try self.channel(named: item.channel, db)
-        if let id = item.id {
-            if let existing = try ItemLookup.sequence(ofID: id, channelID: channel.id, db) {
-                return AppendResult(channel: item.channel, sequence: existing, id: id, isDuplicate: true)
-            }
-            if channel.waiting.contains(where: { $0.item.id == id }) {
-                return AppendResult(channel: item.channel, sequence: 0, id: id, isDuplicate: true, isWaiting: true)
-            }
+        if let id = item.id, let existing = try ItemLookup.sequence(ofID: id, channelID: channel.id, db) {
+            return AppendResult(channel: item.channel, sequence: existing, id: id, isDuplicate: true)
         }
-        if let id = item.id, Self.mustWait(item, channel: channel) {
-            try self.wait(item, id: id, in: &channel, db)
+        switch channel.chain.step(for: item) {
+        case .alreadyWaiting:
+            return AppendResult(
+                channel: item.channel,
+                sequence: 0,
+                id: item.id ?? "",
+                isDuplicate: true,
+                isWaiting: true
+            )
+        case .wait:
+            try self.wait(item, in: &channel, db)
             self.touched[item.channel] = channel
-            return AppendResult(channel: item.channel, sequence: 0, id: id, isDuplicate: false, isWaiting: true)
+            return AppendResult(
+                channel: item.channel,
+                sequence: 0,
+                id: item.id ?? "",
+                isDuplicate: false,
+                isWaiting: true
+            )
+        case .log:
+            let result = try self.log(item, in: &channel, releasedAfterWait: false, db)
+            try self.releaseSuccessors(in: &channel, db)
+            self.touched[item.channel] = channel
+            return result
         }
-        let result = try self.log(item, in: &channel, releasedAfterWait: false, db)
-        try self.releaseSuccessors(in: &channel, db)
-        self.touched[item.channel] = channel
-        return result
     }
 
-    /// Whether an item waits for its predecessor: it chains after an item that is not the channel's chain position.
-    /// An item without an id does not wait (it would clear the position anyway); nor does one that would be a
-    /// second branch of the same `prev-id`, or one past the buffer's limit: those enter the log at once.
-    private static func mustWait(_ item: NewItem, channel: Touched) -> Bool {
-        guard !item.bypassesReordering, let prevId = item.prevId, let chainLastId = channel.chainLastId,
-            prevId != chainLastId
-        else {
-            return false
-        }
-        return channel.waiting.count < Self.maxWaitingPerChannel
-            && !channel.waiting.contains(where: { $0.item.prevId == prevId })
-    }
-
-    private mutating func wait(_ item: NewItem, id: String, in channel: inout Touched, _ db: Database) throws {
+    private mutating func wait(_ item: NewItem, in channel: inout Touched, _ db: Database) throws {
         try db.execute(
             sql: """
                 INSERT INTO pendingItem (channelId, itemId, prevId, formats, meta, size, publishedAt, receivedAt)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
-                channel.id, id, item.prevId, item.formats, item.meta, item.size, item.publishedAt.storeMilliseconds,
+                channel.id, item.id, item.prevId, item.formats, item.meta, item.size,
+                item.publishedAt.storeMilliseconds,
                 self.receivedAt,
             ]
         )
-        channel.waiting.append(WaitingItem(item: item, receivedAt: self.receivedAt))
+        channel.chain.wait(item, receivedAt: self.receivedAt)
     }
 
     /// Releases the channel's waiting items received at or before `receivedThrough`, oldest first, each followed
@@ -124,8 +124,7 @@ struct BatchWriter {
     mutating func releaseExpired(channel name: String, receivedThrough: Int64, _ db: Database) throws -> Int {
         var channel = try self.channel(named: name, db)
         var released = 0
-        while let first = channel.waiting.first, first.receivedAt <= receivedThrough {
-            channel.waiting.removeFirst()
+        while let first = channel.chain.nextExpired(receivedThrough: receivedThrough) {
             try self.deleteWaiting(first, from: channel, db)
             _ = try self.log(first.item, in: &channel, releasedAfterWait: true, db)
             released += 1
@@ -137,9 +136,7 @@ struct BatchWriter {
 
     /// Moves the waiting items that now follow the chain position into the log, in chain order.
     private mutating func releaseSuccessors(in channel: inout Touched, _ db: Database) throws {
-        while let last = channel.chainLastId, let index = channel.waiting.firstIndex(where: { $0.item.prevId == last })
-        {
-            let next = channel.waiting.remove(at: index)
+        while let next = channel.chain.nextSuccessor() {
             try self.deleteWaiting(next, from: channel, db)
             _ = try self.log(next.item, in: &channel, releasedAfterWait: false, db)
         }
@@ -172,31 +169,8 @@ struct BatchWriter {
         try self.statements.insert(db).execute(arguments: [
             channel.id, sequence, id, item.id == nil, item.prevId, item.formats, item.meta, item.size, publishedAt,
         ])
-        channel.lastSequence = sequence
-        channel.addedItems += 1
-        channel.addedBytes += item.size
-        if !item.bypassesReordering {
-            channel.chainLastId = item.id
-            channel.chainChanged = true
-        }
-        let stored = StoredItem(
-            channel: item.channel,
-            sequence: sequence,
-            id: id,
-            prevId: item.prevId,
-            formats: item.formats,
-            meta: item.meta,
-            size: item.size,
-            publishedAt: Date(storeMilliseconds: publishedAt)
-        )
-        self.logged.append(
-            LoggedItem(
-                stored: stored,
-                bypassedReordering: item.bypassesReordering,
-                releasedAfterWait: releasedAfterWait,
-                context: item.context
-            )
-        )
+        _ = channel.chain.enter(item)
+        self.logged.append(LoggedItem(entered: item, sequence: sequence, id: id, releasedAfterWait: releasedAfterWait))
         return AppendResult(channel: item.channel, sequence: sequence, id: id, isDuplicate: false)
     }
 
@@ -208,9 +182,10 @@ struct BatchWriter {
                 WHERE id = ?
                 """
         )
-        for channel in self.touched.values where channel.addedItems > 0 || channel.chainChanged {
+        for channel in self.touched.values where channel.chain.changed {
             try update.execute(arguments: [
-                channel.lastSequence, channel.addedItems, channel.addedBytes, channel.chainLastId, channel.id,
+                channel.lastSequence, channel.chain.addedItems, channel.chain.addedBytes, channel.chainLastId,
+                channel.id,
             ])
         }
     }

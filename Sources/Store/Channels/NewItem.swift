@@ -153,3 +153,24 @@ package struct LoggedItem: Sendable {
 package struct CommitObserver: Sendable {
     package let receive: @Sendable (CommittedBatch) -> Void
 }
+
+extension LoggedItem {
+    /// A new item as it entered its channel's log with `sequence` and `id` (the writers of both backends).
+    init(entered item: NewItem, sequence: Int64, id: String, releasedAfterWait: Bool) {
+        self.init(
+            stored: StoredItem(
+                channel: item.channel,
+                sequence: sequence,
+                id: id,
+                prevId: item.prevId,
+                formats: item.formats,
+                meta: item.meta,
+                size: item.size,
+                publishedAt: Date(storeMilliseconds: item.publishedAt.storeMilliseconds)
+            ),
+            bypassedReordering: item.bypassesReordering,
+            releasedAfterWait: releasedAfterWait,
+            context: item.context
+        )
+    }
+}

@@ -9,12 +9,7 @@ struct PostgreSQLBatchWriter {
     struct Channel {
         var id: Int64
         var name: String
-        var lastSequence: Int64
-        var chainLastId: String?
-        var waiting: [WaitingItem]
-        var addedItems = 0
-        var addedBytes = 0
-        var changed = false
+        var chain: ChainPlanner
     }
 
     struct ItemRow {
@@ -24,6 +19,7 @@ struct PostgreSQLBatchWriter {
         var isAssignedId: Bool
         var prevId: String?
         var formats: Data
+        var meta: Data?
         var size: Int
         var publishedAt: Int64
     }
@@ -90,22 +86,20 @@ struct PostgreSQLBatchWriter {
             self.channels[name] = Channel(
                 id: id,
                 name: name,
-                lastSequence: lastSequence,
-                chainLastId: chainLastId,
-                waiting: []
+                chain: ChainPlanner(lastSequence: lastSequence, chainLastId: chainLastId, waiting: [])
             )
             names[id] = name
         }
         let channelIDs = Array(names.keys)
         let pending = try await self.connection.query(
             """
-            SELECT channel_id, item_id, prev_id, formats, size, published_at, received_at FROM pending_item
+            SELECT channel_id, item_id, prev_id, formats, meta, size, published_at, received_at FROM pending_item
             WHERE channel_id = ANY(\(channelIDs)::bigint[]) ORDER BY id
             """,
             logger: self.logger
         )
-        for try await (channelID, itemID, prevID, formats, size, publishedAt, receivedAt) in pending.decode(
-            (Int64, String, String, ByteBuffer, Int32, Int64, Int64).self
+        for try await (channelID, itemID, prevID, formats, meta, size, publishedAt, receivedAt) in pending.decode(
+            (Int64, String, String, ByteBuffer, ByteBuffer?, Int32, Int64, Int64).self
         ) {
             guard let name = names[channelID] else { continue }
             let item = NewItem(
@@ -113,10 +107,11 @@ struct PostgreSQLBatchWriter {
                 id: itemID,
                 prevId: prevID,
                 formats: formats.data,
+                meta: meta?.data,
                 size: Int(size),
                 publishedAt: Date(storeMilliseconds: publishedAt)
             )
-            self.channels[name]?.waiting.append(WaitingItem(item: item, receivedAt: receivedAt))
+            self.channels[name]?.chain.wait(item, receivedAt: receivedAt)
         }
         var candidates = Set(items.compactMap(\.id))
         var perChannel: [String: Int] = [:]
@@ -124,10 +119,10 @@ struct PostgreSQLBatchWriter {
             perChannel[item.channel, default: 0] += 1
         }
         for channel in self.channels.values {
-            let count = (perChannel[channel.name] ?? 0) + channel.waiting.count
+            let count = (perChannel[channel.name] ?? 0) + channel.chain.waiting.count
             if count > 0 {
                 for offset in 1...Int64(count) {
-                    candidates.insert(self.epochDash + String(channel.lastSequence + offset))
+                    candidates.insert(self.epochDash + String(channel.chain.lastSequence + offset))
                 }
             }
         }
@@ -145,30 +140,41 @@ struct PostgreSQLBatchWriter {
     }
 
     /// Appends one item: to the log if it follows the channel's chain (then the waiting items it unblocks), else to
-    /// the reordering buffer.
+    /// the reordering buffer (the rules are ``ChainPlanner``'s, as on SQLite).
     mutating func insert(_ item: NewItem) async throws -> AppendResult {
         guard var channel = self.channels[item.channel] else {
             throw StoreError(code: .corruptDatabase, path: item.channel, message: "the channel's row was not locked")
         }
-        if let id = item.id {
-            if let existing = try await self.sequence(ofID: id, channelID: channel.id) {
-                return AppendResult(channel: item.channel, sequence: existing, id: id, isDuplicate: true)
-            }
-            if channel.waiting.contains(where: { $0.item.id == id }) {
-                return AppendResult(channel: item.channel, sequence: 0, id: id, isDuplicate: true, isWaiting: true)
-            }
+        if let id = item.id, let existing = try await self.sequence(ofID: id, channelID: channel.id) {
+            return AppendResult(channel: item.channel, sequence: existing, id: id, isDuplicate: true)
         }
-        if let id = item.id, Self.mustWait(item, channel: channel) {
+        switch channel.chain.step(for: item) {
+        case .alreadyWaiting:
+            return AppendResult(
+                channel: item.channel,
+                sequence: 0,
+                id: item.id ?? "",
+                isDuplicate: true,
+                isWaiting: true
+            )
+        case .wait:
+            channel.chain.wait(item, receivedAt: self.receivedAt)
             let waiting = WaitingItem(item: item, receivedAt: self.receivedAt)
-            channel.waiting.append(waiting)
-            self.pendingInserts.append((PendingKey(channelID: channel.id, id: id), waiting))
+            self.pendingInserts.append((PendingKey(channelID: channel.id, id: item.id ?? ""), waiting))
             self.channels[item.channel] = channel
-            return AppendResult(channel: item.channel, sequence: 0, id: id, isDuplicate: false, isWaiting: true)
+            return AppendResult(
+                channel: item.channel,
+                sequence: 0,
+                id: item.id ?? "",
+                isDuplicate: false,
+                isWaiting: true
+            )
+        case .log:
+            let result = self.log(item, in: &channel, releasedAfterWait: false)
+            self.releaseSuccessors(in: &channel)
+            self.channels[item.channel] = channel
+            return result
         }
-        let result = self.log(item, in: &channel, releasedAfterWait: false)
-        self.releaseSuccessors(in: &channel)
-        self.channels[item.channel] = channel
-        return result
     }
 
     /// Releases, in every locked channel, the waiting items received at or before `receivedThrough`, oldest first,
@@ -176,8 +182,7 @@ struct PostgreSQLBatchWriter {
     mutating func releaseExpired(receivedThrough: Int64) async throws {
         for name in self.channels.keys.sorted() {
             guard var channel = self.channels[name] else { continue }
-            while let first = channel.waiting.first, first.receivedAt <= receivedThrough {
-                channel.waiting.removeFirst()
+            while let first = channel.chain.nextExpired(receivedThrough: receivedThrough) {
                 self.removePending(first, from: channel)
                 _ = self.log(first.item, in: &channel, releasedAfterWait: true)
                 self.releaseSuccessors(in: &channel)
@@ -186,22 +191,8 @@ struct PostgreSQLBatchWriter {
         }
     }
 
-    /// As ``BatchWriter``: an item waits when it chains after an item that is not the chain position, unless it
-    /// has no id, bypasses reordering, would be a second branch of one `prev-id`, or the buffer is full.
-    private static func mustWait(_ item: NewItem, channel: Channel) -> Bool {
-        guard !item.bypassesReordering, let prevId = item.prevId, let chainLastId = channel.chainLastId,
-            prevId != chainLastId
-        else {
-            return false
-        }
-        return channel.waiting.count < BatchWriter.maxWaitingPerChannel
-            && !channel.waiting.contains(where: { $0.item.prevId == prevId })
-    }
-
     private mutating func releaseSuccessors(in channel: inout Channel) {
-        while let last = channel.chainLastId, let index = channel.waiting.firstIndex(where: { $0.item.prevId == last })
-        {
-            let next = channel.waiting.remove(at: index)
+        while let next = channel.chain.nextSuccessor() {
             self.removePending(next, from: channel)
             _ = self.log(next.item, in: &channel, releasedAfterWait: false)
         }
@@ -236,7 +227,7 @@ struct PostgreSQLBatchWriter {
 
     /// Gives an item the channel's next sequence and plans its row.
     private mutating func log(_ item: NewItem, in channel: inout Channel, releasedAfterWait: Bool) -> AppendResult {
-        let sequence = channel.lastSequence + 1
+        let sequence = channel.chain.lastSequence + 1
         var id = item.id ?? self.epochDash + String(sequence)
         if item.id == nil {
             if self.publisherIDs[channel.id]?[id] != nil {
@@ -256,34 +247,13 @@ struct PostgreSQLBatchWriter {
                 isAssignedId: item.id == nil,
                 prevId: item.prevId,
                 formats: item.formats,
+                meta: item.meta,
                 size: item.size,
                 publishedAt: publishedAt
             )
         )
-        channel.lastSequence = sequence
-        channel.addedItems += 1
-        channel.addedBytes += item.size
-        channel.changed = true
-        if !item.bypassesReordering {
-            channel.chainLastId = item.id
-        }
-        let stored = StoredItem(
-            channel: item.channel,
-            sequence: sequence,
-            id: id,
-            prevId: item.prevId,
-            formats: item.formats,
-            size: item.size,
-            publishedAt: Date(storeMilliseconds: publishedAt)
-        )
-        self.logged.append(
-            LoggedItem(
-                stored: stored,
-                bypassedReordering: item.bypassesReordering,
-                releasedAfterWait: releasedAfterWait,
-                context: item.context
-            )
-        )
+        _ = channel.chain.enter(item)
+        self.logged.append(LoggedItem(entered: item, sequence: sequence, id: id, releasedAfterWait: releasedAfterWait))
         return AppendResult(channel: item.channel, sequence: sequence, id: id, isDuplicate: false)
     }
 
@@ -293,13 +263,15 @@ struct PostgreSQLBatchWriter {
             let rows = self.itemRows
             try await self.connection.query(
                 """
-                INSERT INTO item (channel_id, sequence, item_id, is_assigned_id, prev_id, formats, size, published_at)
-                SELECT c, s, i, a, CASE WHEN hp THEN p END, f, z, t
+                INSERT INTO item (channel_id, sequence, item_id, is_assigned_id, prev_id, formats, meta, size,
+                    published_at)
+                SELECT c, s, i, a, CASE WHEN hp THEN p END, f, CASE WHEN hm THEN m END, z, t
                 FROM unnest(\(rows.map(\.channelID))::bigint[], \(rows.map(\.sequence))::bigint[],
                     \(rows.map(\.id))::text[], \(rows.map(\.isAssignedId))::boolean[],
                     \(rows.map { $0.prevId != nil })::boolean[], \(rows.map { $0.prevId ?? "" })::text[],
-                    \(rows.map(\.formats.byteBuffer))::bytea[], \(rows.map { Int64($0.size) })::bigint[],
-                    \(rows.map(\.publishedAt))::bigint[]) AS u(c, s, i, a, hp, p, f, z, t)
+                    \(rows.map(\.formats.byteBuffer))::bytea[], \(rows.map { $0.meta != nil })::boolean[],
+                    \(rows.map { ($0.meta ?? Data()).byteBuffer })::bytea[], \(rows.map { Int64($0.size) })::bigint[],
+                    \(rows.map(\.publishedAt))::bigint[]) AS u(c, s, i, a, hp, p, f, hm, m, z, t)
                 """,
                 logger: self.logger
             )
@@ -318,27 +290,31 @@ struct PostgreSQLBatchWriter {
             let pending = self.pendingInserts
             try await self.connection.query(
                 """
-                INSERT INTO pending_item (channel_id, item_id, prev_id, formats, size, published_at, received_at)
-                SELECT c, i, p, f, z, t, r FROM unnest(\(pending.map(\.key.channelID))::bigint[], \(pending.map(\.key.id))::text[],
+                INSERT INTO pending_item (channel_id, item_id, prev_id, formats, meta, size, published_at,
+                    received_at)
+                SELECT c, i, p, f, CASE WHEN hm THEN m END, z, t, r
+                FROM unnest(\(pending.map(\.key.channelID))::bigint[], \(pending.map(\.key.id))::text[],
                     \(pending.map { $0.waiting.item.prevId ?? "" })::text[],
                     \(pending.map(\.waiting.item.formats.byteBuffer))::bytea[],
+                    \(pending.map { $0.waiting.item.meta != nil })::boolean[],
+                    \(pending.map { ($0.waiting.item.meta ?? Data()).byteBuffer })::bytea[],
                     \(pending.map { Int32($0.waiting.item.size) })::integer[],
                     \(pending.map { $0.waiting.item.publishedAt.storeMilliseconds })::bigint[],
-                    \(pending.map(\.waiting.receivedAt))::bigint[]) WITH ORDINALITY AS u(c, i, p, f, z, t, r, n)
+                    \(pending.map(\.waiting.receivedAt))::bigint[]) WITH ORDINALITY AS u(c, i, p, f, hm, m, z, t, r, n)
                 ORDER BY n
                 """,
                 logger: self.logger
             )
         }
-        let changed = self.channels.values.filter(\.changed)
+        let changed = self.channels.values.map { ($0.id, $0.chain) }.filter(\.1.changed)
         if !changed.isEmpty {
             try await self.connection.query(
                 """
                 UPDATE channel SET last_sequence = u.s, item_count = item_count + u.n, byte_count = byte_count + u.b,
                     chain_last_id = CASE WHEN u.hc THEN u.c END
-                FROM unnest(\(changed.map(\.id))::bigint[], \(changed.map(\.lastSequence))::bigint[],
-                    \(changed.map { Int64($0.addedItems) })::bigint[], \(changed.map { Int64($0.addedBytes) })::bigint[],
-                    \(changed.map { $0.chainLastId != nil })::boolean[], \(changed.map { $0.chainLastId ?? "" })::text[])
+                FROM unnest(\(changed.map(\.0))::bigint[], \(changed.map(\.1.lastSequence))::bigint[],
+                    \(changed.map { Int64($0.1.addedItems) })::bigint[], \(changed.map { Int64($0.1.addedBytes) })::bigint[],
+                    \(changed.map { $0.1.chainLastId != nil })::boolean[], \(changed.map { $0.1.chainLastId ?? "" })::text[])
                     AS u(i, s, n, b, hc, c)
                 WHERE channel.id = u.i
                 """,

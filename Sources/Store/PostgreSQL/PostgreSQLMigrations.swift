@@ -37,22 +37,12 @@ enum PostgreSQLMigrations {
                     "CREATE TABLE IF NOT EXISTS p8_migration (identifier TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
                     logger: logger
                 )
-                var applied = Set<String>()
-                for try await identifier in try await connection.query(
-                    "SELECT identifier FROM p8_migration",
+                let applied = try await Self.applied(
+                    connection,
+                    known: files.map(\.identifier),
+                    url: url,
                     logger: logger
-                ).decode(String.self) {
-                    applied.insert(identifier)
-                }
-                let unknown = applied.subtracting(files.map(\.identifier))
-                if !unknown.isEmpty {
-                    throw StoreError(
-                        code: .newerDatabase,
-                        path: url.description,
-                        message: "the database was migrated by a newer P-8 (migrations "
-                            + "\(unknown.sorted().joined(separator: ", ")) are unknown to this build); upgrade P-8"
-                    )
-                }
+                )
                 for file in files where !applied.contains(file.identifier) {
                     try await connection.withTransaction(logger: logger) { connection in
                         for statement in Self.statements(file.sql) {
@@ -71,6 +61,69 @@ enum PostgreSQLMigrations {
             }
             try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
         }
+    }
+
+    /// Checks, without changing anything, that the database has exactly this build's migrations (what `p8ctl`
+    /// needs: it never creates or migrates a database).
+    ///
+    /// - Throws: ``StoreError/Code/notAP8Database`` when no P-8 schema is there, ``StoreError/Code/newerDatabase``,
+    ///   or ``StoreError/Code/outdatedDatabase`` when the server has not migrated it yet.
+    static func check(_ client: PostgresClient, url: PostgreSQLURL, logger: Logger) async throws {
+        let files = try self.files().map(\.identifier)
+        var exists = false
+        for try await found in try await client.query(
+            "SELECT to_regclass('p8_migration') IS NOT NULL",
+            logger: logger
+        ).decode(Bool.self) {
+            exists = found
+        }
+        guard exists else {
+            throw StoreError(
+                code: .notAP8Database,
+                path: url.description,
+                message: "no P-8 schema in this database (p8 creates it when it first starts with it)"
+            )
+        }
+        let applied = try await client.withConnection { connection in
+            try await Self.applied(connection, known: files, url: url, logger: logger)
+        }
+        let missing = Set(files).subtracting(applied)
+        if !missing.isEmpty {
+            throw StoreError(
+                code: .outdatedDatabase,
+                path: url.description,
+                message: "the database needs migrations \(missing.sorted().joined(separator: ", ")) (p8 applies "
+                    + "them when it starts)"
+            )
+        }
+    }
+
+    /// The migrations the database records as applied.
+    ///
+    /// - Throws: ``StoreError/Code/newerDatabase`` when some are not among `known` (this build's).
+    private static func applied(
+        _ connection: PostgresConnection,
+        known: [String],
+        url: PostgreSQLURL,
+        logger: Logger
+    ) async throws -> Set<String> {
+        var applied = Set<String>()
+        for try await identifier in try await connection.query(
+            "SELECT identifier FROM p8_migration",
+            logger: logger
+        ).decode(String.self) {
+            applied.insert(identifier)
+        }
+        let unknown = applied.subtracting(known)
+        if !unknown.isEmpty {
+            throw StoreError(
+                code: .newerDatabase,
+                path: url.description,
+                message: "the database was migrated by a newer P-8 (migrations "
+                    + "\(unknown.sorted().joined(separator: ", ")) are unknown to this build); upgrade P-8"
+            )
+        }
+        return applied
     }
 
     /// A file's statements: its text without `--` comment lines, split where a line ends with `;` (the convention

@@ -56,10 +56,37 @@ extension PostgreSQLStore {
         }
     }
 
+    /// Queues a waiter for the next commit. While the server is lost, appends fail at once (see
+    /// PostgreSQLStore+Availability.swift) and fire-and-forget hold writes wait, queued, for it to answer again.
     func submit(_ waiter: PostgreSQLCommitWaiter) {
+        let lost = self.lostServerError
+        if let lost, let continuation = waiter.continuation {
+            continuation.resume(throwing: lost)
+            return
+        }
         let startsLoop = self.commitQueue.withLock { queue in
             queue.waiters.append(waiter)
-            if queue.isCommitting {
+            if queue.waiters.count > Self.maxQueuedWhileLost {
+                queue.waiters.removeFirst()
+            }
+            if queue.isCommitting || lost != nil {
+                return false
+            }
+            queue.isCommitting = true
+            return true
+        }
+        if startsLoop {
+            Task { await self.commitLoop() }
+        }
+    }
+
+    /// Fire-and-forget hold writes kept at most while the server is lost (the oldest are dropped past it).
+    static let maxQueuedWhileLost = 10_000
+
+    /// Starts the commit loop for what queued up while the server was lost.
+    func resumeCommits() {
+        let startsLoop = self.commitQueue.withLock { queue in
+            if queue.isCommitting || queue.waiters.isEmpty {
                 return false
             }
             queue.isCommitting = true
@@ -73,13 +100,28 @@ extension PostgreSQLStore {
     /// Commits batch after batch while waiters queue up: those that arrive during a transaction share the next.
     private func commitLoop() async {
         while true {
-            let batch = self.commitQueue.withLock { queue -> [PostgreSQLCommitWaiter] in
+            let lost = self.lostServerError
+            let (batch, refused) = self.commitQueue.withLock {
+                queue -> ([PostgreSQLCommitWaiter], [PostgreSQLCommitWaiter]) in
+                if lost != nil {
+                    // Appends queued before the server was found lost fail now; hold writes wait for it.
+                    let refused = queue.waiters.filter { $0.continuation != nil }
+                    queue.waiters.removeAll { $0.continuation != nil }
+                    queue.isCommitting = false
+                    return ([], refused)
+                }
                 if queue.waiters.isEmpty {
                     queue.isCommitting = false
-                    return []
+                    return ([], [])
                 }
                 defer { queue.waiters = [] }
-                return queue.waiters
+                return (queue.waiters, [])
+            }
+            if let lost {
+                for waiter in refused {
+                    waiter.continuation?.resume(throwing: lost)
+                }
+                return
             }
             if batch.isEmpty {
                 return
@@ -102,6 +144,7 @@ extension PostgreSQLStore {
         let logger = self.logger
         switch outcome {
         case .failure(let error):
+            self.noteFailure(error)
             for waiter in batch {
                 if let continuation = waiter.continuation {
                     continuation.resume(throwing: error)

@@ -11,15 +11,20 @@ struct FollowState: Sendable {
     var pending: [String: Int64] = [:]
     /// Set when notifications may have been missed: the next pass compares every channel with the database.
     var needsFullCheck = true
+    /// Channels (with their newest sequence) committed here and not yet notified, and whether a NOTIFY is being
+    /// sent.
+    var unsent: [String: Int64] = [:]
+    var isNotifying = false
 }
 
 // Fan-out across nodes. Every node hands each channel's items to its observer (the hub) in log order, once, whichever
 // node committed them: the items of this node's commits at once (with their publish context) when they directly
 // follow what was delivered, and everything else by reading the log after the last sequence delivered per channel.
-// A commit is followed by one NOTIFY (after COMMIT, outside the append transaction, so that the appends' commits never
-// wait for NOTIFY's global lock) listing "sequence channel" lines: only a wake-up. Missed notifications (the
-// listening connection dropped, a payload too long) cost latency, never items: a full comparison of every channel's
-// last sequence with what was delivered runs every `followInterval`, and after the listener reconnects.
+// A commit is followed by a NOTIFY (after COMMIT, outside the append transaction, so that the appends' commits never
+// wait for NOTIFY's global lock; coalesced while one is in flight) listing "sequence channel" lines: only a wake-up.
+// Missed notifications (the listening connection dropped, a payload too long) cost latency, never items: a full
+// comparison of every channel's last sequence with what was delivered runs every `followInterval`, and after the
+// listener reconnects.
 extension PostgreSQLStore {
     static let notificationChannel = "p8_log"
     /// NOTIFY payloads are limited to 8000 bytes; past this, the notification says "check everything" instead.
@@ -70,24 +75,46 @@ extension PostgreSQLStore {
         }
     }
 
-    /// Tells the other nodes (one NOTIFY, after the commit) which channels have new items.
+    /// Tells the other nodes (a NOTIFY, after the commit) which channels have new items. Coalesced: while one
+    /// NOTIFY is being sent, the channels of the commits that follow are merged into the next, so that a node
+    /// under load sends far fewer NOTIFYs than it commits (each takes the server's global notification lock).
     func notifyOthers(_ logged: [LoggedItem]) {
-        var newest: [String: Int64] = [:]
-        for item in logged {
-            newest[item.stored.channel] = max(newest[item.stored.channel] ?? 0, item.stored.sequence)
+        guard self.notifies, !logged.isEmpty else { return }
+        let starts = self.follow.withLock { state -> Bool in
+            for item in logged {
+                state.unsent[item.stored.channel] = max(state.unsent[item.stored.channel] ?? 0, item.stored.sequence)
+            }
+            defer { state.isNotifying = true }
+            return !state.isNotifying
         }
-        guard !newest.isEmpty else { return }
-        var payload = newest.map { "\($0.value) \($0.key)" }.joined(separator: "\n")
-        if payload.utf8.count > Self.maxNotificationPayload {
-            payload = "*"
-        }
-        let client = self.client
-        let logger = self.logger
-        Task {
+        guard starts else { return }
+        Task { await self.sendNotifications() }
+    }
+
+    /// Sends NOTIFYs until nothing is left unsent.
+    private func sendNotifications() async {
+        while true {
+            let newest = self.follow.withLock { state -> [String: Int64] in
+                defer { state.unsent = [:] }
+                if state.unsent.isEmpty {
+                    state.isNotifying = false
+                }
+                return state.unsent
+            }
+            if newest.isEmpty {
+                return
+            }
+            var payload = newest.map { "\($0.value) \($0.key)" }.joined(separator: "\n")
+            if payload.utf8.count > Self.maxNotificationPayload {
+                payload = "*"
+            }
             do {
-                try await client.query("SELECT pg_notify(\(Self.notificationChannel), \(payload))", logger: logger)
+                try await self.client.query(
+                    "SELECT pg_notify(\(Self.notificationChannel), \(payload))",
+                    logger: self.logger
+                )
             } catch {
-                logger.debug("notification not sent", metadata: ["error": "\(error)"])
+                self.logger.debug("notification not sent", metadata: ["error": "\(error)"])
             }
         }
     }
@@ -135,6 +162,17 @@ extension PostgreSQLStore {
                 }
             } catch {
                 if Task.isCancelled { return }
+                if let error = error as? PSQLError, Self.isOutage(error) {
+                    // The listening connection is the first to see a server go away: publishes are refused at once
+                    // rather than after a commit's deadline.
+                    self.noteFailure(
+                        StoreError(
+                            code: .unreachable,
+                            path: self.url.description,
+                            message: "PostgreSQL: " + Self.reason(error)
+                        )
+                    )
+                }
                 self.logger.info(
                     "listening for other nodes' commits failed, reconnecting",
                     metadata: ["error": "\(error)"]

@@ -5,7 +5,8 @@ import PostgresNIO
 extension PostgreSQLStore {
     /// Reads a channel's items after a cursor, as ``ChannelStore/read(channel:after:limit:)`` does.
     package func read(channel: String, after cursor: Cursor, limit: Int = 1000) async throws -> ReadResult {
-        try await Self.describingErrors(url: self.url) {
+        self.readSources.count(fromMemory: false)
+        return try await Self.describingErrors(url: self.url) {
             try await self.client.withConnection { connection in
                 try await self.read(connection, channel: channel, after: cursor, limit: limit)
             }
@@ -53,11 +54,11 @@ extension PostgreSQLStore {
             let query: PostgresQuery =
                 newest
                 ? """
-                SELECT i.sequence, i.item_id, i.prev_id, i.formats, i.size, i.published_at FROM item i
+                SELECT i.sequence, i.item_id, i.prev_id, i.formats, i.meta, i.size, i.published_at FROM item i
                 JOIN channel c ON c.id = i.channel_id WHERE c.name = \(channel) ORDER BY i.sequence DESC LIMIT 1
                 """
                 : """
-                SELECT i.sequence, i.item_id, i.prev_id, i.formats, i.size, i.published_at FROM item i
+                SELECT i.sequence, i.item_id, i.prev_id, i.formats, i.meta, i.size, i.published_at FROM item i
                 JOIN channel c ON c.id = i.channel_id WHERE c.name = \(channel) ORDER BY i.sequence ASC LIMIT 1
                 """
             return try await Self.items(in: self.client.query(query, logger: self.logger), channel: channel).first
@@ -119,7 +120,7 @@ extension PostgreSQLStore {
         let items = try await Self.items(
             in: connection.query(
                 """
-                SELECT sequence, item_id, prev_id, formats, size, published_at FROM item
+                SELECT sequence, item_id, prev_id, formats, meta, size, published_at FROM item
                 WHERE channel_id = \(row.id) AND sequence > \(after) AND sequence <= \(lastSequence)
                 ORDER BY sequence LIMIT \(Int64(limit))
                 """,
@@ -157,8 +158,8 @@ extension PostgreSQLStore {
 
     static func items(in rows: PostgresRowSequence, channel: String) async throws -> [StoredItem] {
         var items: [StoredItem] = []
-        for try await (sequence, id, prevId, formats, size, publishedAt) in rows.decode(
-            (Int64, String, String?, ByteBuffer, Int32, Int64).self
+        for try await (sequence, id, prevId, formats, meta, size, publishedAt) in rows.decode(
+            (Int64, String, String?, ByteBuffer, ByteBuffer?, Int32, Int64).self
         ) {
             items.append(
                 StoredItem(
@@ -167,6 +168,7 @@ extension PostgreSQLStore {
                     id: id,
                     prevId: prevId,
                     formats: formats.data,
+                    meta: meta?.data,
                     size: Int(size),
                     publishedAt: Date(storeMilliseconds: publishedAt)
                 )

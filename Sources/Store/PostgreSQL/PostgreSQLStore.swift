@@ -18,11 +18,15 @@ package final class PostgreSQLStore: ChannelLogStore {
     package let url: PostgreSQLURL
     /// The `[store]` configuration (retention, `message_wait`).
     package let configuration: StoreConfiguration
+    /// Every read goes to the database (other nodes append too: there is no in-memory tail).
+    package let readSources = ReadSources()
 
-    let client: PostgresClient
+    /// The connection pool and the task that runs it; replaced when the pool does not recover after an outage
+    /// (see PostgreSQLStore+Availability.swift).
+    let pool: Mutex<(client: PostgresClient, run: Task<Void, Never>)>
+    let clientConfiguration: PostgresClient.Configuration
     let connectionConfiguration: PostgresConnection.Configuration
     let logger: Logger
-    private let runTask: Task<Void, Never>
     /// The follower and the listener (see PostgreSQLStore+Follow.swift), when the store follows other nodes.
     private let followTasks = Mutex<[Task<Void, Never>]>([])
     let follow = Mutex(FollowState())
@@ -30,31 +34,41 @@ package final class PostgreSQLStore: ChannelLogStore {
     private let wakes: AsyncStream<Void>
     let commitQueue = Mutex(PostgreSQLCommitQueue())
     let commitObserver = Mutex<CommitObserver?>(nil)
+    /// Whether commits NOTIFY the other nodes (set once, at open).
+    let notifies: Bool
+    /// Whether the server was lost, and whether a probe runs (see PostgreSQLStore+Availability.swift).
+    let availability = Mutex(ServerAvailability())
     /// The key of the advisory lock that lets one node at a time run retention.
     static let retentionLockKey: Int64 = 0x5038_0001
 
     private init(
         client: PostgresClient,
+        clientConfiguration: PostgresClient.Configuration,
         connectionConfiguration: PostgresConnection.Configuration,
         runTask: Task<Void, Never>,
         url: PostgreSQLURL,
         epoch: String,
         configuration: StoreConfiguration,
-        logger: Logger
+        logger: Logger,
+        notifies: Bool
     ) {
-        self.client = client
+        self.pool = Mutex((client, runTask))
+        self.clientConfiguration = clientConfiguration
         self.connectionConfiguration = connectionConfiguration
-        self.runTask = runTask
         (self.wakes, self.wakeFollower) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         self.url = url
         self.epoch = epoch
         self.configuration = configuration
         self.logger = logger
+        self.notifies = notifies
     }
 
     deinit {
         self.close()
     }
+
+    /// The current connection pool.
+    var client: PostgresClient { self.pool.withLock { $0.client } }
 
     /// Where the database is: its URL without the password.
     package var location: String { self.url.description }
@@ -70,13 +84,19 @@ package final class PostgreSQLStore: ChannelLogStore {
     ///     comparison alone, as after missed notifications).
     ///   - followInterval: How often the follower compares every channel with the database, whatever the
     ///     notifications said.
+    ///   - notifies: Whether commits send a NOTIFY to wake the other nodes up (off only to measure what the
+    ///     wake-up buys: other nodes then see the items at their next periodic comparison).
+    ///   - migrates: Whether to apply migrations; without (`p8ctl`), a database whose schema is missing or not this
+    ///     build's is an error (see ``PostgreSQLMigrations/check(_:url:logger:)``).
     package static func open(
         url: PostgreSQLURL,
         configuration: StoreConfiguration,
         logger: Logger,
         follows: Bool = true,
         listens: Bool = true,
-        followInterval: Duration = .seconds(1)
+        followInterval: Duration = .seconds(1),
+        migrates: Bool = true,
+        notifies: Bool = true
     ) async throws -> PostgreSQLStore {
         var clientConfiguration = PostgresClient.Configuration(
             host: url.host,
@@ -110,7 +130,11 @@ package final class PostgreSQLStore: ChannelLogStore {
         let runTask = Task { await client.run() }
         do {
             let epoch = try await Self.describingErrors(url: url) {
-                try await PostgreSQLMigrations.migrate(client, url: url, logger: logger)
+                if migrates {
+                    try await PostgreSQLMigrations.migrate(client, url: url, logger: logger)
+                } else {
+                    try await PostgreSQLMigrations.check(client, url: url, logger: logger)
+                }
                 let rows = try await client.query("SELECT epoch FROM store WHERE id = 1", logger: logger)
                 for try await epoch in rows.decode(String.self) {
                     return epoch
@@ -124,12 +148,14 @@ package final class PostgreSQLStore: ChannelLogStore {
             logger.debug("store opened", metadata: ["p8.store.url": "\(url)", "p8.store.epoch": "\(epoch)"])
             let store = PostgreSQLStore(
                 client: client,
+                clientConfiguration: clientConfiguration,
                 connectionConfiguration: connectionConfiguration,
                 runTask: runTask,
                 url: url,
                 epoch: epoch,
                 configuration: configuration,
-                logger: logger
+                logger: logger,
+                notifies: notifies
             )
             if follows {
                 try await store.startFollowing(interval: followInterval, listens: listens)
@@ -143,11 +169,12 @@ package final class PostgreSQLStore: ChannelLogStore {
 
     /// Stops following other nodes and the connection pool (queries after this fail).
     package func close() {
+        self.availability.withLock { $0.probe }?.cancel()
         for task in self.followTasks.withLock({ $0 }) {
             task.cancel()
         }
         self.wakeFollower.finish()
-        self.runTask.cancel()
+        self.pool.withLock { $0.run }.cancel()
     }
 
     /// Starts from every channel's current last sequence: what was committed before this node started is not
@@ -176,16 +203,42 @@ package final class PostgreSQLStore: ChannelLogStore {
         self.commitObserver.withLock { $0 = CommitObserver(receive: observer) }
     }
 
-    /// Turns connection and server errors into a ``StoreError`` whose description is one readable line.
+    /// Turns connection and server errors into a ``StoreError`` whose description is one readable line:
+    /// ``StoreError/Code/unreachable`` when the server cannot be reached, was lost, or refuses connections (what a
+    /// publisher is answered 503 for, and what makes the store probe the server again),
+    /// ``StoreError/Code/statementFailed`` when it answered a statement with an error.
     static func describingErrors<T>(url: PostgreSQLURL, _ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
         } catch let error as PSQLError {
             throw StoreError(
-                code: .unreachable,
+                code: Self.isOutage(error) ? .unreachable : .statementFailed,
                 path: url.description,
                 message: "PostgreSQL: " + Self.reason(error)
             )
+        } catch  where "\(type(of: error))" == "ConnectionPoolError" {
+            // The pool's own errors (its circuit breaker, open while no connection can be made): the pool module
+            // is not a product of postgres-nio, so its type is recognised by name.
+            throw StoreError(
+                code: .unreachable,
+                path: url.description,
+                message: "PostgreSQL: no connection can be made (\(error))"
+            )
+        }
+    }
+
+    /// Whether an error means the server is out of reach (as opposed to a statement it refused): connection errors,
+    /// and the server's connection, shutdown, login and too-many-connections states (SQLSTATE 08, 57P, 28, 3D, 53300).
+    static func isOutage(_ error: PSQLError) -> Bool {
+        switch error.code {
+        case .server:
+            let state = error.serverInfo?[.sqlState] ?? ""
+            return ["08", "57P", "28", "3D"].contains { state.hasPrefix($0) } || state == "53300"
+        case .messageDecodingFailure, .unexpectedBackendMessage, .invalidCommandTag, .tooManyParameters,
+            .listenFailed, .unlistenFailed:
+            return false
+        default:
+            return true
         }
     }
 

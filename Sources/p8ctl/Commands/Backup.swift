@@ -7,15 +7,19 @@ extension P8Ctl {
     struct Backup: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "backup",
-            abstract: "Copy the database, consistently, to a new file (online: p8 may keep running).",
+            abstract: "Copy the database, consistently, to a new SQLite file (online: p8 may keep running).",
             discussion: """
-                Uses SQLite's online backup from a read-only connection: the copy is one consistent \
-                snapshot, taken while p8 goes on writing. The copy gets a new epoch, so that once restored, \
-                cursors taken from the live database are not resumed against it silently. Refuses to \
-                overwrite an existing file unless --force.
+                From SQLite: SQLite's online backup from a read-only connection, one consistent snapshot \
+                taken while p8 goes on writing. From PostgreSQL (--db postgresql://..., or a config with \
+                backend=postgresql): every channel with its retained items, their sequences and ids, a \
+                channel at a time; to move a site from PostgreSQL to SQLite, stop the nodes, back up, and \
+                start one p8 on the file (clients' cursors stay valid on the copy). Hold records and items \
+                still waiting in the reordering buffer are not copied. The copy gets a new epoch. Refuses \
+                to overwrite an existing file unless --force.
 
-                Example:
+                Examples:
                   p8ctl backup /var/backups/p8-$(date +%F).sqlite
+                  p8ctl backup --db postgresql://p8@db.internal/p8 p8.sqlite
                 """
         )
 
@@ -30,7 +34,8 @@ extension P8Ctl {
         func run() async throws {
             let store = try await self.options.openReadOnly()
             let manager = FileManager.default
-            let source = URL(fileURLWithPath: store.path).standardizedFileURL.path
+            let sqlite = store as? ChannelStore
+            let source = sqlite.map { URL(fileURLWithPath: $0.path).standardizedFileURL.path } ?? store.location
             let destination = URL(fileURLWithPath: self.file).standardizedFileURL.path
             if source == destination {
                 throw CtlError(.cannotCreate, "\(self.file): that is the database itself")
@@ -45,14 +50,20 @@ extension P8Ctl {
             }
             let copy: BackupSummary
             do {
-                copy = try await store.backup(to: destination)
+                if let sqlite {
+                    copy = try await sqlite.backup(to: destination)
+                } else {
+                    copy = try await ChannelStore.copy(from: store, to: destination)
+                }
+            } catch let error as StoreError where error.code == .unreachable {
+                throw CtlError.reporting(error)
             } catch {
                 throw CtlError(.cannotCreate, "cannot write \(self.file): \(CtlError.reporting(error).message)")
             }
             let bytes = (try? URL(fileURLWithPath: destination).resourceValues(forKeys: [.fileSizeKey]).fileSize) ?? 0
             if self.options.json {
                 let document = JSONValue.object([
-                    ("source", .string(store.path)),
+                    ("source", .string(source)),
                     ("destination", .string(destination)),
                     ("bytes", .int(bytes)),
                     ("channels", .int(copy.channelCount)),
@@ -63,7 +74,7 @@ extension P8Ctl {
                 return
             }
             Output.line(
-                "backed up \(store.path) to \(destination): \(ByteCount.human(bytes)), \(copy.channelCount) "
+                "backed up \(source) to \(destination): \(ByteCount.human(bytes)), \(copy.channelCount) "
                     + "channel\(copy.channelCount == 1 ? "" : "s"), \(copy.itemCount) item\(copy.itemCount == 1 ? "" : "s"), "
                     + "new epoch \(copy.epoch)"
             )

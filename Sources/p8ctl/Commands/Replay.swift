@@ -19,7 +19,9 @@ extension P8Ctl {
                 cursors clients hold stay valid. A server that still retains an item with the same id does \
                 not store or deliver it twice: replaying into the server that wrote the database changes \
                 nothing. The use is to restore items into a server that lost them, or to move a channel: \
-                read a backup or another server's database with --db and publish to --url.
+                read a backup or another server's database with --db and publish to --url; \
+                --from-oldest instead of --after replays every retained item (moving a channel between \
+                SQLite and PostgreSQL).
 
                 Examples:
                   p8ctl replay news --after 2f1c9a0e3b6d4e21-41
@@ -38,7 +40,22 @@ extension P8Ctl {
         var channel: String
 
         @Option(help: ArgumentHelp("The id of the last item the client saw.", valueName: "id"))
-        var after: String
+        var after: String?
+
+        @Flag(
+            name: .customLong("from-oldest"),
+            help: "Start at the oldest retained item instead of after an id (to move a whole channel)."
+        )
+        var fromOldest = false
+
+        func validate() throws {
+            if (self.after != nil) == self.fromOldest {
+                throw ValidationError("give one of --after ID and --from-oldest")
+            }
+        }
+
+        /// How the start is named in messages.
+        private var start: String { self.after.map { "\"\($0)\"" } ?? "the oldest retained item" }
 
         @Flag(help: "Re-publish the items through the running server's publish API instead of printing them.")
         var publish = false
@@ -55,8 +72,8 @@ extension P8Ctl {
             var published = 0
             try await store.forEachPage(
                 channel: self.channel,
-                after: .id(self.after),
-                describing: "id \"\(self.after)\""
+                after: self.after.map { .id($0) } ?? .oldestRetained,
+                describing: self.after.map { "id \"\($0)\"" } ?? "the oldest retained item"
             ) { page in
                 if let client {
                     let count = try Self.republish(page, to: client, publishedBefore: published)
@@ -76,7 +93,7 @@ extension P8Ctl {
                 return
             }
             if items.isEmpty {
-                Output.line("nothing missed: \"\(self.after)\" is the newest item of \"\(self.channel)\"")
+                Output.line("nothing missed: \(self.start) is the newest item of \"\(self.channel)\"")
                 return
             }
             Output.write(ItemRendering.table(items, content: true))
@@ -86,16 +103,16 @@ extension P8Ctl {
             if self.options.json {
                 Output.line(
                     JSONValue.object([
-                        ("channel", .string(self.channel)), ("after", .string(self.after)),
+                        ("channel", .string(self.channel)), ("after", self.after.map { .string($0) } ?? .null),
                         ("published", .int(published)), ("url", .string(client.url)),
                     ]).compact
                 )
             } else if published == 0 {
-                Output.line("nothing to re-publish: \"\(self.after)\" is the newest item of \"\(self.channel)\"")
+                Output.line("nothing to re-publish: \(self.start) is the newest item of \"\(self.channel)\"")
             } else {
                 Output.line(
                     "re-published \(published) item\(published == 1 ? "" : "s") of \"\(self.channel)\" after "
-                        + "\"\(self.after)\" to \(client.url) (items it still holds are not stored or delivered twice)"
+                        + "\(self.start) to \(client.url) (items it still holds are not stored or delivered twice)"
                 )
             }
         }

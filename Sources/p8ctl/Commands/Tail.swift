@@ -12,8 +12,9 @@ extension P8Ctl {
             discussion: """
                 Prints the last --lines retained items of each channel (none with --from-now), then every new \
                 item as it is committed, one a line: time, channel, sequence, id, size and content; with \
-                --json one JSON object a line (NDJSON). It polls the database read-only about every 200 ms, \
-                so it follows a running server without talking to it; a channel that does not exist yet is \
+                --json one JSON object a line (NDJSON). It polls the database read-only about every 200 ms \
+                (SQLite or PostgreSQL: there it sees every node's items), so it follows running servers \
+                without talking to them; a channel that does not exist yet is \
                 followed from its first item. If retention removes items before they could be shown, a \
                 warning on stderr says how many. Stops on Ctrl-C or SIGTERM with status 0.
 
@@ -72,7 +73,7 @@ extension P8Ctl {
         }
 
         /// Polls every channel after its position until cancelled, printing new items in publish order.
-        private static func follow(store: ChannelStore, from start: [String: Int64], json: Bool) async throws {
+        private static func follow(store: any ChannelLogStore, from start: [String: Int64], json: Bool) async throws {
             var positions = start
             let channels = positions.keys.sorted()
             while !Task.isCancelled {

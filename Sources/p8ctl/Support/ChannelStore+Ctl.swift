@@ -1,7 +1,12 @@
 import Store
 
 /// Reads shared by the commands: a channel that must exist, and items after a cursor a page at a time.
-extension ChannelStore {
+extension ChannelLogStore {
+    /// Every channel, by name.
+    func channelSummaries() async throws -> [ChannelSummary] {
+        try await self.channelSummaries(prefix: "")
+    }
+
     /// The summary of `channel`, or an ``CtlError/Status/unknownChannel`` error.
     func summary(ofChannel channel: String) async throws -> ChannelSummary {
         guard let summary = try await self.channelSummaries(prefix: channel).first(where: { $0.name == channel })

@@ -4,7 +4,7 @@ import Store
 struct CtlError: Error, CustomStringConvertible {
     /// The exit statuses of `p8ctl` (those from 64 on follow sysexits.h).
     enum Status: Int32 {
-        /// Anything else: an SQLite or file-system error.
+        /// Anything else: an SQLite, PostgreSQL or file-system error.
         case failure = 1
         /// The channel has never been published to in this database.
         case unknownChannel = 2
@@ -20,6 +20,8 @@ struct CtlError: Error, CustomStringConvertible {
         case noDatabase = 66
         /// The server's publish API cannot be reached (p8 not running, wrong address).
         case unavailable = 69
+        /// The PostgreSQL server cannot be reached (down, wrong address) or refuses the login.
+        case databaseUnavailable = 75
         /// The output file exists (backup without --force) or cannot be created.
         case cannotCreate = 73
         /// The server answered with an error (its text is the message).
@@ -54,6 +56,10 @@ struct CtlError: Error, CustomStringConvertible {
                 )
             case .notAP8Database, .newerDatabase, .outdatedDatabase, .corruptDatabase:
                 return CtlError(.badDatabase, "\(error.path): \(error.message)")
+            case .unreachable:
+                return CtlError(.databaseUnavailable, "\(error.path): cannot reach the database: \(error.message)")
+            case .badURL:
+                return CtlError(.usage, error.description)
             default:
                 return CtlError(.failure, error.description)
             }
