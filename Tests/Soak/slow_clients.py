@@ -73,6 +73,10 @@ class FastClient(threading.Thread):
             pass
 
 
+class BackendServer(QuietServer):
+    request_queue_size = 4096  # a class attribute: listen() runs in the constructor; thousands of holds arrive at once
+
+
 def publish(port, items):
     body = json.dumps({"items": items}).encode()
     with socket.create_connection((HOST, port), timeout=15) as s:
@@ -286,8 +290,7 @@ def main():
                 args.vanish = 0
 
     directory = tempfile.mkdtemp(prefix="p8-slow-")
-    backend = QuietServer((HOST, free_port()), Backend)
-    backend.request_queue_size = 4096
+    backend = BackendServer((HOST, free_port()), Backend)
     threading.Thread(target=backend.serve_forever, daemon=True).start()
     args.http_port, args.publish_port = free_port(), free_port()
     listen = f"{HOST}:{args.http_port}" + (f",{HOST_SIDE}:{args.http_port}" if args.vanish else "")
