@@ -50,6 +50,7 @@ class FastClient(threading.Thread):
         super().__init__(daemon=True)
         self.sock = socket.create_connection((HOST, port), timeout=15)
         self.sock.sendall(b"GET /stream?ch=fast HTTP/1.1\r\nHost: slow\r\n\r\n")
+        self.sock.settimeout(120)  # quiet while thousands of slow clients connect, before the publishes
         self.latencies, self.numbers, self.stop = [], [], False
         self.subscribed = threading.Event()  # the backend's "open" line arrived: the hold is subscribed
 
