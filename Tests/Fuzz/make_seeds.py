@@ -112,6 +112,8 @@ for patch, body in [('[{"op":"add","path":"/a","value":1}]', '{"b":2}\n'),
 for argument in ["2026-11-24 21:05:03", "2026-11-24T21:05:03Z", "2026-11-24T21:05:03.120+02:00",
                  "2026-11-24", "15m", "7d", "90s", "2w", " 2h ", "2026-02-29", "2024-02-29T23:59:59z"]:
     add("ctl-time", argument.encode())
+# Found by fuzzing: year 0000 (1 BC) with a fraction that rounds up to the next second.
+add("ctl-time", b"0000-11-14T10:05:23." + b"9" * 32 + b"0000000000788630655921432471")
 
 shutil.rmtree(corpus, ignore_errors=True)
 for target, inputs in sorted(seeds.items()):

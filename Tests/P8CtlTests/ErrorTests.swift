@@ -64,6 +64,9 @@ struct ErrorTests {
             (["history", "news", "--since", "2026-11-24 25:00"], "is invalid for '--since <time>'"),
             // An age reaching before year 1 (found by fuzzing: it read as a time p8ctl printed wrongly).
             (["history", "news", "--since", "2762827d"], "'2762827d' is invalid for '--since <time>'"),
+            // A time before year 1 (year 0000 is 1 BC, printed as 0001; found by fuzzing).
+            (["history", "news", "--since", "0000-11-14T10:05:23Z"], "is invalid for '--since <time>'"),
+            (["history", "news", "--since", "0001-01-01T00:30:00+01:00"], "is invalid for '--since <time>'"),
             // Fields out of range are refused, not carried into the next minute (found by fuzzing).
             (["history", "news", "--since", "2026-11-24T21:05:83Z"], "is invalid for '--since <time>'"),
             (["history", "news", "--since", "2026-11-24 21:75"], "is invalid for '--since <time>'"),

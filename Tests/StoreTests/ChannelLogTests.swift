@@ -159,4 +159,34 @@ import Testing
             }
         }
     }
+
+    /// What ``ChannelStore/lastLoggedSequence(channel:)`` names can be read at once: a hold that joins a channel
+    /// at that sequence drops the live copies up to it and reads them from the log instead (the churn soak saw an
+    /// SSE client miss one item when the memory tails were updated after the sequence).
+    @Test func theLastLoggedSequenceIsReadableAtOnce() async throws {
+        let directory = try TemporaryDirectory()
+        let store = try await openStore(directory.path("p8.sqlite"))
+        let commits = 300
+        let appending = Task {
+            for index in 1...commits {
+                _ = try await store.append([item("c", "i\(index)")])
+            }
+        }
+        var checked = 0
+        var missing: [Int64] = []
+        while checked < 10_000, store.lastLoggedSequence(channel: "c") < Int64(commits) {
+            let last = store.lastLoggedSequence(channel: "c")
+            guard last > 0 else {
+                await Task.yield()
+                continue
+            }
+            let read = try await store.read(channel: "c", after: .sequence(last - 1), limit: 1)
+            if read.items?.first?.sequence != last {
+                missing.append(last)
+            }
+            checked += 1
+        }
+        try await appending.value
+        #expect(missing.isEmpty, "sequences named before they could be read: \(missing)")
+    }
 }

@@ -254,7 +254,9 @@ extension ProxyExchange {
         self.client.writeBody(SharedContent.buffer(content))
         self.client.flush()
         if held.pacing.wrote(content.count, clientWritable: self.client.isWritable) {
-            self.logger.info("stream client too slow: disconnected")
+            // Debug, as for WebSockets: when a network goes, thousands are cut at once, and a line each (written
+            // on the event loop) delays the clients still served. p8_slow_clients_disconnected_total counts them.
+            self.logger.debug("stream client too slow: disconnected")
             self.engine.metrics?.slowClientDisconnected(transport: "http-stream")
             self.endHold()
             self.client.abortConnection()

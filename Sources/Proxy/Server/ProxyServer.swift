@@ -87,6 +87,20 @@ package final class ProxyServer: Service {
         await pools.closeAll()
     }
 
+    /// Bytes not yet sent that the kernel queues for one client (`TCP_NOTSENT_LOWAT`). Without a bound, the
+    /// kernel's autotuned send buffer takes megabytes for a client that stopped reading (2.8 MB on loopback): the
+    /// event loop copies all of it into the socket, delaying every other client on the loop, and thousands of such
+    /// clients exhaust the system's TCP memory. Bounded, a stalled client holds this much in the kernel (plus what
+    /// is in flight), the rest waits in its write queue, shared with the others (``SharedContent``), until it is
+    /// cut at its limit. Clients that read are unaffected: the kernel still keeps a window in flight and asks for
+    /// more as soon as fewer bytes than this are unsent.
+    static let maxUnsentKernelBytes: SocketOptionValue = 128 * 1024
+    #if canImport(Darwin)
+    private static let tcpNotSentLowWaterMark = NIOBSDSocket.Option(rawValue: 0x201)
+    #else
+    private static let tcpNotSentLowWaterMark = NIOBSDSocket.Option(rawValue: 25)  // TCP_NOTSENT_LOWAT
+    #endif
+
     private static func boundAddress(_ channel: any Channel) -> ListenAddress? {
         guard let address = channel.localAddress, let port = address.port else { return nil }
         return ListenAddress(host: address.ipAddress ?? "0.0.0.0", port: port)
@@ -113,6 +127,7 @@ package final class ProxyServer: Service {
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(Self.tcpNotSentLowWaterMark), value: Self.maxUnsentKernelBytes)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             // A client that half-closes after its request still gets the answer (see ClientConnectionHandler).
             .childChannelOption(.allowRemoteHalfClosure, value: true)

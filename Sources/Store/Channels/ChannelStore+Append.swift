@@ -240,6 +240,12 @@ extension ChannelStore {
             }
             return
         }
+        // The tails first: a hold that starts once ``lastLoggedSequence(channel:)`` names an item must find it when
+        // it reads the log (the live copy of it is dropped), else it misses it (seen in the churn soak: an SSE
+        // client resuming in between got 384, then 386).
+        if !writer.logged.isEmpty {
+            self.tails.append(writer.logged.map(\.stored))
+        }
         self.channelCache.withLock { cache in
             for (name, channel) in writer.touched {
                 cache[name] = CachedChannel(
@@ -261,7 +267,6 @@ extension ChannelStore {
         }
         let itemResults = results.joined()
         if !writer.logged.isEmpty || !itemResults.isEmpty {
-            self.tails.append(writer.logged.map(\.stored))
             let duplicates = itemResults.count { $0.isDuplicate }
             self.commitObserver.withLock { $0 }?.receive(
                 CommittedBatch(

@@ -167,7 +167,9 @@ enum TimeFormat {
         else {
             return nil
         }
-        return date.addingTimeInterval(fraction)
+        // Year 0000 reads as 1 BC, which prints as year 1 (the era is not printed): refused, as ages before it.
+        let time = date.addingTimeInterval(fraction)
+        return time >= Self.earliest ? time : nil
     }
 }
 
