@@ -36,7 +36,7 @@ struct P8Ctl: AsyncParsableCommand {
         version: P8Ctl.versionText,
         subcommands: [
             Channels.self, History.self, Tail.self, Held.self, Replay.self, Export.self, Trim.self, Backup.self,
-            Publish.self, Stats.self,
+            Publish.self, Stats.self, Status.self,
         ]
     )
 
