@@ -159,11 +159,19 @@ struct P8Command: ParsableCommand {
     /// The server dies with its runner (SIGKILL when the runner's main thread ends), so that killing the runner
     /// never leaves a server holding the ports; one whose runner is already gone exits.
     private static func dieWithRunner() {
-        _ = prctl(PR_SET_PDEATHSIG, UInt(SIGKILL))
+        // PR_SET_PDEATHSIG (1, <sys/prctl.h>, which Glibc's module map leaves out).
+        _ = linuxPrctl(1, UInt(SIGKILL))
         if let runner = ProcessInfo.processInfo.environment["P8_RUNNER_PID"].flatMap(Int32.init), getppid() != runner {
-            exit(1)
+            Glibc.exit(1)
         }
     }
+}
+
+/// `prctl(2)` with one argument (the C function is variadic; its integer arguments pass the same way).
+@_silgen_name("prctl")
+private func linuxPrctl(_ option: CInt, _ argument: UInt) -> CInt
+
+extension P8Command {
 
     private func configFile() throws -> String {
         if let config = self.config {

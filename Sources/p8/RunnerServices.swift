@@ -1,3 +1,5 @@
+import Foundation
+
 /// `[runner] services`, as in Pushpin. P-8's own names: `proxy` (the client listeners, routing, holds) and
 /// `handler` (the publish API, ZeroMQ sockets, store). Both run in the one server process (a hold is served by
 /// both at once), so the list does not split them; Pushpin's components P-8 has no use for are reported once

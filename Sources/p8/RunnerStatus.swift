@@ -12,7 +12,7 @@ struct RunnerStatus {
     private let runnerStarted = Date()
     private var serverPid: pid_t = 0
     private var serverStarted: Date?
-    private var serverReady: Date?
+    private var serverReadyAt: Date?
     private var restarts = 0
     private var causes: [(at: Date, cause: String)] = []
 
@@ -24,12 +24,12 @@ struct RunnerStatus {
     mutating func serverStarted(pid: pid_t) {
         self.serverPid = pid
         self.serverStarted = Date()
-        self.serverReady = nil
+        self.serverReadyAt = nil
         self.write()
     }
 
     mutating func serverReady() {
-        self.serverReady = Date()
+        self.serverReadyAt = Date()
         self.write()
     }
 
@@ -62,7 +62,7 @@ struct RunnerStatus {
         if let started = self.serverStarted, self.serverPid > 0 {
             object["serverStartedAt"] = formatter.string(from: started)
         }
-        if let ready = self.serverReady, self.serverPid > 0 {
+        if let ready = self.serverReadyAt, self.serverPid > 0 {
             object["serverReadyAt"] = formatter.string(from: ready)
         }
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {

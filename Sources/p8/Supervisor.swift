@@ -46,16 +46,39 @@ struct Supervisor {
         pthread_sigmask(SIG_BLOCK, &set, nil)
     }
 
+    /// A pipe on which a thread of its own writes each handled signal as it arrives (`sigwait`), so that the
+    /// loop waits on signals and on the server's output with one `poll`.
+    private static func signalPipe() -> CInt? {
+        var fds: [CInt] = [0, 0]
+        guard pipe(&fds) == 0, Self.closeOnExec(fds[0]), Self.closeOnExec(fds[1]) else {
+            return nil
+        }
+        let writer = fds[1]
+        let thread = Thread {
+            var set = sigset_t()
+            sigemptyset(&set)
+            for signal in Self.handledSignals {
+                sigaddset(&set, signal)
+            }
+            while true {
+                var signal: CInt = 0
+                if sigwait(&set, &signal) == 0 {
+                    _ = write(writer, &signal, MemoryLayout<CInt>.size)
+                }
+            }
+        }
+        thread.start()
+        return fds[0]
+    }
+
+    private static func closeOnExec(_ fd: CInt) -> Bool {
+        fcntl(fd, F_SETFD, FD_CLOEXEC) == 0
+    }
+
     /// Returns the exit status of the runner: 0 after a graceful stop.
     mutating func run() -> Int32 {
-        var set = sigset_t()
-        sigemptyset(&set)
-        for signal in Self.handledSignals {
-            sigaddset(&set, signal)
-        }
-        let signals = signalfd(-1, &set, Int32(SFD_CLOEXEC))
-        guard signals >= 0 else {
-            self.logger.error("signalfd: \(String(cString: strerror(errno)))")
+        guard let signals = Self.signalPipe() else {
+            self.logger.error("pipe: \(String(cString: strerror(errno)))")
             return 1
         }
         self.spawn()
@@ -77,10 +100,9 @@ struct Supervisor {
                 self.readServerOutput()
             }
             if fds[0].revents != 0 {
-                var info = signalfd_siginfo()
-                let size = MemoryLayout<signalfd_siginfo>.size
-                while read(signals, &info, size) == size {
-                    if let exit = self.handle(signal: CInt(info.ssi_signo)) {
+                var signal: CInt = 0
+                if read(signals, &signal, MemoryLayout<CInt>.size) == MemoryLayout<CInt>.size {
+                    if let exit = self.handle(signal: signal) {
                         self.sockets.closeAll()
                         self.status.remove()
                         return exit
@@ -155,7 +177,8 @@ struct Supervisor {
 
     private mutating func spawn() {
         var pipeFds: [CInt] = [0, 0]
-        guard pipe2(&pipeFds, O_CLOEXEC) == 0 else {
+        // Only this thread spawns, so no other child can inherit the pipe before it is close-on-exec.
+        guard pipe(&pipeFds) == 0, Self.closeOnExec(pipeFds[0]), Self.closeOnExec(pipeFds[1]) else {
             self.logger.error("pipe: \(String(cString: strerror(errno)))")
             self.restartAt = Date().addingTimeInterval(Self.maxBackoff)
             return

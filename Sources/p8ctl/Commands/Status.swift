@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import GRIP
+import Runner
+import Store
 
 extension P8Ctl {
     /// `p8ctl status`: the runner and its server.
