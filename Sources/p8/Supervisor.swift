@@ -4,7 +4,8 @@ import Logging
 
 /// The runner's loop: starts the server process on the inherited listening sockets, restarts it when it dies
 /// (at once, then backing off from 0.1 s doubling to 10 s while it keeps dying; a minute of good running
-/// resets that), passes SIGHUP on, and on SIGTERM or SIGINT stops the server gracefully and returns.
+/// resets that), passes SIGHUP on, and on SIGTERM or SIGINT stops the server gracefully and returns. A first
+/// server that ends before it is ready ends the runner with its exit status.
 ///
 /// Runs on the main thread, which spawned every server: Linux's parent-death signal (the server asks for
 /// SIGKILL when its parent thread ends) then fires exactly when the runner ends.
@@ -158,6 +159,13 @@ struct Supervisor {
             self.logger.info("server stopped", metadata: ["p8.server.exit": "\(cause)"])
             return 0
         }
+        // A first server that never got ready (a config it rejects, a certificate it cannot use) would fail
+        // the same way again: the runner ends with its status, as the single process did.
+        if !self.printedReady {
+            self.logger.error("the server did not start", metadata: ["p8.server.exit": "\(cause)"])
+            let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+            return code == 0 ? 1 : code
+        }
         let ran = Date().timeIntervalSince(self.serverStarted)
         if ran >= Self.goodRun {
             self.backoff = 0
@@ -208,8 +216,9 @@ struct Supervisor {
         let argv = arguments.map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
+            for pointer in argv + envp {
+                free(pointer)
+            }
         }
         var pid: pid_t = 0
         let result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)

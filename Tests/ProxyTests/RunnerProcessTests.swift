@@ -76,22 +76,20 @@ struct RunnerProcessTests {
 
     @Test("a server that keeps dying is restarted with growing delays")
     func dyingServerBacksOff() async throws {
-        let temporary = try TemporaryDirectory(prefix: "p8")
-        let directory = temporary.url
-        // The database's directory is a regular file: every server exits at start-up.
-        try "".write(to: directory.appendingPathComponent("file"), atomically: true, encoding: .utf8)
-        let config = directory.appendingPathComponent("p-8.conf")
-        try
-            ("[global]\nrundir=run\n[runner]\nhttp_port=127.0.0.1:0\n[handler]\npush_in_http_port=0\n"
-            + "push_in_spec=\npush_in_sub_specs=\ncommand_spec=\n[store]\ndatabase_file=file/p8.sqlite\n")
-            .write(to: config, atomically: true, encoding: .utf8)
-        let p8 = try P8Process.start(arguments: ["--config", config.path, "--route", "* 127.0.0.1:1"])
-        let statusFile = directory.appendingPathComponent("run/p8-runner.json")
+        let p8 = try P8Process.start(arguments: ["--route", "* 127.0.0.1:1"])
+        _ = try await p8.readyPort()
+        var killed: Set<pid_t> = []
         var status: RunnerStatusFile?
+        // Each server is killed as soon as it appears, five times.
         #expect(
             try await eventually(timeout: .seconds(20)) {
-                status = try RunnerStatusFile.read(at: statusFile)
-                return (status?.restarts ?? 0) >= 5
+                status = try RunnerStatusFile.read(p8)
+                guard let current = status else { return false }
+                if current.serverPid > 0 && !killed.contains(current.serverPid) && killed.count < 5 {
+                    killed.insert(current.serverPid)
+                    kill(current.serverPid, SIGKILL)
+                }
+                return current.restarts >= 5
             }
         )
         let times = status?.times ?? []
@@ -100,9 +98,26 @@ struct RunnerProcessTests {
         #expect(times[2].timeIntervalSince(times[1]) >= 0.1)
         #expect(times[3].timeIntervalSince(times[2]) >= 0.2)
         #expect(times[4].timeIntervalSince(times[3]) >= 0.4)
-        #expect(status?.causes.first == "exit status 1")
+        #expect(status?.causes.allSatisfy { $0 == "killed by SIGKILL" } == true)
+        #expect(p8.stderrText.contains("p8.restart_in=0.4"))
         p8.signal(SIGTERM)
         #expect(try await p8.waitForExit() == 0)
+    }
+
+    @Test("a first server that cannot start ends the runner with its exit status")
+    func serverThatNeverStartsEndsTheRunner() async throws {
+        let temporary = try TemporaryDirectory(prefix: "p8")
+        let directory = temporary.url
+        // The database's directory is a regular file: the server exits at start-up.
+        try "".write(to: directory.appendingPathComponent("file"), atomically: true, encoding: .utf8)
+        let config = directory.appendingPathComponent("p-8.conf")
+        try
+            ("[global]\nrundir=run\n[runner]\nhttp_port=127.0.0.1:0\n[handler]\npush_in_http_port=0\n"
+            + "push_in_spec=\npush_in_sub_specs=\ncommand_spec=\n[store]\ndatabase_file=file/p8.sqlite\n")
+            .write(to: config, atomically: true, encoding: .utf8)
+        let p8 = try P8Process.start(arguments: ["--config", config.path, "--route", "* 127.0.0.1:1"])
+        #expect(try await p8.waitForExit() == 1)
+        #expect(p8.stderrText.contains("cannot open the database"))
     }
 
     private static func get(port: Int, body: String) async throws -> String {

@@ -55,26 +55,28 @@ package final class ControlServer: Service {
             return limits
         }()
         let connections = self.connections
-        let initializer: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>> = {
-            channel in
-            channel.eventLoop.makeCompletedFuture {
-                connections.add(channel)
-                try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                    withPipeliningAssistance: false,
-                    withErrorHandling: false,
-                    withEncoderConfiguration: HTTPResponseEncoder.Configuration(),
-                    withDecoderLimitConfiguration: limits
-                )
-                try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: Self.readTimeout))
-                try channel.pipeline.syncOperations.addHandler(CloseOnIdleHandler())
-                let connection = try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
-                    wrappingChannelSynchronously: channel,
-                    configuration: .init(isOutboundHalfClosureEnabled: true)
-                )
-                connections.retain(connection)
-                return connection
-            }
-        }
+        let initializer:
+            @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>> =
+                {
+                    channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        connections.add(channel)
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                            withPipeliningAssistance: false,
+                            withErrorHandling: false,
+                            withEncoderConfiguration: HTTPResponseEncoder.Configuration(),
+                            withDecoderLimitConfiguration: limits
+                        )
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: Self.readTimeout))
+                        try channel.pipeline.syncOperations.addHandler(CloseOnIdleHandler())
+                        let connection = try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
+                            wrappingChannelSynchronously: channel,
+                            configuration: .init(isOutboundHalfClosureEnabled: true)
+                        )
+                        connections.retain(connection)
+                        return connection
+                    }
+                }
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)

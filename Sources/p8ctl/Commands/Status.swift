@@ -9,7 +9,8 @@ extension P8Ctl {
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "status",
-            abstract: "Show the runner and server processes: pids, uptime, restarts and their causes, held connections.",
+            abstract:
+                "Show the runner and server processes: pids, uptime, restarts and their causes, held connections.",
             discussion: """
                 Reads the runner's status file, p8-runner.json in the rundir (written by p8, mode 0600, removed \
                 when the runner stops), and counts the held connections recorded in the database (orphaned \
@@ -56,7 +57,9 @@ extension P8Ctl {
                 fields.append(
                     (
                         "restartCauses",
-                        .array(causes.map { .object([("at", .optional($0["at"])), ("cause", .optional($0["cause"]))]) })
+                        .array(
+                            causes.map { .object([("at", .optional($0["at"])), ("cause", .optional($0["cause"]))]) }
+                        )
                     )
                 )
                 fields.append(("held", held.map { .int(Int64($0)) } ?? .null))
