@@ -67,11 +67,11 @@ extension P8Ctl {
                 return
             }
             let runnerUp = parse("runnerStartedAt").map { TimeFormat.age($0, now: now) } ?? "-"
-            Output.line("runner   pid \(runnerPid), up \(runnerUp)")
+            Output.line("runner   pid \(runnerPid), started \(runnerUp)")
             if let serverPid = object["serverPid"] as? Int {
                 let up = parse("serverStartedAt").map { TimeFormat.age($0, now: now) } ?? "-"
                 let ready = object["serverReadyAt"] == nil ? ", starting" : ""
-                Output.line("server   pid \(serverPid), up \(up)\(ready)")
+                Output.line("server   pid \(serverPid), started \(up)\(ready)")
             } else {
                 Output.line("server   not running (being restarted)")
             }
