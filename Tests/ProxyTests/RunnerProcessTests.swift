@@ -120,6 +120,19 @@ struct RunnerProcessTests {
         #expect(p8.stderrText.contains("cannot open the database"))
     }
 
+    @Test("--no-supervisor runs the server alone: one process, no runner status file")
+    func noSupervisorRunsTheServerAlone() async throws {
+        try await withTestBackend { backend in
+            let p8 = try P8Process.start(arguments: ["--no-supervisor", "--route", "* 127.0.0.1:\(backend.port)"])
+            let port = try await p8.readyPort()
+            #expect(try await Self.get(port: port, body: "alone") == "alone")
+            #expect(try RunnerStatusFile.read(p8) == nil)
+            #expect(!p8.stderrText.contains("server started"))
+            p8.signal(SIGTERM)
+            #expect(try await p8.waitForExit() == 0)
+        }
+    }
+
     private static func get(port: Int, body: String) async throws -> String {
         let client = try await RawHTTPConnection.connect(port: port)
         try await client.send("GET /plain?body=\(body) HTTP/1.1\r\nHost: a\r\n\r\n")
