@@ -25,11 +25,6 @@ package enum InheritedListeners {
         return sockets
     }
 
-    /// Formats `P8_LISTEN_FDS`.
-    package static func format(_ sockets: [(role: String, fd: CInt)]) -> String {
-        sockets.map { "\($0.role)=\($0.fd)" }.joined(separator: ",")
-    }
-
     /// The inherited socket for a role, handed out once (a second listener of the same role binds its own).
     package static func take(_ role: String) -> CInt? {
         self.sockets.withLock { $0.removeValue(forKey: role) }
