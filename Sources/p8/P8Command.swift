@@ -1,13 +1,16 @@
 import ArgumentParser
 import Foundation
 import GRIP
+import Glibc
 import Logging
 import Proxy
 import Runner
+import Synchronization
 
-/// `p8`: runs P-8 in the foreground until SIGINT or SIGTERM.
+/// `p8`: runs P-8 in the foreground until SIGINT or SIGTERM: the runner, which binds the listening sockets and
+/// supervises the server process (the same binary with `--server`), or with `--no-supervisor` the server alone.
 @main
-struct P8Command: AsyncParsableCommand {
+struct P8Command: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "p8",
         abstract: "P-8: a durable realtime reverse proxy that speaks GRIP.",
@@ -15,6 +18,11 @@ struct P8Command: AsyncParsableCommand {
             Reads a pushpin.conf-style config file and a Pushpin routes file. Without --config, uses \
             ./p-8.conf if it exists, else config/p-8.conf.example. Prints one line, "p8 ready http=...", \
             on stdout once it listens.
+
+            p8 is the runner: it binds the listening sockets and runs the server as a child process that \
+            inherits them, restarting it if it dies (new connections wait in the listen backlog meanwhile). \
+            SIGTERM or SIGINT stops the server gracefully, then the runner; SIGHUP is passed to the server. \
+            --no-supervisor runs the server alone in this process (for systemd or another supervisor).
             """
     )
 
@@ -42,7 +50,20 @@ struct P8Command: AsyncParsableCommand {
     @Flag(name: .long, help: "Log at debug level (same as --loglevel 3).")
     var verbose = false
 
-    func run() async throws {
+    @Flag(name: .long, help: "Run the server alone in this process, with no runner supervising it.")
+    var noSupervisor = false
+
+    /// The server process started by the runner (it inherits the listening sockets).
+    @Flag(name: .long, help: .hidden)
+    var server = false
+
+    func run() throws {
+        if !self.server && !self.noSupervisor {
+            // Before any thread starts: the runner's loop takes these signals from a signalfd.
+            Supervisor.blockSignals()
+        } else if self.server {
+            Self.dieWithRunner()
+        }
         let configFile = try self.configFile()
         let configuration: P8Configuration
         do {
@@ -63,7 +84,11 @@ struct P8Command: AsyncParsableCommand {
             handler.logLevel = level
             return handler
         }
-        let logger = Logger(label: "p8")
+        let logger = Logger(label: self.server ? "p8.server" : "p8")
+        if !self.server && !self.noSupervisor {
+            try self.supervise(configuration: configuration, listeners: listeners, logger: logger)
+            return
+        }
         logger.info("using config \(configuration.configFile)")
         let server = P8Server(
             configuration: configuration,
@@ -73,16 +98,80 @@ struct P8Command: AsyncParsableCommand {
             ),
             logger: logger
         )
-        do {
-            try await server.run { readiness in
-                // Unbuffered: whoever started p8 may be waiting on a pipe for this line.
-                FileHandle.standardOutput.write(Data((readiness.line + "\n").utf8))
+        let failure = Mutex<(any Error)?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            do {
+                try await server.run { readiness in
+                    // Unbuffered: whoever started p8 may be waiting on a pipe for this line.
+                    FileHandle.standardOutput.write(Data((readiness.line + "\n").utf8))
+                }
+            } catch {
+                failure.withLock { $0 = error }
             }
-        } catch let error as RunnerError {
+            done.signal()
+        }
+        done.wait()
+        if let error = failure.withLock({ $0 }) {
+            if let error = error as? RunnerError {
+                logger.error("\(error)")
+                throw ExitCode.failure
+            }
+            throw error
+        }
+    }
+
+    /// The runner: binds every listening socket, then starts and supervises the server until SIGTERM or SIGINT.
+    private func supervise(configuration: P8Configuration, listeners: [ListenAddress], logger: Logger) throws {
+        for warning in RunnerServices.report(configuration.runner.services) {
+            logger.warning("\(warning)")
+        }
+        var sockets = ListenSockets()
+        do {
+            for (index, address) in (listeners.isEmpty ? configuration.runner.httpListeners : listeners).enumerated() {
+                try sockets.bind(address, role: "http.\(index)")
+            }
+            for (index, address) in configuration.runner.tls.listeners.enumerated() {
+                try sockets.bind(address, role: "https.\(index)")
+            }
+            let handler = configuration.handler
+            try sockets.bind(ListenAddress(host: handler.pushInHTTPAddr, port: handler.pushInHTTPPort), role: "publish")
+            if let metrics = configuration.metrics.listen {
+                try sockets.bind(metrics, role: "metrics")
+            }
+        } catch {
+            sockets.closeAll()
             logger.error("\(error)")
             throw ExitCode.failure
         }
+        var supervisor = Supervisor(
+            sockets: sockets,
+            serverArguments: Array(CommandLine.arguments.dropFirst()) + ["--server"],
+            status: RunnerStatus(rundir: configuration.global.rundir),
+            logger: logger
+        )
+        let status = supervisor.run()
+        if status != 0 {
+            throw ExitCode(status)
+        }
     }
+
+    /// The server dies with its runner (SIGKILL when the runner's main thread ends), so that killing the runner
+    /// never leaves a server holding the ports; one whose runner is already gone exits.
+    private static func dieWithRunner() {
+        // PR_SET_PDEATHSIG (1, <sys/prctl.h>, which Glibc's module map leaves out).
+        _ = linuxPrctl(1, UInt(SIGKILL))
+        if let runner = ProcessInfo.processInfo.environment["P8_RUNNER_PID"].flatMap(Int32.init), getppid() != runner {
+            Glibc.exit(1)
+        }
+    }
+}
+
+/// `prctl(2)` with one argument (the C function is variadic; its integer arguments pass the same way).
+@_silgen_name("prctl")
+private func linuxPrctl(_ option: CInt, _ argument: UInt) -> CInt
+
+extension P8Command {
 
     private func configFile() throws -> String {
         if let config = self.config {

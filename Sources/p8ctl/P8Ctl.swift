@@ -19,7 +19,7 @@ struct P8Ctl: AsyncParsableCommand {
 
             publish, stats and replay --publish talk to the running server's publish API instead ([handler] \
             push_in_http_addr and push_in_http_port of the config, or --url; a JWT from push_in_http_key or \
-            --key).
+            --key). status reads the runner's status file in the rundir (p8-runner.json).
 
             Examples:
               p8ctl channels
@@ -28,6 +28,7 @@ struct P8Ctl: AsyncParsableCommand {
               p8ctl tail news --json
               p8ctl publish news 'data: hello' --id n42
               p8ctl stats
+              p8ctl status
 
             Exit status: 0 success; 1 an SQLite, PostgreSQL or file error; 2 unknown channel; 3 a cursor older than what is \
             retained; 4 an unknown cursor; 64 bad arguments; 65 not a usable P-8 database (another \
@@ -39,7 +40,7 @@ struct P8Ctl: AsyncParsableCommand {
         version: P8Ctl.versionText,
         subcommands: [
             Channels.self, History.self, Tail.self, Held.self, Replay.self, Export.self, Trim.self, Backup.self,
-            Publish.self, Stats.self,
+            Publish.self, Stats.self, Status.self,
         ]
     )
 

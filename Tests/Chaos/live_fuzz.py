@@ -125,7 +125,8 @@ stats_spec=
 database_file={directory}/p8.sqlite
 """)
     log = open(os.path.join(directory, "p8.log"), "wb")
-    process = subprocess.Popen([binary, "--config", os.path.join(directory, "p8.conf")],
+    # --no-supervisor: a crash must end the process the fuzzer watches, not be restarted by the runner.
+    process = subprocess.Popen([binary, "--no-supervisor", "--config", os.path.join(directory, "p8.conf")],
                                stdout=subprocess.PIPE, stderr=log)
     line = process.stdout.readline().decode()
     if not line.startswith("p8 ready"):

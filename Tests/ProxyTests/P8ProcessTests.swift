@@ -170,6 +170,16 @@ final class P8Process: Sendable {
         self.process.signal(signal)
     }
 
+    /// The runner's pid.
+    var pid: pid_t {
+        self.process.pid
+    }
+
+    /// The temporary directory made for this process (nil when the test passed its own `--config`).
+    var directory: URL? {
+        self.scratch?.url
+    }
+
     /// Everything p8 wrote on stderr so far (its log).
     var stderrText: String {
         let descriptor = self.process.stderr.fileDescriptor

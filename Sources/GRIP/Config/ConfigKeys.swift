@@ -28,11 +28,10 @@ enum ConfigKeys {
     ]
 
     /// Pushpin keys P-8 accepts without acting on them (reported once as "accepted but not supported").
-    /// `[runner] services` is also read into ``RunnerConfiguration/services`` for information.
     static let acceptedUnsupported: [String: Set<String>] = [
         "global": ["stats_connection_ttl", "stats_connection_send"],
         "runner": [
-            "services", "local_ports", "condure_bin", "mongrel2_bin", "m2sh_bin", "zurl_bin",
+            "local_ports", "condure_bin", "mongrel2_bin", "m2sh_bin", "zurl_bin",
             "pushpin_proxy_bin", "pushpin_handler_bin", "allow_compression",
         ],
         "proxy": [

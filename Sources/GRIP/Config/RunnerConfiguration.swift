@@ -12,7 +12,8 @@ package struct RunnerConfiguration: Sendable, Hashable {
     package var clientBufferSize: Int
     /// Maximum client connections (`client_maxconn`, default 50000).
     package var clientMaxConn: Int
-    /// Pushpin's `services` list, kept for information only: P-8 always runs everything in one process.
+    /// Pushpin's `services` list: the runner reports the names it ignores (P-8 runs `proxy` and `handler`
+    /// together in its server process).
     package var services: [String]
     /// TLS client listeners (`https_ports`) and where their certificates are.
     package var tls = TLSListenConfiguration(certsDirectory: "runner/certs")

@@ -55,30 +55,43 @@ package final class ControlServer: Service {
             return limits
         }()
         let connections = self.connections
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let initializer:
+            @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>> =
+                {
+                    channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        connections.add(channel)
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                            withPipeliningAssistance: false,
+                            withErrorHandling: false,
+                            withEncoderConfiguration: HTTPResponseEncoder.Configuration(),
+                            withDecoderLimitConfiguration: limits
+                        )
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: Self.readTimeout))
+                        try channel.pipeline.syncOperations.addHandler(CloseOnIdleHandler())
+                        let connection = try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
+                            wrappingChannelSynchronously: channel,
+                            configuration: .init(isOutboundHalfClosureEnabled: true)
+                        )
+                        connections.retain(connection)
+                        return connection
+                    }
+                }
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             // A client may shut down its sending side once the request is out; it still gets its answer.
             .childChannelOption(.allowRemoteHalfClosure, value: true)
-            .bind(host: self.address.host, port: self.address.port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    connections.add(channel)
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withPipeliningAssistance: false,
-                        withErrorHandling: false,
-                        withEncoderConfiguration: HTTPResponseEncoder.Configuration(),
-                        withDecoderLimitConfiguration: limits
-                    )
-                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: Self.readTimeout))
-                    try channel.pipeline.syncOperations.addHandler(CloseOnIdleHandler())
-                    let connection = try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
-                        wrappingChannelSynchronously: channel,
-                        configuration: .init(isOutboundHalfClosureEnabled: true)
-                    )
-                    connections.retain(connection)
-                    return connection
-                }
-            }
+        let server: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
+        if let fd = InheritedListeners.take("publish") {
+            server = try await bootstrap.bind(fd, childChannelInitializer: initializer)
+        } else {
+            server = try await bootstrap.bind(
+                host: self.address.host,
+                port: self.address.port,
+                childChannelInitializer: initializer
+            )
+        }
         let bound = ListenAddress(
             host: server.channel.localAddress?.ipAddress ?? self.address.host,
             port: server.channel.localAddress?.port ?? self.address.port

@@ -40,7 +40,7 @@ package final class MetricsServer: Service {
                     try channel.pipeline.syncOperations.addHandler(MetricsRequestHandler(scrape: scrape))
                 }
             }
-            .bind(host: self.address.host, port: self.address.port)
+            .bind(self.address, role: "metrics")
             .get()
         let bound = ListenAddress(
             host: channel.localAddress?.ipAddress ?? self.address.host,

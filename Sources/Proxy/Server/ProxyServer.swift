@@ -46,14 +46,16 @@ package final class ProxyServer: Service {
         var listeners: [any Channel] = []
         var tlsListeners: [any Channel] = []
         do {
-            for address in self.engine.settings.listeners {
-                listeners.append(try await self.bind(address, pools: pools, tls: nil))
+            for (index, address) in self.engine.settings.listeners.enumerated() {
+                listeners.append(try await self.bind(address, role: "http.\(index)", pools: pools, tls: nil))
             }
-            for address in self.engine.settings.tlsListeners {
+            for (index, address) in self.engine.settings.tlsListeners.enumerated() {
                 guard let tls = self.tls else {
                     throw TLSListenerError("https port \(address) configured without certificates")
                 }
-                tlsListeners.append(try await self.bind(address, pools: pools, tls: (tls, address.port)))
+                tlsListeners.append(
+                    try await self.bind(address, role: "https.\(index)", pools: pools, tls: (tls, address.port))
+                )
             }
         } catch {
             for listener in listeners + tlsListeners {
@@ -107,9 +109,10 @@ package final class ProxyServer: Service {
     }
 
     /// Binds a client listener; with `tls`, connections speak TLS with that store's certificates for the
-    /// configured port (a port 0 listener uses `default_0`).
+    /// configured port (a port 0 listener uses `default_0`). Adopts the runner's socket for `role` if it passed one.
     private func bind(
         _ address: ListenAddress,
+        role: String,
         pools: BackendPools,
         tls: (identities: TLSIdentities, port: Int)?
     ) async throws -> any Channel {
@@ -161,7 +164,7 @@ package final class ProxyServer: Service {
                     )
                 }
             }
-            .bind(host: address.host, port: address.port)
+            .bind(address, role: role)
             .get()
     }
 }
