@@ -179,22 +179,14 @@ struct BatchWriter {
             channel.chainLastId = item.id
             channel.chainChanged = true
         }
-        let stored = StoredItem(
-            channel: item.channel,
-            sequence: sequence,
-            id: id,
-            prevId: item.prevId,
-            formats: item.formats,
-            meta: item.meta,
-            size: item.size,
-            publishedAt: Date(storeMilliseconds: publishedAt)
-        )
         self.logged.append(
             LoggedItem(
-                stored: stored,
-                bypassedReordering: item.bypassesReordering,
-                releasedAfterWait: releasedAfterWait,
-                context: item.context
+                item,
+                sequence: sequence,
+                id: id,
+                meta: item.meta,
+                publishedAt: publishedAt,
+                releasedAfterWait: releasedAfterWait
             )
         )
         return AppendResult(channel: item.channel, sequence: sequence, id: id, isDuplicate: false)

@@ -144,6 +144,28 @@ package struct LoggedItem: Sendable {
     package var context: (any Sendable)?
 }
 
+extension LoggedItem {
+    /// `item` as a batch writer put it into its channel's log, with `sequence` and `id` (the publisher's or the
+    /// assigned one); `meta` is what the store keeps of the item's meta.
+    init(_ item: NewItem, sequence: Int64, id: String, meta: Data?, publishedAt: Int64, releasedAfterWait: Bool) {
+        self.init(
+            stored: StoredItem(
+                channel: item.channel,
+                sequence: sequence,
+                id: id,
+                prevId: item.prevId,
+                formats: item.formats,
+                meta: meta,
+                size: item.size,
+                publishedAt: Date(storeMilliseconds: publishedAt)
+            ),
+            bypassedReordering: item.bypassesReordering,
+            releasedAfterWait: releasedAfterWait,
+            context: item.context
+        )
+    }
+}
+
 /// The one observer of a store's commits (``ChannelLogStore/observeCommits(_:)``), kept in a struct.
 ///
 /// A closure kept directly in a `Mutex` and read with `withLock { $0 }` comes back wrapped in two more

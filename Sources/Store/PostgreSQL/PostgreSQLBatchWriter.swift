@@ -267,21 +267,14 @@ struct PostgreSQLBatchWriter {
         if !item.bypassesReordering {
             channel.chainLastId = item.id
         }
-        let stored = StoredItem(
-            channel: item.channel,
-            sequence: sequence,
-            id: id,
-            prevId: item.prevId,
-            formats: item.formats,
-            size: item.size,
-            publishedAt: Date(storeMilliseconds: publishedAt)
-        )
         self.logged.append(
             LoggedItem(
-                stored: stored,
-                bypassedReordering: item.bypassesReordering,
-                releasedAfterWait: releasedAfterWait,
-                context: item.context
+                item,
+                sequence: sequence,
+                id: id,
+                meta: nil,
+                publishedAt: publishedAt,
+                releasedAfterWait: releasedAfterWait
             )
         )
         return AppendResult(channel: item.channel, sequence: sequence, id: id, isDuplicate: false)

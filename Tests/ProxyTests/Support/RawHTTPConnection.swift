@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import NIOSSL
+import P8TestSupport
 import Synchronization
 
 /// A byte-exact HTTP/1.1 client connection for tests: sends raw bytes, parses responses itself, and can
@@ -74,18 +75,32 @@ final class RawHTTPConnection: Sendable {
         try? await self.channel.close()
     }
 
-    /// Shuts down the sending side only (a TCP half-close), as some clients do once the request is sent.
+    /// Shuts down the sending side only (a TCP half-close), on a connection that sent nothing.
     func closeOutput() async throws {
         try await self.channel.close(mode: .output)
     }
 
+    /// Sends `text`, then shuts down the sending side only (a TCP half-close), as some clients do once the
+    /// request is sent. Both are queued in one turn of the event loop: whatever the server answers in between
+    /// (an answer and a close, on a server that closes after every response) cannot close the channel before
+    /// the half-close.
+    func sendThenCloseOutput(_ text: String) async throws {
+        let channel = self.channel
+        let bytes = ByteBuffer(string: text)
+        let (written, halfClosed) = try await channel.eventLoop.submit {
+            (channel.writeAndFlush(bytes), channel.close(mode: .output))
+        }.get()
+        try await written.get()
+        try await halfClosed.get()
+    }
+
     /// Waits until the peer closed the connection.
-    func waitForClose(timeout: Duration = .seconds(5)) async throws {
+    func waitForClose(timeout: Duration = defaultWait) async throws {
         try await self.inbox.wait(timeout: timeout, for: "the connection to close") { $0.closed ? () : nil }
     }
 
     /// Reads one whole response. `bodyless` is for responses to HEAD.
-    func readResponse(bodyless: Bool = false, timeout: Duration = .seconds(10)) async throws -> RawResponse {
+    func readResponse(bodyless: Bool = false, timeout: Duration = defaultWait) async throws -> RawResponse {
         let head = try await self.readHead(timeout: timeout)
         if bodyless || head.status == 204 || head.status == 304 || (100..<200).contains(head.status) {
             return head
@@ -112,7 +127,7 @@ final class RawHTTPConnection: Sendable {
     }
 
     /// Reads a status line and headers.
-    func readHead(timeout: Duration = .seconds(10)) async throws -> RawResponse {
+    func readHead(timeout: Duration = defaultWait) async throws -> RawResponse {
         let headBytes = try await self.inbox.wait(timeout: timeout, for: "a response head") { state in
             state.take(through: Array("\r\n\r\n".utf8))
         }
@@ -132,7 +147,7 @@ final class RawHTTPConnection: Sendable {
     }
 
     /// Reads exactly `count` bytes.
-    func readBytes(_ count: Int, timeout: Duration = .seconds(10)) async throws -> [UInt8] {
+    func readBytes(_ count: Int, timeout: Duration = defaultWait) async throws -> [UInt8] {
         try await self.inbox.wait(timeout: timeout, for: "\(count) bytes") { state in
             state.take(count: count)
         }
@@ -143,7 +158,7 @@ final class RawHTTPConnection: Sendable {
     func readChunks(
         until marker: String? = nil,
         bytes: Int? = nil,
-        timeout: Duration = .seconds(10)
+        timeout: Duration = defaultWait
     ) async throws -> (body: [UInt8], ended: Bool) {
         var body: [UInt8] = []
         let needle = marker.map { Array($0.utf8) }

@@ -1,5 +1,6 @@
 import Foundation
 import NIOSSL
+import P8TestSupport
 
 /// A minimal WebSocket client for tests (RFC 6455), on a ``RawHTTPConnection``: opens with a real handshake,
 /// sends masked frames, and reads frames exactly as the proxy wrote them.
@@ -96,7 +97,7 @@ struct RawWebSocket: Sendable {
     }
 
     /// Reads the next frame.
-    func read(timeout: Duration = .seconds(5)) async throws -> Frame {
+    func read(timeout: Duration = defaultWait) async throws -> Frame {
         let header = try await self.connection.readBytes(2, timeout: timeout)
         var length = Int(header[1] & 0x7f)
         if length == 126 {
@@ -111,7 +112,7 @@ struct RawWebSocket: Sendable {
     }
 
     /// Reads frames until a text or binary one (skipping pings and pongs).
-    func readMessage(timeout: Duration = .seconds(5)) async throws -> Frame {
+    func readMessage(timeout: Duration = defaultWait) async throws -> Frame {
         while true {
             let frame = try await self.read(timeout: timeout)
             if frame.opcode != Self.ping && frame.opcode != Self.pong {
