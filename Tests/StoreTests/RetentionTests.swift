@@ -99,14 +99,14 @@ import Testing
         // writer queue, each of a trim's writes waits for at most one append per appender.)
         let cap = 2000
         let trimsDone = Flag()
-        let capped = Mutex(0)
+        let capped = Tally()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for appender in 0..<16 {
                 group.addTask {
                     var appended = 0
                     while !trimsDone.isSet {
                         guard appended < cap else {
-                            capped.withLock { $0 += 1 }
+                            capped.add()
                             return
                         }
                         _ = try await store.append([item("c\(appender % 4)", "x")])
@@ -119,7 +119,7 @@ import Testing
             for _ in 0..<3 {
                 try await store.trim()
             }
-            #expect(capped.withLock { $0 } == 0)
+            #expect(capped.count == 0)
             trimsDone.set()
             try await group.waitForAll()
         }
@@ -161,5 +161,16 @@ private final class Flag: Sendable {
 
     func set() {
         self.value.withLock { $0 = true }
+    }
+}
+
+/// A count added to from other tasks.
+private final class Tally: Sendable {
+    private let value = Mutex(0)
+
+    var count: Int { self.value.withLock { $0 } }
+
+    func add() {
+        self.value.withLock { $0 += 1 }
     }
 }
