@@ -167,7 +167,8 @@ import Testing
     @Test(arguments: StoreBackend.allCases)
     func waitsEndAndSpecialItemsDoNotWait(_ backend: StoreBackend) async throws {
         let database = try await TestDatabase(backend)
-        let store = try await database.open(self.configuration(wait: 1000))
+        // A wait far longer than the appends below take, however loaded the machine.
+        let store = try await database.open(self.configuration(wait: 60_000))
         let released = Mutex<[String]>([])
         store.observeCommits { batch in
             released.withLock { $0 += batch.logged.filter(\.releasedAfterWait).map(\.stored.id) }
@@ -177,7 +178,7 @@ import Testing
         _ = try await store.append([NewItem(channel: "c", id: "x3", prevId: "x2", formats: Data())])
         try await store.releaseWaitingItems(now: Date())
         #expect(try await self.ids(store) == ["i1"], "the wait is not over yet")
-        try await store.releaseWaitingItems(now: Date().addingTimeInterval(2))
+        try await store.releaseWaitingItems(now: Date().addingTimeInterval(61))
         #expect(try await self.ids(store) == ["i1", "i4", "i5", "x3"])
         #expect(released.withLock { $0 } == ["i4", "x3"])
         var noSeq = NewItem(channel: "c", id: "n", prevId: "elsewhere", formats: Data())

@@ -118,7 +118,7 @@ func withTestBackend(tls: Bool = false, _ body: (TestBackend) async throws -> Vo
 /// The messages a server logged (see ``withRunningP8Server(routes:routesFile:config:log:prepare:_:)``), so that a
 /// test can wait for something to have happened inside it.
 final class CapturedLog: Sendable {
-    private let messages = Mutex<[String]>([])
+    private let entries = Mutex<[(message: String, metadata: String)]>([])
 
     var logger: Logger {
         var logger = Logger(label: "p8-test") { _ in Handler(log: self) }
@@ -128,7 +128,12 @@ final class CapturedLog: Sendable {
 
     /// How many messages so far are `message`.
     func count(of message: String) -> Int {
-        self.messages.withLock { $0.count { $0 == message } }
+        self.entries.withLock { $0.count { $0.message == message } }
+    }
+
+    /// Every message so far with its metadata, one a line (to show with a failure).
+    var text: String {
+        self.entries.withLock { $0.map { "\($0.message) \($0.metadata)" }.joined(separator: "\n") }
     }
 
     private struct Handler: LogHandler {
@@ -142,7 +147,8 @@ final class CapturedLog: Sendable {
         }
 
         func log(event: LogEvent) {
-            self.log.messages.withLock { $0.append(event.message.description) }
+            let metadata = self.metadata.merging(event.metadata ?? [:]) { $1 }
+            self.log.entries.withLock { $0.append((event.message.description, "\(metadata)")) }
         }
     }
 }
