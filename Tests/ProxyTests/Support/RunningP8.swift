@@ -80,10 +80,16 @@ func withRunningP8Server(
     let (readiness, continuation) = AsyncStream<P8Server.Readiness>.makeStream()
     try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask {
+            // Ends the readiness stream if p8 stops before it is ready, so the test sees why instead of waiting.
+            defer { continuation.finish() }
             try await server.run { continuation.yield($0) }
         }
         var iterator = readiness.makeAsyncIterator()
-        guard let ready = await iterator.next(), let port = ready.http.first?.port else {
+        guard let ready = await iterator.next() else {
+            try await group.waitForAll()
+            throw RunnerError("p8 stopped before it was ready, without an error")
+        }
+        guard let port = ready.http.first?.port else {
             throw RunnerError("p8 did not become ready")
         }
         let p8 = RunningP8(
