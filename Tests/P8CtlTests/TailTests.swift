@@ -1,4 +1,5 @@
 import Foundation
+import P8TestSupport
 import Store
 import Testing
 
@@ -35,12 +36,13 @@ struct TailTests {
         let fixture = try await Fixture.make()
         try await fixture.publish("news", count: 3, idPrefix: "n")
         let tail = try CtlProcess.start(["tail", "news", "--from-now", "--json", "--db", fixture.path])
-        // Publish until tail shows something: items committed before it started are not shown.
-        var lines: [String] = []
-        for _ in 0..<30 where lines.isEmpty {
+        // Publish until tail shows something: items committed before it started are not shown. (Bounded by the
+        // one wait limit, not by a number of tries a slow start of the child process can outlast.)
+        let showsSomething = try await eventually {
             try await fixture.publish("news", count: 1, idPrefix: "n")
-            lines = try await tail.readLines(atLeast: 1, timeout: .milliseconds(300))
+            return !(try await tail.readLines(atLeast: 1, timeout: .milliseconds(300)).isEmpty)
         }
+        #expect(showsSomething)
         try await fixture.publish("news", count: 1, idPrefix: "n")
         let last = try await fixture.store.newest(channel: "news")?.sequence ?? 0
         let shown = try await tail.readLines { $0.last?.contains("\"sequence\":\(last),") == true }

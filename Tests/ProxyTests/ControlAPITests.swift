@@ -81,8 +81,7 @@ struct ControlAPITests {
     func halfClose() async throws {
         try await withRunningP8Server { p8 in
             let client = try await RawHTTPConnection.connect(port: p8.publishPort)
-            try await client.send(post("/publish/", Self.streamItems))
-            try await client.closeOutput()
+            try await client.sendThenCloseOutput(post("/publish/", Self.streamItems))
             let response = try await client.readResponse()
             #expect(response.status == 200)
             #expect(response.text == "Published\n")

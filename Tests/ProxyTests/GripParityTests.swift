@@ -143,11 +143,10 @@ import Testing
         defer { Task { await backend.stop() } }
         try await withRunningP8Server(routes: ["* 127.0.0.1:\(backend.port)"]) { p8 in
             let client = try await RawHTTPConnection.connect(port: p8.httpPort)
-            try await client.send(
+            try await client.sendThenCloseOutput(
                 "GET /plain?body=first HTTP/1.1\r\nHost: example.com\r\n\r\n"
                     + "GET /plain?body=second HTTP/1.1\r\nHost: example.com\r\n\r\n"
             )
-            try await client.closeOutput()
             let first = try await client.readResponse()
             #expect(String(decoding: first.body, as: UTF8.self) == "first")
             let second = try await client.readResponse()

@@ -74,7 +74,7 @@ import Testing
             #expect(head.status == 200)
             #expect(head.header("Transfer-Encoding") == "chunked")
             #expect(head.header("Content-Length") == nil)
-            let opened = try await client.readChunks(until: "ka\nka\n", timeout: .seconds(5))
+            let opened = try await client.readChunks(until: "ka\nka\n")
             #expect(String(decoding: opened.body, as: UTF8.self) == "open\nka\nka\n")
             try await waitForSubscribers(p8, channel: "st")
             _ = try await publish(p8, streamItems("st", ["one\n", "two\n"]))
@@ -82,7 +82,7 @@ import Testing
                 p8,
                 #"{"items": [{"channel": "st", "formats": {"http-stream": {"action": "close"}}}]}"#
             )
-            let rest = try await client.readChunks(timeout: .seconds(5))
+            let rest = try await client.readChunks()
             #expect(rest.ended)
             let text = String(decoding: rest.body, as: UTF8.self).replacingOccurrences(of: "ka\n", with: "")
             #expect(text == "one\ntwo\n")
@@ -181,7 +181,7 @@ import Testing
             // 8 MB the slow client never read (more than the kernel's buffers and P-8's limit): it is disconnected
             // rather than buffered without bound.
             try await slow.resumeReading()
-            try await slow.waitForClose(timeout: .seconds(10))
+            try await slow.waitForClose()
         }
     }
 

@@ -36,9 +36,17 @@ struct P8ZeroMQTests {
         )
         let (readiness, continuation) = AsyncStream<P8Server.Readiness>.makeStream()
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await server.run { continuation.yield($0) } }
+            group.addTask {
+                // Ends the readiness stream if p8 stops before it is ready, so the test sees why instead of waiting.
+                defer { continuation.finish() }
+                try await server.run { continuation.yield($0) }
+            }
             var iterator = readiness.makeAsyncIterator()
-            let ready = try #require(await iterator.next())
+            guard let ready = await iterator.next() else {
+                try await group.waitForAll()
+                Issue.record("p8 stopped before it was ready, without an error")
+                return
+            }
             #expect(ready.zeroMQ.command == "ipc://\(directory.path)/run/command")
             #expect(ready.zeroMQ.stats == "ipc://\(directory.path)/run/pushpin-stats")
             #expect(ready.zeroMQ.sub.count == 1)

@@ -93,24 +93,33 @@ import Testing
     @Test func trimmingIsNotStarvedBySustainedAppends() async throws {
         let directory = try TemporaryDirectory()
         let store = try await openStore(directory.path("p8.sqlite"), retention: RetentionPolicy(maxItems: 5))
-        // The appenders go on until the trims are done, or at the latest until the deadline: a trim starved by
-        // sustained appends would only complete once they stop, after it. (A deadline close to the start made
-        // this test fail on a loaded machine, where a trim can take a few hundred milliseconds.)
-        let deadline = ContinuousClock.now + .seconds(10)
+        // The appenders go on until the trims are done, each for at most `cap` appends: a trim starved by
+        // sustained appends would only complete once they stop, so some appender would reach its cap first. The
+        // bound counts appends, not time, so a loaded machine slows both sides alike. (Waiting its turn on the
+        // writer queue, each of a trim's writes waits for at most one append per appender.)
+        let cap = 2000
         let trimsDone = Flag()
+        let capped = Tally()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for appender in 0..<16 {
                 group.addTask {
-                    while !trimsDone.isSet && ContinuousClock.now < deadline {
+                    var appended = 0
+                    while !trimsDone.isSet {
+                        guard appended < cap else {
+                            capped.add()
+                            return
+                        }
                         _ = try await store.append([item("c\(appender % 4)", "x")])
+                        appended += 1
                     }
                 }
             }
-            try await Task.sleep(for: .milliseconds(50))
+            // The trims start once appends are under way.
+            #expect(try await eventually { try await store.channelSummaries().count == 4 })
             for _ in 0..<3 {
                 try await store.trim()
             }
-            #expect(ContinuousClock.now < deadline)
+            #expect(capped.count == 0)
             trimsDone.set()
             try await group.waitForAll()
         }
@@ -152,5 +161,16 @@ private final class Flag: Sendable {
 
     func set() {
         self.value.withLock { $0 = true }
+    }
+}
+
+/// A count added to from other tasks.
+private final class Tally: Sendable {
+    private let value = Mutex(0)
+
+    var count: Int { self.value.withLock { $0 } }
+
+    func add() {
+        self.value.withLock { $0 += 1 }
     }
 }

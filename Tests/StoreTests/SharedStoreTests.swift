@@ -133,7 +133,8 @@ import Testing
             _ = try await store.append([item("c", "item \(number)")])
         }
         let recorded = depths.withLock { $0 }
-        #expect(recorded.count == 60)
+        // At least one call per commit (PostgreSQL's follower may hand over a commit's items in two calls).
+        #expect(recorded.count >= 60)
         #expect((recorded.max() ?? 0) - (recorded.min() ?? 0) < 20, "depths: \(recorded)")
     }
 
@@ -167,6 +168,7 @@ import Testing
     @Test(arguments: StoreBackend.allCases)
     func waitsEndAndSpecialItemsDoNotWait(_ backend: StoreBackend) async throws {
         let database = try await TestDatabase(backend)
+        // A wait far longer than the appends below take, however loaded the machine.
         let store = try await database.open(self.configuration(wait: 60_000))
         let released = Mutex<[String]>([])
         store.observeCommits { batch in
@@ -179,7 +181,7 @@ import Testing
         _ = try await store.append([NewItem(channel: "c", id: "x3", prevId: "x2", formats: Data())])
         try await store.releaseWaitingItems(now: beforeReceipt)
         #expect(try await self.ids(store) == ["i1"], "the wait is not over yet")
-        try await store.releaseWaitingItems(now: Date().addingTimeInterval(120))
+        try await store.releaseWaitingItems(now: Date().addingTimeInterval(61))
         #expect(try await self.ids(store) == ["i1", "i4", "i5", "x3"])
         #expect(released.withLock { $0 } == ["i4", "x3"])
         var noSeq = NewItem(channel: "c", id: "n", prevId: "elsewhere", formats: Data())

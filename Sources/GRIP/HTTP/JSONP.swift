@@ -227,22 +227,7 @@ package struct JSONPResponseEncoder: Sendable {
     static func escaped(_ bytes: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count + 16)
-        for byte in bytes {
-            switch byte {
-            case UInt8(ascii: "\""): out += #"\""#.utf8
-            case UInt8(ascii: "\\"): out += #"\\"#.utf8
-            case 0x0A: out += #"\n"#.utf8
-            case 0x0D: out += #"\r"#.utf8
-            case 0x09: out += #"\t"#.utf8
-            case 0x08: out += #"\b"#.utf8
-            case 0x0C: out += #"\f"#.utf8
-            case 0..<0x20:
-                let hex = String(byte, radix: 16)
-                out += (#"\u"# + String(repeating: "0", count: 4 - hex.count) + hex).utf8
-            default:
-                out.append(byte)
-            }
-        }
+        JSONValue.writeEscaped(bytes, to: &out)
         return out
     }
 }

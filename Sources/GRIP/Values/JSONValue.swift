@@ -79,7 +79,14 @@ package enum JSONValue: Sendable, Hashable {
     /// JSON writer does.
     static func writeString(_ text: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
+        Self.writeEscaped(text.utf8, to: &out)
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// `bytes` escaped for the inside of a JSON string, byte by byte (so a UTF-8 sequence split across pieces
+    /// stays intact).
+    static func writeEscaped(_ bytes: some Sequence<UInt8>, to out: inout [UInt8]) {
+        for byte in bytes {
             switch byte {
             case UInt8(ascii: "\""): out += #"\""#.utf8
             case UInt8(ascii: "\\"): out += #"\\"#.utf8
@@ -95,6 +102,5 @@ package enum JSONValue: Sendable, Hashable {
                 out.append(byte)
             }
         }
-        out.append(UInt8(ascii: "\""))
     }
 }

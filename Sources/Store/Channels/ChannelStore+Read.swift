@@ -77,12 +77,7 @@ extension ChannelStore {
             arguments: [channel]
         )
         guard let row else {
-            switch cursor {
-            case .sequence(0), .oldestRetained:
-                return ReadResult(epoch: self.epoch, status: .found([]), lastSequence: 0)
-            case .sequence, .id:
-                return ReadResult(epoch: self.epoch, status: .unknownCursor, lastSequence: 0)
-            }
+            return ReadStart.missingChannel(cursor, epoch: self.epoch)
         }
         let channelID: Int64 = row["id"]
         let lastSequence: Int64 = row["lastSequence"]
@@ -90,30 +85,17 @@ extension ChannelStore {
             db.cachedStatement(sql: "SELECT MIN(sequence) FROM item WHERE channelId = ?"),
             arguments: [channelID]
         )
-        let unknown = ReadResult(epoch: self.epoch, status: .unknownCursor, lastSequence: lastSequence)
+        var retainedID: Int64?
+        if case .id(let id) = cursor {
+            retainedID = try ItemLookup.sequence(ofID: id, channelID: channelID, db)
+        }
         let after: Int64
-        switch cursor {
-        case .oldestRetained:
-            after = (oldest ?? lastSequence + 1) - 1
-        case .sequence(let sequence):
+        switch ReadStart(cursor, epoch: self.epoch, lastSequence: lastSequence, oldest: oldest, retainedID: retainedID)
+        {
+        case .answered(let result):
+            return result
+        case .after(let sequence):
             after = sequence
-        case .id(let id):
-            if let found = try ItemLookup.sequence(ofID: id, channelID: channelID, db) {
-                after = found
-            } else if let (epoch, assigned) = ItemLookup.parseAssigned(id), epoch == self.epoch,
-                assigned <= lastSequence
-            {
-                // An id this database assigned, whose item has been trimmed.
-                after = assigned
-            } else {
-                return unknown
-            }
-        }
-        guard after >= 0, after <= lastSequence else {
-            return unknown
-        }
-        if after < lastSequence, (oldest ?? Int64.max) > after + 1 {
-            return ReadResult(epoch: self.epoch, status: .olderThanRetained, lastSequence: lastSequence)
         }
         let items = try Self.fetchItems(
             db,

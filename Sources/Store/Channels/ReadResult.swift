@@ -62,3 +62,57 @@ package struct ChannelSummary: Sendable, Hashable {
         self.byteCount = byteCount
     }
 }
+
+/// Where a read of a stored channel starts, or the answer that makes reading unnecessary: the cursor rules of
+/// ``ChannelStore/read(channel:after:limit:)``, shared by every store.
+enum ReadStart: Equatable {
+    /// Read the items after this sequence.
+    case after(Int64)
+    /// The read is answered without items (the cursor is unknown or older than retained).
+    case answered(ReadResult)
+
+    /// The answer for a channel that has no row (never published to).
+    static func missingChannel(_ cursor: Cursor, epoch: String) -> ReadResult {
+        switch cursor {
+        case .sequence(0), .oldestRetained:
+            return ReadResult(epoch: epoch, status: .found([]), lastSequence: 0)
+        case .sequence, .id:
+            return ReadResult(epoch: epoch, status: .unknownCursor, lastSequence: 0)
+        }
+    }
+
+    /// Resolves `cursor` in a channel whose newest sequence is `lastSequence` and oldest retained one `oldest`.
+    /// `retainedID` is the sequence of the retained item with the cursor's id, looked up by the caller (nil when
+    /// there is none, or the cursor is not an id).
+    init(_ cursor: Cursor, epoch: String, lastSequence: Int64, oldest: Int64?, retainedID: Int64?) {
+        let unknown = ReadStart.answered(ReadResult(epoch: epoch, status: .unknownCursor, lastSequence: lastSequence))
+        let after: Int64
+        switch cursor {
+        case .oldestRetained:
+            after = (oldest ?? lastSequence + 1) - 1
+        case .sequence(let sequence):
+            after = sequence
+        case .id(let id):
+            if let retainedID {
+                after = retainedID
+            } else if let (idEpoch, assigned) = ItemLookup.parseAssigned(id), idEpoch == epoch,
+                assigned <= lastSequence
+            {
+                // An id this database assigned, whose item has been trimmed.
+                after = assigned
+            } else {
+                self = unknown
+                return
+            }
+        }
+        guard after >= 0, after <= lastSequence else {
+            self = unknown
+            return
+        }
+        if after < lastSequence, (oldest ?? Int64.max) > after + 1 {
+            self = .answered(ReadResult(epoch: epoch, status: .olderThanRetained, lastSequence: lastSequence))
+        } else {
+            self = .after(after)
+        }
+    }
+}

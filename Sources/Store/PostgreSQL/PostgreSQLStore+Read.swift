@@ -84,37 +84,25 @@ extension PostgreSQLStore {
             row = (id, lastSequence, oldest)
         }
         guard let row else {
-            switch cursor {
-            case .sequence(0), .oldestRetained:
-                return ReadResult(epoch: self.epoch, status: .found([]), lastSequence: 0)
-            case .sequence, .id:
-                return ReadResult(epoch: self.epoch, status: .unknownCursor, lastSequence: 0)
-            }
+            return ReadStart.missingChannel(cursor, epoch: self.epoch)
         }
         let lastSequence = row.lastSequence
-        let unknown = ReadResult(epoch: self.epoch, status: .unknownCursor, lastSequence: lastSequence)
+        var retainedID: Int64?
+        if case .id(let id) = cursor {
+            retainedID = try await Self.sequence(ofID: id, channelID: row.id, connection, logger: self.logger)
+        }
         let after: Int64
-        switch cursor {
-        case .oldestRetained:
-            after = (row.oldest ?? lastSequence + 1) - 1
-        case .sequence(let sequence):
+        switch ReadStart(
+            cursor,
+            epoch: self.epoch,
+            lastSequence: lastSequence,
+            oldest: row.oldest,
+            retainedID: retainedID
+        ) {
+        case .answered(let result):
+            return result
+        case .after(let sequence):
             after = sequence
-        case .id(let id):
-            if let found = try await Self.sequence(ofID: id, channelID: row.id, connection, logger: self.logger) {
-                after = found
-            } else if let (epoch, assigned) = ItemLookup.parseAssigned(id), epoch == self.epoch,
-                assigned <= lastSequence
-            {
-                after = assigned
-            } else {
-                return unknown
-            }
-        }
-        guard after >= 0, after <= lastSequence else {
-            return unknown
-        }
-        if after < lastSequence, (row.oldest ?? Int64.max) > after + 1 {
-            return ReadResult(epoch: self.epoch, status: .olderThanRetained, lastSequence: lastSequence)
         }
         // Bounded by the sequence just read, so that the result never shows items past its `lastSequence`.
         let items = try await Self.items(

@@ -75,9 +75,23 @@ final class RawHTTPConnection: Sendable {
         try? await self.channel.close()
     }
 
-    /// Shuts down the sending side only (a TCP half-close), as some clients do once the request is sent.
+    /// Shuts down the sending side only (a TCP half-close), on a connection that sent nothing.
     func closeOutput() async throws {
         try await self.channel.close(mode: .output)
+    }
+
+    /// Sends `text`, then shuts down the sending side only (a TCP half-close), as some clients do once the
+    /// request is sent. Both are queued in one turn of the event loop: whatever the server answers in between
+    /// (an answer and a close, on a server that closes after every response) cannot close the channel before
+    /// the half-close.
+    func sendThenCloseOutput(_ text: String) async throws {
+        let channel = self.channel
+        let bytes = ByteBuffer(string: text)
+        let (written, halfClosed) = try await channel.eventLoop.submit {
+            (channel.writeAndFlush(bytes), channel.close(mode: .output))
+        }.get()
+        try await written.get()
+        try await halfClosed.get()
     }
 
     /// Waits until the peer closed the connection.
