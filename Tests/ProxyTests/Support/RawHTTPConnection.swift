@@ -255,11 +255,13 @@ private final class Inbox: Sendable {
     func wait<T>(timeout: Duration, for what: String, _ attempt: (inout State) -> T?) async throws -> T {
         let deadline = ContinuousClock.now + timeout
         while true {
-            let result: T? = self.state.withLock { attempt(&$0) }
+            // One look at the bytes and the close together: bytes that arrived just before the close are read,
+            // not taken for a connection that closed with nothing.
+            let (result, closed): (T?, Bool) = self.state.withLock { state in (attempt(&state), state.closed) }
             if let result {
                 return result
             }
-            if self.state.withLock({ $0.closed }) || ContinuousClock.now > deadline {
+            if closed || ContinuousClock.now > deadline {
                 throw RawHTTPConnection.Timeout(waitingFor: what)
             }
             try await Task.sleep(for: .milliseconds(5))
