@@ -79,23 +79,11 @@ struct BatchWriter {
         }
         switch channel.chain.step(for: item) {
         case .alreadyWaiting:
-            return AppendResult(
-                channel: item.channel,
-                sequence: 0,
-                id: item.id ?? "",
-                isDuplicate: true,
-                isWaiting: true
-            )
+            return .waiting(item, alreadyWaiting: true)
         case .wait:
             try self.wait(item, in: &channel, db)
             self.touched[item.channel] = channel
-            return AppendResult(
-                channel: item.channel,
-                sequence: 0,
-                id: item.id ?? "",
-                isDuplicate: false,
-                isWaiting: true
-            )
+            return .waiting(item, alreadyWaiting: false)
         case .log:
             let result = try self.log(item, in: &channel, releasedAfterWait: false, db)
             try self.releaseSuccessors(in: &channel, db)

@@ -78,6 +78,17 @@ package struct AppendResult: Sendable, Hashable {
         self.isDuplicate = isDuplicate
         self.isWaiting = isWaiting
     }
+
+    /// `item` held in the reordering buffer; `alreadyWaiting`: it was there before (a resend, not stored again).
+    static func waiting(_ item: NewItem, alreadyWaiting: Bool) -> AppendResult {
+        AppendResult(
+            channel: item.channel,
+            sequence: 0,
+            id: item.id ?? "",
+            isDuplicate: alreadyWaiting,
+            isWaiting: true
+        )
+    }
 }
 
 /// An item as retained in a channel's log.

@@ -150,25 +150,13 @@ struct PostgreSQLBatchWriter {
         }
         switch channel.chain.step(for: item) {
         case .alreadyWaiting:
-            return AppendResult(
-                channel: item.channel,
-                sequence: 0,
-                id: item.id ?? "",
-                isDuplicate: true,
-                isWaiting: true
-            )
+            return .waiting(item, alreadyWaiting: true)
         case .wait:
             channel.chain.wait(item, receivedAt: self.receivedAt)
             let waiting = WaitingItem(item: item, receivedAt: self.receivedAt)
             self.pendingInserts.append((PendingKey(channelID: channel.id, id: item.id ?? ""), waiting))
             self.channels[item.channel] = channel
-            return AppendResult(
-                channel: item.channel,
-                sequence: 0,
-                id: item.id ?? "",
-                isDuplicate: false,
-                isWaiting: true
-            )
+            return .waiting(item, alreadyWaiting: false)
         case .log:
             let result = self.log(item, in: &channel, releasedAfterWait: false)
             self.releaseSuccessors(in: &channel)
