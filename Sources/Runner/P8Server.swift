@@ -89,9 +89,16 @@ package struct P8Server: Sendable {
         } catch {
             throw RunnerError("cannot open the database: \(error)")
         }
-        // Holds recorded by an earlier process are kept, marked orphaned, for inspection.
+        // Holds recorded by an earlier process are kept, marked orphaned, for inspection. This is the first write:
+        // a database that opened but cannot be written (read-only or immutable files) stops start-up here, with
+        // the same one line.
         let instance = self.instanceName()
-        let orphans = try await store.markOrphans(currentInstance: instance, now: Date())
+        let orphans: [HoldRecord]
+        do {
+            orphans = try await store.markOrphans(currentInstance: instance, now: Date())
+        } catch {
+            throw RunnerError("cannot open the database: \(error)")
+        }
         if !orphans.isEmpty {
             self.logger.info(
                 "held requests of an earlier run marked orphaned",
