@@ -244,25 +244,7 @@ struct PostgreSQLFixture {
 /// Runs a p8 whose `[store]` section is `store`, in `directory`, and gives `body` its publish API's URL.
 private func withP8(store: String, in directory: TemporaryDirectory, _ body: (String) async throws -> Void) async throws
 {
-    let config = directory.path("p8-server.conf")
-    try
-        "[global]\nrundir=run\n[runner]\nhttp_port=127.0.0.1:0\n[handler]\npush_in_http_port=0\npush_in_spec=\npush_in_sub_specs=\ncommand_spec=\n[store]\n\(store)"
-        .write(toFile: config, atomically: true, encoding: .utf8)
-    let p8 = try CtlProcess.start(["--config", config, "--route", "* 127.0.0.1:9"], executable: "p8")
-    let ready = try await p8.readLines(atLeast: 1).first ?? ""
-    guard let publish = ready.split(separator: " ").first(where: { $0.hasPrefix("publish=") }) else {
-        p8.signal(SIGKILL)
-        throw CtlTestError(description: "no publish address in the readiness line \"\(ready)\"")
-    }
-    do {
-        try await body("http://\(publish.dropFirst("publish=".count))")
-    } catch {
-        p8.signal(SIGKILL)
-        _ = try? await p8.waitForExit()
-        throw error
-    }
-    p8.signal(SIGTERM)
-    #expect(try await p8.waitForExit() == 0)
+    try await withP8Process(writingConfig: directory.path("p8-server.conf"), store: store, body)
 }
 
 /// A loopback port nothing listens on (bound, then released).

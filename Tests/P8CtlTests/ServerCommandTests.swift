@@ -218,8 +218,23 @@ private struct Server {
 private func withServer(config extra: String = "", _ body: (Server) async throws -> Void) async throws {
     let directory = try TemporaryDirectory()
     let config = directory.path("p-8.conf")
+    try await withP8Process(writingConfig: config, store: "database_file=p8.sqlite\n", extra: extra) { url in
+        try await body(Server(config: config, url: url))
+    }
+    withExtendedLifetime(directory) {}
+}
+
+/// Writes a config to `config` (ephemeral client and publish ports, no ZeroMQ, `extra` sections, then `store` as
+/// the `[store]` section), runs a p8 on it and gives `body` its publish API's URL; then stops it with SIGTERM and
+/// expects it to exit 0.
+func withP8Process(
+    writingConfig config: String,
+    store: String,
+    extra: String = "",
+    _ body: (_ publishURL: String) async throws -> Void
+) async throws {
     try
-        "[global]\nrundir=run\n[runner]\nhttp_port=127.0.0.1:0\n[handler]\npush_in_http_port=0\npush_in_spec=\npush_in_sub_specs=\ncommand_spec=\n\(extra)[store]\ndatabase_file=p8.sqlite\n"
+        "[global]\nrundir=run\n[runner]\nhttp_port=127.0.0.1:0\n[handler]\npush_in_http_port=0\npush_in_spec=\npush_in_sub_specs=\ncommand_spec=\n\(extra)[store]\n\(store)"
         .write(toFile: config, atomically: true, encoding: .utf8)
     let p8 = try CtlProcess.start(["--config", config, "--route", "* 127.0.0.1:9"], executable: "p8")
     let ready = try await p8.readLines(atLeast: 1).first ?? ""
@@ -228,7 +243,7 @@ private func withServer(config extra: String = "", _ body: (Server) async throws
         throw CtlTestError(description: "no publish address in the readiness line \"\(ready)\"")
     }
     do {
-        try await body(Server(config: config, url: "http://\(publish.dropFirst("publish=".count))"))
+        try await body("http://\(publish.dropFirst("publish=".count))")
     } catch {
         p8.signal(SIGKILL)
         _ = try? await p8.waitForExit()
@@ -236,5 +251,4 @@ private func withServer(config extra: String = "", _ body: (Server) async throws
     }
     p8.signal(SIGTERM)
     #expect(try await p8.waitForExit() == 0)
-    withExtendedLifetime(directory) {}
 }
