@@ -63,7 +63,8 @@ def measure(a, knobs, have):
     out = a.out
     os.makedirs(out, exist_ok=True)
     env = dict(os.environ, **knobs, P8_BIN=a.p8)
-    version = subprocess.run([a.p8, "--version"], capture_output=True, text=True).stdout.strip()
+    version = subprocess.run([a.p8, "--version"], capture_output=True, text=True).stdout.strip() or \
+        "built " + time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(a.p8)))
     with open(os.path.join(out, "settings.json"), "w") as f:
         json.dump({"p8": a.p8, "p8_version": version, "knobs": knobs, "installed": have,
                    "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, f)
@@ -130,16 +131,14 @@ def report(out):
     rows = []
 
     def row(figure, p8, ref=None, ref_name=None, target=None):
-        if ref_name in have and not have[ref_name]:
-            rows.append((figure, fmt(p8), "-", "-", check(target, None, None)[0],
-                         "skipped: %s not installed" % ref_name))
-            return
-        ratio = p8 / ref if p8 is not None and ref else None
+        # A reference not installed skips the ratio (and a target on it); a target on P-8's own value still holds.
+        absent = ref_name in have and not have[ref_name]
+        ratio = p8 / ref if p8 is not None and ref and not absent else None
         text, status = check(target, p8, ratio)
-        if target and p8 is None:
-            status = "no result"
-        rows.append((figure, fmt(p8), fmt(ref) + (" (%s)" % ref_name if ref_name else ""),
-                     "-" if ratio is None else "%.2fx" % ratio, text, status))
+        if absent and (not target or target[0] == "ratio"):
+            status = "skipped"
+        ref_text = "(%s not installed)" % ref_name if absent else fmt(ref) + (" (%s)" % ref_name if ref_name else "")
+        rows.append((figure, fmt(p8), ref_text, "-" if ratio is None else "%.2fx" % ratio, text, status))
 
     # s1: P-8 against nginx at each connection count, from the same interleaved wrk runs.
     s1 = {}
