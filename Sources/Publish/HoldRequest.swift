@@ -39,11 +39,11 @@ package struct HoldRequest: Sendable {
     /// Whether this request is already a recovery (a re-sent request or a next link): it is not sent back to
     /// the backend again for the same reason.
     package var isRecovery: Bool
-    /// For the held-request record: the route id, the client address, the keep-alive and links as text.
+    /// For the held-request record: the route id, the client address, the keep-alive as text, and the links.
     package var routeID: String?
     package var clientAddress: String?
     package var keepAliveDescription: String?
-    package var linksDescription: String?
+    package var links: HoldLinks?
     /// Response holds: when the hold times out.
     package var timeoutAt: Date?
 
@@ -58,7 +58,7 @@ package struct HoldRequest: Sendable {
         routeID: String? = nil,
         clientAddress: String? = nil,
         keepAliveDescription: String? = nil,
-        linksDescription: String? = nil,
+        links: HoldLinks? = nil,
         timeoutAt: Date? = nil
     ) {
         self.mode = mode
@@ -71,7 +71,7 @@ package struct HoldRequest: Sendable {
         self.routeID = routeID
         self.clientAddress = clientAddress
         self.keepAliveDescription = keepAliveDescription
-        self.linksDescription = linksDescription
+        self.links = links
         self.timeoutAt = timeoutAt
     }
 }
@@ -88,4 +88,34 @@ package enum HoldDecision: Sendable {
     /// The client is behind what the log can resume and the backend can fill the gap: re-send the request
     /// (long-poll) or fetch the next link (stream) with these `Grip-Last` headers.
     case recover([GripLast])
+}
+
+/// A hold's `Grip-Link`s, resolved to absolute URIs, as its held-request record keeps them (JSON): what a later
+/// process needs to send the gone callback a server owed when it died.
+package struct HoldLinks: Codable, Sendable, Hashable {
+    /// `rel=next`.
+    package var next: String?
+    /// `rel=gone`: `POST`ed to when the client goes away.
+    package var gone: String?
+    /// Whether the gone link goes through the hold's route (it names the client request's own host), rather than
+    /// straight to the host it names.
+    package var goneThroughRoute: Bool
+
+    package init(next: String? = nil, gone: String? = nil, goneThroughRoute: Bool = false) {
+        self.next = next
+        self.gone = gone
+        self.goneThroughRoute = goneThroughRoute
+    }
+
+    /// The JSON kept in the record.
+    package var encoded: Data {
+        // Two optional strings and a Bool always encode.
+        (try? JSONEncoder().encode(self)) ?? Data()
+    }
+
+    /// The links a record keeps; nil for none, or for the text an earlier version wrote.
+    package init?(decoding data: Data?) {
+        guard let data, let links = try? JSONDecoder().decode(HoldLinks.self, from: data) else { return nil }
+        self = links
+    }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import GRIP
 import Logging
+import Store
 import Synchronization
 
 /// One held client request on the publish side: its channels and positions, and what each delivered item means
@@ -10,10 +11,12 @@ import Synchronization
 /// ``activate()`` it delivers what the client missed (read from the log), then the items kept aside that the log
 /// read did not already include, then goes live. It ends once: released, closed, recovering, or by the connection
 /// (``end()``).
-package final class HoldSession: ChannelSubscriber {
+package final class HoldSession: ChannelSubscriber, RecordedSession {
     /// A unique id (also the held-request record's id).
     package let id: String
     package let request: HoldRequest
+    /// When the hold started, for the held-request record.
+    let startedAt = Date()
     let connection: any HeldConnection
     private let hub: PublishHub
     private let state: Mutex<State>
@@ -31,6 +34,9 @@ package final class HoldSession: ChannelSubscriber {
         /// The id the client is at, for `build-id` (`%(channel)s`): the backend's `prev-id`, then the id of each
         /// item delivered in sequence.
         var currentID: String?
+        /// The log sequence the client is at, once known: where it joined the log (without a `prev-id`, or in
+        /// sync with it), then each item delivered in sequence. For the held-request record.
+        var currentSequence: Int64?
     }
 
     enum Phase {
@@ -51,6 +57,8 @@ package final class HoldSession: ChannelSubscriber {
         /// Actions decided and not yet carried out, in the order decided (see ``drain()``).
         var outbox: [Action] = []
         var isDraining = false
+        /// Whether the positions moved since the held-request record was last written.
+        var recordIsStale = false
     }
 
     /// What to do with the connection, decided under the lock and done outside it.
@@ -89,6 +97,9 @@ package final class HoldSession: ChannelSubscriber {
         self.state.withLock { state in
             for (channel, sequence) in lastSequences {
                 state.channels[channel]?.replay(through: sequence)
+                if state.channels[channel]?.currentID == nil {
+                    state.channels[channel]?.currentSequence = sequence
+                }
             }
         }
     }
@@ -97,8 +108,46 @@ package final class HoldSession: ChannelSubscriber {
     func setReplay(channel: String, items: [Delivery], through lastSequence: Int64) {
         self.state.withLock { state in
             state.channels[channel]?.replay(through: lastSequence)
+            if items.isEmpty {
+                state.channels[channel]?.currentSequence = lastSequence
+            }
             state.replay.append(contentsOf: items)
         }
+    }
+
+    /// The client's `prev-id` on `channel` is the newest item the log had when the session joined.
+    func markInSync(channel: String) {
+        self.state.withLock { state in
+            guard let joined = state.channels[channel]?.replayedThrough else { return }
+            state.channels[channel]?.currentSequence = joined
+        }
+    }
+
+    /// The channels with the positions the client is at, in the request's order, for the held-request record;
+    /// nil once the session ended (its record is deleted). The record is up to date after this call.
+    func recordedChannels() -> [HoldRecord.Channel]? {
+        self.state.withLock { state in
+            if case .ended = state.phase { return nil }
+            state.recordIsStale = false
+            return self.request.channels.map { channel in
+                let position = state.channels[channel.name]
+                return HoldRecord.Channel(
+                    name: channel.name,
+                    lastId: position?.currentID,
+                    lastSequence: position?.currentSequence
+                )
+            }
+        }
+    }
+
+    func currentRecord() -> HoldRecord? {
+        self.recordedChannels().map { self.hub.record(of: self, channels: $0) }
+    }
+
+    /// Marks the record stale; true when it was not already (the hub is then told, once, outside the lock).
+    private static func markRecordStale(_ state: inout State) -> Bool {
+        defer { state.recordIsStale = true }
+        return !state.recordIsStale
     }
 
     /// The client's position on a channel cannot be resumed: stop checking prev-ids there, owe a reset signal.
@@ -120,8 +169,8 @@ package final class HoldSession: ChannelSubscriber {
     /// client's positions, then the live items that arrived meanwhile. Call it once the connection has sent
     /// what comes first.
     package func activate() {
-        let actions = self.state.withLock { state -> [Action] in
-            guard case .starting = state.phase else { return [] }
+        let (actions, recordStale) = self.state.withLock { state -> ([Action], Bool) in
+            guard case .starting = state.phase else { return ([], false) }
             state.phase = .live
             var actions: [Action] = []
             if self.request.mode == .stream && self.request.isEventStream {
@@ -145,7 +194,10 @@ package final class HoldSession: ChannelSubscriber {
                 }
             }
             state.outbox.append(contentsOf: actions)
-            return actions
+            return (actions, Self.markRecordStale(&state))
+        }
+        if recordStale {
+            self.hub.holdRecords.positionsMoved(self)
         }
         if !actions.isEmpty {
             self.drain()
@@ -161,22 +213,26 @@ package final class HoldSession: ChannelSubscriber {
 
     /// An item committed on one of the session's channels (called in each channel's delivery order).
     func deliver(_ delivery: Delivery) {
-        let decided = self.state.withLock { state -> Bool in
+        let (decided, recordStale) = self.state.withLock { state -> (Bool, Bool) in
             switch state.phase {
             case .ended:
-                return false
+                return (false, false)
             case .starting:
                 state.buffered.append(delivery)
-                return false
+                return (false, false)
             case .live:
-                guard delivery.sequence > (state.channels[delivery.channel]?.replayedThrough ?? 0),
-                    let action = self.decide(delivery, fromLog: false, &state)
-                else {
-                    return false
+                guard delivery.sequence > (state.channels[delivery.channel]?.replayedThrough ?? 0) else {
+                    return (false, false)
                 }
+                let action = self.decide(delivery, fromLog: false, &state)
+                let recordStale = state.phase == .live && Self.markRecordStale(&state)
+                guard let action else { return (false, recordStale) }
                 state.outbox.append(action)
-                return true
+                return (true, recordStale)
             }
+        }
+        if recordStale {
+            self.hub.holdRecords.positionsMoved(self)
         }
         if decided {
             self.drain()
@@ -265,6 +321,7 @@ package final class HoldSession: ChannelSubscriber {
         if let id = delivery.id {
             channel.currentID = id
         }
+        channel.currentSequence = delivery.sequence
     }
 
     private func endForRecovery(_ state: inout State) -> Action {

@@ -54,51 +54,52 @@ extension PublishHub {
 
     func recordHold(_ session: HoldSession) {
         let request = session.request
-        self.writeRecord(
-            HoldRecord(
-                id: session.id,
-                instance: self.instance,
-                mode: request.mode == .stream ? .stream : .response,
-                route: request.routeID,
-                clientAddress: request.clientAddress,
-                channels: request.channels.map { HoldRecord.Channel(name: $0.name, lastId: $0.prevID) },
-                timeoutAt: request.timeoutAt,
-                keepAlive: request.keepAliveDescription.map { Data($0.utf8) },
-                links: request.linksDescription.map { Data($0.utf8) },
-                timeoutResponse: Data(Self.describe(request.response).utf8)
+        self.holdRecords.write(
+            self.record(
+                of: session,
+                channels: request.channels.map { HoldRecord.Channel(name: $0.name, lastId: $0.prevID) }
             )
+        )
+    }
+
+    /// `session`'s record, with `channels` where its client is.
+    func record(of session: HoldSession, channels: [HoldRecord.Channel]) -> HoldRecord {
+        let request = session.request
+        return HoldRecord(
+            id: session.id,
+            instance: self.instance,
+            mode: request.mode == .stream ? .stream : .response,
+            route: request.routeID,
+            clientAddress: request.clientAddress,
+            channels: channels,
+            startedAt: session.startedAt,
+            timeoutAt: request.timeoutAt,
+            keepAlive: request.keepAliveDescription.map { Data($0.utf8) },
+            links: request.links?.encoded,
+            timeoutResponse: Data(Self.describe(request.response).utf8)
         )
     }
 
     private func recordWebSocket(_ session: WebSocketSession) {
-        self.writeRecord(
-            HoldRecord(
-                id: session.id,
-                instance: self.instance,
-                mode: .webSocket,
-                route: session.routeID,
-                clientAddress: session.clientAddress,
-                channels: session.channels.map { HoldRecord.Channel(name: $0.name, lastId: $0.lastID) },
-                startedAt: session.startedAt
-            )
+        guard let record = session.currentRecord() else { return }
+        self.holdRecords.write(record)
+    }
+
+    /// `session`'s record, with `channels` where its client is.
+    func record(of session: WebSocketSession, channels: [HoldRecord.Channel]) -> HoldRecord {
+        HoldRecord(
+            id: session.id,
+            instance: self.instance,
+            mode: .webSocket,
+            route: session.routeID,
+            clientAddress: session.clientAddress,
+            channels: channels,
+            startedAt: session.startedAt
         )
     }
 
-    /// Records are written with the next group commit, off the hot path; a failure costs only the record.
-    private func writeRecord(_ record: HoldRecord) {
-        do {
-            try self.store.enqueueHolds(upserts: [record], deletes: [])
-        } catch {
-            self.logger.debug("hold record not written", metadata: ["error": "\(error)"])
-        }
-    }
-
     func deleteRecord(of id: String) {
-        do {
-            try self.store.enqueueHolds(upserts: [], deletes: [id])
-        } catch {
-            self.logger.debug("hold record not removed", metadata: ["error": "\(error)"])
-        }
+        self.holdRecords.delete(id: id)
     }
 
     /// The response kept with a hold record, as a status line and headers (the body's size only).

@@ -40,6 +40,8 @@ package final class PublishHub: Sendable {
     private let deliveryQueue = DispatchQueue(label: "p8.publish.delivery")
     /// Open WebSocket sessions by id, for the command socket's `conncheck` and `refresh`.
     let webSockets = Mutex<[String: WebSocketSession]>([:])
+    /// The held-request records.
+    let holdRecords: HoldRecords
 
     /// What the hub keeps with an item on its way through the store, so that delivery decodes nothing.
     private struct PublishedItem: Sendable {
@@ -54,6 +56,7 @@ package final class PublishHub: Sendable {
         self.maxChannelsPerHold = max(1, configuration.connectionSubscriptionMax)
         self.logger = logger
         self.resumeReader = ResumeReader(store: store, logger: logger)
+        self.holdRecords = HoldRecords(store: store, logger: logger)
         store.observeCommits { [weak self] batch in
             self?.committed(batch)
         }
@@ -194,7 +197,7 @@ package final class PublishHub: Sendable {
                 }
                 session.setReplay(channel: channel.name, items: items, through: lastSequence)
             case .inSync:
-                continue
+                session.markInSync(channel: channel.name)
             case .lost:
                 lost.append(channel)
             }

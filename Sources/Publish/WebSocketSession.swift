@@ -11,7 +11,7 @@ import Synchronization
 /// A subscription that carries the last id the client saw (P-8's resume extension) starts *resuming*: live items
 /// are kept aside while the log is read after that id; the items read are sent first, then the live ones the read
 /// did not include. When the id is older than what is retained, the connection is told to send a reset instead.
-package final class WebSocketSession: ChannelSubscriber {
+package final class WebSocketSession: RecordedSession, ChannelSubscriber {
     /// A unique id (also the held-request record's id).
     package let id: String
     /// The id of the route the connection came through, if it has one.
@@ -28,19 +28,36 @@ package final class WebSocketSession: ChannelSubscriber {
         /// The channel as the backend named it (without the route prefix).
         var backendName: String
         var filters: [String]
-        /// The position the client subscribed from, for the held-request record.
+        /// Where the client is, for the held-request record: the id it subscribed from, then the id of each item
+        /// sent since (the log sequence once an item was).
         var lastID: String?
+        var lastSequence: Int64?
         /// Items up to this sequence were logged before the subscription, or read from the log at subscription:
         /// live copies of them are dropped.
         var replayedThrough: Int64 = 0
         /// Live items kept aside while the log is read; nil once live.
         var buffered: [Delivery]?
+
+        mutating func advance(to delivery: Delivery) {
+            if let id = delivery.id {
+                self.lastID = id
+            }
+            self.lastSequence = delivery.sequence
+        }
     }
 
     private struct State {
         var subscriptions: [String: Subscription] = [:]
         var meta: [String: String] = [:]
         var ended = false
+        /// Whether positions moved since the held-request record was last written.
+        var recordIsStale = false
+
+        /// Marks the record stale; true when it was not already (the hub is then told, once, outside the lock).
+        mutating func markRecordStale() -> Bool {
+            defer { self.recordIsStale = true }
+            return !self.recordIsStale
+        }
     }
 
     init(id: String, routeID: String?, clientAddress: String?, connection: any WebSocketConnection, hub: PublishHub) {
@@ -51,11 +68,22 @@ package final class WebSocketSession: ChannelSubscriber {
         self.hub = hub
     }
 
-    /// The subscribed channels (route prefix included) with the position each was subscribed from.
+    /// The subscribed channels (route prefix included) with the position the client is at on each.
     package var channels: [(name: String, lastID: String?)] {
         self.state.withLock { state in
             state.subscriptions.sorted { $0.key < $1.key }.map { ($0.key, $0.value.lastID) }
         }
+    }
+
+    func currentRecord() -> HoldRecord? {
+        let channels = self.state.withLock { state -> [HoldRecord.Channel]? in
+            guard !state.ended else { return nil }
+            state.recordIsStale = false
+            return state.subscriptions.sorted { $0.key < $1.key }.map { name, subscription in
+                HoldRecord.Channel(name: name, lastId: subscription.lastID, lastSequence: subscription.lastSequence)
+            }
+        }
+        return channels.map { self.hub.record(of: self, channels: $0) }
     }
 
     // MARK: - Control messages
@@ -79,11 +107,13 @@ package final class WebSocketSession: ChannelSubscriber {
                 return false
             }
             // Items logged before the subscription (their delivery may still be on its way) are not sent live.
+            let joinedAt = self.hub.store.lastLoggedSequence(channel: channel)
             state.subscriptions[channel] = Subscription(
                 backendName: backendName,
                 filters: filters,
                 lastID: lastID,
-                replayedThrough: self.hub.store.lastLoggedSequence(channel: channel),
+                lastSequence: lastID == nil ? joinedAt : nil,
+                replayedThrough: joinedAt,
                 buffered: lastID == nil ? nil : []
             )
             return true
@@ -98,40 +128,46 @@ package final class WebSocketSession: ChannelSubscriber {
 
     private func resume(channel: String, after lastID: String) async {
         let position = await self.hub.readAfter(channel: channel, id: lastID)
-        let closed = self.state.withLock { state -> Bool in
+        let (closed, recordStale) = self.state.withLock { state -> (Bool, Bool) in
             guard !state.ended, var subscription = state.subscriptions[channel],
                 let buffered = subscription.buffered
-            else { return false }
+            else { return (false, false) }
             switch position {
             case .found(let items, let lastSequence):
                 if !items.isEmpty {
                     self.hub.counters.resumes.add(1, ordering: .relaxed)
+                } else {
+                    subscription.lastSequence = lastSequence
                 }
                 subscription.replayedThrough = max(subscription.replayedThrough, lastSequence)
-                for item in items where self.send(item, subscription, meta: state.meta, subscribed: state.subscriptions)
-                {
-                    state.ended = true
-                    return true
+                for item in items {
+                    subscription.advance(to: item)
+                    if self.send(item, subscription, meta: state.meta, subscribed: state.subscriptions) {
+                        state.ended = true
+                        return (true, false)
+                    }
                 }
             case .inSync:
-                break
+                subscription.lastSequence = subscription.replayedThrough
             case .lost:
                 self.hub.counters.resets.add(1, ordering: .relaxed)
                 self.connection.sendReset(channel: subscription.backendName)
             }
             subscription.buffered = nil
             state.subscriptions[channel] = subscription
-            for item in buffered
-            where item.sequence > subscription.replayedThrough
-                && self.send(item, subscription, meta: state.meta, subscribed: state.subscriptions)
-            {
-                state.ended = true
-                return true
+            for item in buffered where item.sequence > subscription.replayedThrough {
+                state.subscriptions[channel]?.advance(to: item)
+                if self.send(item, subscription, meta: state.meta, subscribed: state.subscriptions) {
+                    state.ended = true
+                    return (true, false)
+                }
             }
-            return false
+            return (false, state.markRecordStale())
         }
         if closed {
             self.hub.webSocketEnded(self)
+        } else if recordStale {
+            self.hub.holdRecords.positionsMoved(self)
         }
     }
 
@@ -153,21 +189,24 @@ package final class WebSocketSession: ChannelSubscriber {
     // MARK: - Delivery
 
     func deliver(_ delivery: Delivery) {
-        let ended = self.state.withLock { state -> Bool in
-            guard !state.ended, let subscription = state.subscriptions[delivery.channel] else { return false }
+        let (ended, recordStale) = self.state.withLock { state -> (Bool, Bool) in
+            guard !state.ended, let subscription = state.subscriptions[delivery.channel] else { return (false, false) }
             if subscription.buffered != nil {
                 state.subscriptions[delivery.channel]?.buffered?.append(delivery)
-                return false
+                return (false, false)
             }
-            guard delivery.sequence > subscription.replayedThrough else { return false }
+            guard delivery.sequence > subscription.replayedThrough else { return (false, false) }
+            state.subscriptions[delivery.channel]?.advance(to: delivery)
             if self.send(delivery, subscription, meta: state.meta, subscribed: state.subscriptions) {
                 state.ended = true
-                return true
+                return (true, false)
             }
-            return false
+            return (false, state.markRecordStale())
         }
         if ended {
             self.hub.webSocketEnded(self)
+        } else if recordStale {
+            self.hub.holdRecords.positionsMoved(self)
         }
     }
 

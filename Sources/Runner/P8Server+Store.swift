@@ -1,6 +1,8 @@
 import Foundation
 import GRIP
 import Logging
+import Proxy
+import Publish
 import Store
 
 extension P8Server {
@@ -36,5 +38,14 @@ extension P8Server {
         let listeners = self.overrides.listeners ?? self.configuration.runner.httpListeners
         let node = ProcessInfo.processInfo.hostName + "/" + listeners.map(\.description).joined(separator: ",")
         return node.replacingOccurrences(of: ":", with: "_") + ":" + run
+    }
+
+    /// The gone callbacks the holds of an earlier run owe: their clients went with the process that held them.
+    static func goneCallbacks(owedBy orphans: [HoldRecord]) -> [OwedGoneCallback] {
+        orphans.compactMap { record in
+            guard let links = HoldLinks(decoding: record.links), let gone = links.gone, let uri = URL(string: gone)
+            else { return nil }
+            return OwedGoneCallback(uri: uri, throughRoute: links.goneThroughRoute, routeID: record.route)
+        }
     }
 }

@@ -99,10 +99,11 @@ package struct P8Server: Sendable {
         } catch {
             throw RunnerError("cannot open the database: \(error)")
         }
+        let owedGoneCallbacks = Self.goneCallbacks(owedBy: orphans)
         if !orphans.isEmpty {
             self.logger.info(
                 "held requests of an earlier run marked orphaned",
-                metadata: ["p8.holds": "\(orphans.count)"]
+                metadata: ["p8.holds": "\(orphans.count)", "p8.gone.owed": "\(owedGoneCallbacks.count)"]
             )
         }
         self.logger.info(
@@ -143,7 +144,14 @@ package struct P8Server: Sendable {
             maxConnections: self.configuration.runner.clientMaxConn
         )
         let listening = ListeningReport(zeroMQ: zeroMQ.endpoints, expectsMetrics: export != nil, onReady: onReady)
-        let proxy = ProxyServer(settings: settings, routes: routes, hub: hub, tls: tls, logger: self.logger) {
+        let proxy = ProxyServer(
+            settings: settings,
+            routes: routes,
+            hub: hub,
+            tls: tls,
+            owedGoneCallbacks: owedGoneCallbacks,
+            logger: self.logger
+        ) {
             http,
             https in
             listening.proxyBound(http, https: https)

@@ -16,8 +16,9 @@ struct HeldExchangeRecord: Equatable, Sendable {
     /// Where the client is now on each channel (by the name the hub knows it, with the route's prefix): the id of
     /// the last item sent, nil where no id is known; empty until the hub decided to hold.
     var positions: [String: String?]
-    /// The next link, resolved.
+    /// The next and gone links, resolved.
     var nextLink: URL?
+    var goneLink: URL?
     /// Counts the exchange's holds (a next link's answer may hold again).
     var generation: Int
     /// Whether the response head has been written (a stream's, once for the client's response).
@@ -89,6 +90,8 @@ final class HeldExchange {
     let instruct: Instruct
     /// The next link, resolved.
     let nextLink: NextLink?
+    /// The gone link, resolved: where to `POST` when the client goes away while held.
+    let goneLink: LinkTarget?
     /// The publish side's session, once the hub decided to hold.
     var session: HoldSession?
     /// Response holds: the timeout.
@@ -103,10 +106,11 @@ final class HeldExchange {
     /// Whether the metrics count this hold among the held connections.
     var countedAsHeld = false
 
-    init(generation: Int, instruct: Instruct, nextLink: NextLink?) {
+    init(generation: Int, instruct: Instruct, nextLink: NextLink?, goneLink: LinkTarget?) {
         self.generation = generation
         self.instruct = instruct
         self.nextLink = nextLink
+        self.goneLink = goneLink
     }
 
     func cancelTimers() {

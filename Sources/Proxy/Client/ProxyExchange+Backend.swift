@@ -27,9 +27,9 @@ extension ProxyExchange: BackendExchangeDelegate {
             gripLast = channels
         case .nextLink(let link, let channels):
             gripLast = channels
-            request.clientHead = link.requestHead
-            request.originForm = link.originForm
-            if let direct = link.directTarget {
+            request.clientHead = link.target.requestHead(method: .GET)
+            request.originForm = link.target.originForm
+            if let direct = link.target.directTarget {
                 // A link to another backend: that one only, no failover.
                 request.targets = [direct]
             }

@@ -17,6 +17,7 @@ extension ProxyExchange {
             instruct: held.instruct,
             positions: held.session?.positions ?? [:],
             nextLink: held.nextLink?.uri,
+            goneLink: held.goneLink?.uri,
             generation: held.generation,
             responseHeadWritten: self.holds.streamStarted,
             bodyBytesWritten: held.pacing.bytesWritten,
@@ -27,9 +28,19 @@ extension ProxyExchange {
     /// Starts holding the client as `instruct` says (also for a next link's answer that holds again).
     func beginHold(_ instruct: Instruct) {
         guard let route = self.route else { return }
+        var base = LinkTarget.baseURI(of: self.requestHead, originForm: self.originForm)
+        if case .nextLink(let link, _) = self.requestKind {
+            base = link.uri
+        }
+        let nextLink = instruct.nextLink.flatMap { link in base.flatMap { NextLink.resolve(link, against: $0) } }
+        // A next link's answer that names no gone link keeps the one the hold had.
+        let goneLink =
+            instruct.goneLink.flatMap { link in base.flatMap { LinkTarget.resolve(link, against: $0) } }
+            ?? self.hold?.goneLink
         if self.client.inputClosed {
             // The client sent FIN before the backend said to hold: held clients that do so have gone.
             self.endHold()
+            self.sendGoneCallback(goneLink)
             self.client.abortConnection()
             return
         }
@@ -46,18 +57,13 @@ extension ProxyExchange {
             }
             return
         }
-        var base = NextLink.baseURI(of: self.requestHead, originForm: self.originForm)
-        if case .nextLink(let link, _) = self.requestKind {
-            base = link.uri
-        }
-        let nextLink = instruct.nextLink.flatMap { link in base.flatMap { NextLink.resolve(link, against: $0) } }
         self.endHold()
         let generation = self.holds.begin(
             mode: instruct.holdMode,
             response: instruct.response,
             idleKeepAlive: instruct.keepAlive?.mode == .idle
         )
-        let held = HeldExchange(generation: generation, instruct: instruct, nextLink: nextLink)
+        let held = HeldExchange(generation: generation, instruct: instruct, nextLink: nextLink, goneLink: goneLink)
         self.hold = held
         if instruct.holdMode == .none {
             // A next link without a hold: send what there is, then fetch the link.
@@ -98,13 +104,23 @@ extension ProxyExchange {
             routeID: route.hasExplicitID ? route.id : nil,
             clientAddress: self.client.remoteAddressText,
             keepAliveDescription: instruct.keepAlive.map { "\($0.mode.rawValue) every \($0.timeout)s" },
-            linksDescription: nextLink.map { "next: \($0.uri.absoluteString)" },
+            links: Self.recordedLinks(next: nextLink, gone: goneLink),
             timeoutAt: instruct.holdMode == .response ? Date().addingTimeInterval(Double(instruct.timeout)) : nil
         )
         let connection = HeldClient(exchange: self, generation: held.generation)
         self.engine.hub.startHold(request, connection: connection) { decision in
             connection.decided(decision)
         }
+    }
+
+    /// The links as the held-request record keeps them; nil without any.
+    private static func recordedLinks(next: NextLink?, gone: LinkTarget?) -> HoldLinks? {
+        guard next != nil || gone != nil else { return nil }
+        return HoldLinks(
+            next: next?.uri.absoluteString,
+            gone: gone?.uri.absoluteString,
+            goneThroughRoute: gone.map { $0.directTarget == nil } ?? false
+        )
     }
 
     /// A stream's initial body through its channels' filters that act on responses (`build-id`, grip-spec §3.5
@@ -258,7 +274,7 @@ extension ProxyExchange {
             // on the event loop) delays the clients still served. p8_slow_clients_disconnected_total counts them.
             self.logger.debug("stream client too slow: disconnected")
             self.engine.metrics?.slowClientDisconnected(transport: "http-stream")
-            self.endHold()
+            self.clientLeftHold()
             self.client.abortConnection()
         }
     }
@@ -378,8 +394,33 @@ extension ProxyExchange {
         held.session?.end()
     }
 
-    /// The server is shutting down: a long-poll gets its timeout response now, a stream ends cleanly.
+    /// The client went away while held (or was cut as too slow): the hold ends, and the backend hears of it
+    /// through the hold's gone link.
+    func clientLeftHold() {
+        let goneLink = self.hold?.goneLink
+        self.endHold()
+        self.sendGoneCallback(goneLink)
+    }
+
+    private func sendGoneCallback(_ link: LinkTarget?) {
+        guard let link, let route = self.route else { return }
+        GoneCallback.send(
+            link,
+            route: route,
+            engine: self.engine,
+            pool: self.pool,
+            eventLoop: self.eventLoop,
+            logger: self.logger
+        )
+    }
+
+    /// The server is shutting down: a long-poll gets its timeout response now (it polls again, as after any
+    /// timeout), a stream ends cleanly, and its backend hears through the gone link that the client was
+    /// disconnected.
     func quiesce() {
+        if let held = self.hold, held.instruct.holdMode == .stream {
+            self.sendGoneCallback(held.goneLink)
+        }
         self.carryOut(self.holds.quiesce(backendRequestFinished: self.finished))
     }
 }

@@ -17,6 +17,8 @@ final class ProxyExchange {
     let engine: ProxyEngine
     /// Connects each backend request of the exchange.
     let backend: BackendExchange
+    /// The event loop's backend connections (also for the hold's gone callback).
+    let pool: BackendConnectionPool
     /// The exchange's state: request body, response, failures.
     var state: ProxyExchangeStateMachine
     /// The connection's logger, at the route's `log_level` once routed.
@@ -66,6 +68,7 @@ final class ProxyExchange {
     ) {
         self.client = client
         self.engine = engine
+        self.pool = pool
         self.backend = BackendExchange(pool: pool, requestBuilder: engine.requestBuilder, logger: logger)
         self.state = ProxyExchangeStateMachine(requestHead: requestHead)
         self.logger = logger
@@ -145,7 +148,7 @@ final class ProxyExchange {
     /// The client went away: abandon the backend request (its connection cannot be reused mid-exchange) and
     /// the hold.
     func clientClosed() {
-        self.endHold()
+        self.clientLeftHold()
         guard !self.finished else { return }
         self.finish(reusingConnection: false)
     }

@@ -13,6 +13,8 @@ final class ProxyEngine: Sendable {
     let hub: PublishHub
     /// Next-link requests in flight, shared by the streams that follow the same link.
     let nextLinkFetches: NextLinkFetches
+    /// Gone callbacks in flight (a shutdown lets them leave before it closes the backend connections).
+    let goneCallbacks = GoneCallbacksInFlight()
     /// How long the backend may stay silent (before its response head, or between body bytes).
     let responseTimeout: TimeAmount
     /// The exported metrics; nil without a metrics endpoint.

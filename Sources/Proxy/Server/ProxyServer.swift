@@ -1,3 +1,4 @@
+package import Foundation
 package import GRIP
 package import Logging
 import NIOCore
@@ -18,9 +19,11 @@ package final class ProxyServer: Service {
     private let onListening: @Sendable (_ http: [ListenAddress], _ https: [ListenAddress]) -> Void
     private let clients = ConnectionRegistry()
     private let tls: TLSIdentities?
+    private let owedGoneCallbacks: [OwedGoneCallback]
 
     /// - Parameters:
     ///   - tls: the certificates of ``ProxySettings/tlsListeners`` (needed when there are any).
+    ///   - owedGoneCallbacks: the gone callbacks an earlier server owed when it died, sent once listening.
     ///   - onListening: called once every listener is bound, with the bound plain and TLS addresses (port 0
     ///     resolved).
     package init(
@@ -28,12 +31,14 @@ package final class ProxyServer: Service {
         routes: RouteTableBox,
         hub: PublishHub,
         tls: TLSIdentities? = nil,
+        owedGoneCallbacks: [OwedGoneCallback] = [],
         logger: Logger,
         onListening: @escaping @Sendable (_ http: [ListenAddress], _ https: [ListenAddress]) -> Void
     ) {
         self.engine = ProxyEngine(settings: settings, routes: routes, hub: hub)
         self.group = .singleton
         self.tls = tls
+        self.owedGoneCallbacks = owedGoneCallbacks
         self.logger = logger
         self.onListening = onListening
     }
@@ -71,6 +76,7 @@ package final class ProxyServer: Service {
         )
         self.onListening(bound, tlsBound)
         listeners += tlsListeners
+        self.sendOwedGoneCallbacks(pools)
 
         try? await gracefulShutdown()
 
@@ -86,7 +92,63 @@ package final class ProxyServer: Service {
         }
         self.clients.broadcast(ProxyShutdownDeadlineEvent())
         await self.clients.waitUntilEmpty(timeout: .seconds(2))
+        // The gone callbacks of the streams the shutdown ended get a moment to reach their backends.
+        await Self.waitUntil(timeout: .seconds(2)) { self.engine.goneCallbacks.isEmpty }
         await pools.closeAll()
+    }
+
+    /// Sends the gone callbacks an earlier server owed: through the route the hold came by (by its id, else the
+    /// one that routes the link's host and path now), or straight to the link's host when it named another.
+    private func sendOwedGoneCallbacks(_ pools: BackendPools) {
+        guard !self.owedGoneCallbacks.isEmpty else { return }
+        let routes = self.engine.routes.current
+        var unroutable = 0
+        for owed in self.owedGoneCallbacks {
+            let route =
+                owed.routeID.flatMap { routes.route(id: $0) }
+                ?? routes.route(
+                    host: owed.uri.host ?? "",
+                    path: owed.uri.path.isEmpty ? "/" : owed.uri.path,
+                    isTLS: owed.uri.scheme?.lowercased() == "https",
+                    isWebSocket: false
+                )
+            guard let route, let link = LinkTarget(uri: owed.uri, throughRoute: owed.throughRoute) else {
+                unroutable += 1
+                continue
+            }
+            let eventLoop = self.group.next()
+            let engine = self.engine
+            let logger = self.logger
+            eventLoop.execute {
+                GoneCallback.send(
+                    link,
+                    route: route,
+                    engine: engine,
+                    pool: pools.pool(for: eventLoop),
+                    eventLoop: eventLoop,
+                    logger: logger
+                )
+            }
+        }
+        self.logger.info(
+            "gone callbacks owed by an earlier run sent",
+            metadata: [
+                "p8.gone.sent": "\(self.owedGoneCallbacks.count - unroutable)", "p8.gone.unroutable": "\(unroutable)",
+            ]
+        )
+    }
+
+    /// Waits until `condition` holds, at most `timeout`, looking every 20 ms (this runs once, at shutdown).
+    static func waitUntil(timeout: Duration, _ condition: @Sendable () -> Bool) async {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while clock.now < deadline, !condition() {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .milliseconds(20)) {
+                    continuation.resume()
+                }
+            }
+        }
     }
 
     /// Bytes not yet sent that the kernel queues for one client (`TCP_NOTSENT_LOWAT`). Without a bound, the
@@ -169,8 +231,24 @@ package final class ProxyServer: Service {
     }
 }
 
+/// A gone callback that a server which died owed: its hold's record outlived it.
+package struct OwedGoneCallback: Sendable {
+    /// The gone link, absolute.
+    package var uri: URL
+    /// Whether it goes through the hold's route (else straight to its host).
+    package var throughRoute: Bool
+    /// The id of the route the hold came through, when the route has one.
+    package var routeID: String?
+
+    package init(uri: URL, throughRoute: Bool, routeID: String?) {
+        self.uri = uri
+        self.throughRoute = throughRoute
+        self.routeID = routeID
+    }
+}
+
 /// One ``BackendConnectionPool`` per event loop of the group.
-private final class BackendPools: Sendable {
+final class BackendPools: Sendable {
     private let pools: [ObjectIdentifier: NIOLoopBoundBox<BackendConnectionPool>]
 
     init(group: MultiThreadedEventLoopGroup, connectTimeout: TimeAmount) {
@@ -214,17 +292,9 @@ private final class ConnectionRegistry: Sendable {
         }
     }
 
-    /// Waits until every connection closed, at most `timeout` (polling: this runs once, at shutdown).
-    /// Uses a clock sleep that ignores cancellation, so a cancelled shutdown still waits for the closes.
+    /// Waits until every connection closed, at most `timeout`. The wait ignores cancellation, so a cancelled
+    /// shutdown still waits for the closes.
     func waitUntilEmpty(timeout: Duration) async {
-        let clock = ContinuousClock()
-        let deadline = clock.now + timeout
-        while clock.now < deadline, !self.channels.withLock({ $0.isEmpty }) {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .milliseconds(20)) {
-                    continuation.resume()
-                }
-            }
-        }
+        await ProxyServer.waitUntil(timeout: timeout) { self.channels.withLock { $0.isEmpty } }
     }
 }
