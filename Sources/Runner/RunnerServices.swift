@@ -4,9 +4,9 @@ import Foundation
 /// `handler` (the publish API, ZeroMQ sockets, store). Both run in the one server process (a hold is served by
 /// both at once), so the list does not split them; Pushpin's components P-8 has no use for are reported once
 /// and ignored; `pushpin-proxy` and `pushpin-handler` are taken as `proxy` and `handler`.
-enum RunnerServices {
+package enum RunnerServices {
     /// What each Pushpin name means here.
-    static let pushpinNames: [String: String] = [
+    package static let pushpinNames: [String: String] = [
         "condure": "P-8 accepts client connections itself",
         "connmgr": "P-8 accepts client connections itself",
         "mongrel2": "P-8 accepts client connections itself",
@@ -15,7 +15,7 @@ enum RunnerServices {
     ]
 
     /// The warnings for a `services` list (empty when it only names `proxy` and `handler`, or is unset).
-    static func report(_ services: [String]) -> [String] {
+    package static func report(_ services: [String]) -> [String] {
         var warnings: [String] = []
         var ignored: [String] = []
         let own: Set<String> = ["proxy", "handler", "pushpin-proxy", "pushpin-handler"]
