@@ -6,17 +6,18 @@ import Synchronization
 /// A session with a held-request record that follows where its client is.
 protocol RecordedSession: AnyObject, Sendable {
     var id: String { get }
-    /// The record as it stands now; nil once the session ended. The session's record is up to date after it.
-    func currentRecord() -> HoldRecord?
+    /// Where the client is now; nil once the session ended. The session's record is up to date after it.
+    func currentPositions() -> HoldPositions?
 }
 
 /// Writes the held-request records, off the hot path (with the store's next group commit), and keeps them
-/// following each client's position: a session whose position moved is rewritten at most about once per
-/// ``refreshInterval``, all moved sessions in one write. `p8ctl held` reports from them how far each client is
+/// following each client's position: the positions of a session whose position moved are rewritten at most about
+/// once per ``refreshInterval``, those of all moved sessions in one write. `p8ctl held` reports from them how far each client is
 /// behind, and a server that takes a client over continues from them.
 ///
-/// Every write goes through one lock, so that a session's position write can never follow the deletion of its
-/// record (which would leave a record of a hold that ended).
+/// Record writes and deletes go through one lock, so that a write for a session can never follow the deletion of
+/// its record (which would leave a record of a hold that ended); a position update of a deleted record changes
+/// nothing.
 final class HoldRecords: Sendable {
     /// How far behind the delivered positions a record may be.
     static let refreshInterval = Duration.seconds(1)
@@ -51,8 +52,8 @@ final class HoldRecords: Sendable {
         }
     }
 
-    /// `session`'s position moved: its record is rewritten within ``refreshInterval``. Sessions call it once per
-    /// write of their record (when it turns stale), not per item.
+    /// `session`'s position moved: its record's positions are rewritten within ``refreshInterval``. Sessions call
+    /// it once per write of their positions (when they turn stale), not per item.
     func positionsMoved(_ session: some RecordedSession) {
         let schedule = self.state.withLock { state -> Bool in
             state.moved[session.id] = session
@@ -67,13 +68,19 @@ final class HoldRecords: Sendable {
         }
     }
 
-    /// Rewrites the records of the sessions that moved.
+    /// Rewrites the positions of the sessions that moved.
     func refresh() {
-        self.state.withLock { state in
-            let moved = state.moved.values
-            state.moved = [:]
-            state.refreshScheduled = false
-            self.enqueue(upserts: moved.compactMap { $0.currentRecord() }, deletes: [])
+        let moved = self.state.withLock { state in
+            defer {
+                state.moved = [:]
+                state.refreshScheduled = false
+            }
+            return state.moved.values
+        }
+        do {
+            try self.store.enqueueHoldPositions(moved.compactMap { $0.currentPositions() })
+        } catch {
+            self.logger.debug("hold positions not written", metadata: ["error": "\(error)"])
         }
     }
 

@@ -140,8 +140,8 @@ package final class HoldSession: ChannelSubscriber, RecordedSession {
         }
     }
 
-    func currentRecord() -> HoldRecord? {
-        self.recordedChannels().map { self.hub.record(of: self, channels: $0) }
+    func currentPositions() -> HoldPositions? {
+        self.recordedChannels().map { HoldPositions(holdID: self.id, channels: $0) }
     }
 
     /// Marks the record stale; true when it was not already (the hub is then told, once, outside the lock).

@@ -75,15 +75,25 @@ package final class WebSocketSession: RecordedSession, ChannelSubscriber {
         }
     }
 
+    /// The record as it stands now; nil once the session ended.
     func currentRecord() -> HoldRecord? {
-        let channels = self.state.withLock { state -> [HoldRecord.Channel]? in
+        self.recordedChannels().map { self.hub.record(of: self, channels: $0) }
+    }
+
+    func currentPositions() -> HoldPositions? {
+        self.recordedChannels().map { HoldPositions(holdID: self.id, channels: $0) }
+    }
+
+    /// The subscribed channels with where the client is on each, by name; nil once the session ended. The
+    /// record is up to date after this call.
+    private func recordedChannels() -> [HoldRecord.Channel]? {
+        self.state.withLock { state in
             guard !state.ended else { return nil }
             state.recordIsStale = false
             return state.subscriptions.sorted { $0.key < $1.key }.map { name, subscription in
                 HoldRecord.Channel(name: name, lastId: subscription.lastID, lastSequence: subscription.lastSequence)
             }
         }
-        return channels.map { self.hub.record(of: self, channels: $0) }
     }
 
     // MARK: - Control messages

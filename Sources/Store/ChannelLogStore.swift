@@ -18,6 +18,8 @@ package protocol ChannelLogStore: AnyObject, Sendable {
     var hasWaitingItems: Bool { get }
     /// Queues hold writes for the next commit without waiting for it.
     func enqueueHolds(upserts: [HoldRecord], deletes: [String]) throws
+    /// Queues updates of live holds' channel positions for the next commit without waiting for it.
+    func enqueueHoldPositions(_ positions: [HoldPositions]) throws
     /// Appends items and returns once they are committed (see ``ChannelStore/append(_:)``).
     func append(_ items: [NewItem]) async throws -> [AppendResult]
     /// Sets the one observer of what this process's commits append.

@@ -340,6 +340,44 @@ import Testing
     }
 
     @Test(arguments: StoreBackend.allCases)
+    func holdPositionsUpdateTheChannelsOfLiveRecordsOnly(_ backend: StoreBackend) async throws {
+        let database = try await TestDatabase(backend)
+        let store = try await database.open()
+        let live = HoldRecord(
+            id: "live",
+            instance: "i",
+            mode: .stream,
+            channels: [HoldRecord.Channel(name: "a", lastId: "a1"), HoldRecord.Channel(name: "b")],
+            startedAt: Date(timeIntervalSince1970: 1_700_000_000)
+        )
+        var ended = live
+        ended.id = "ended"
+        try await store.recordHolds(upserts: [live, ended], deletes: [])
+        try await store.recordHolds(upserts: [], deletes: ["ended"])
+        try store.enqueueHoldPositions([
+            HoldPositions(
+                holdID: "live",
+                channels: [
+                    HoldRecord.Channel(name: "a", lastId: "a9", lastSequence: 9),
+                    HoldRecord.Channel(name: "b", lastId: nil, lastSequence: 4),
+                    HoldRecord.Channel(name: "not-recorded", lastId: "x", lastSequence: 1),
+                ]
+            ),
+            HoldPositions(holdID: "ended", channels: [HoldRecord.Channel(name: "a", lastId: "a9", lastSequence: 9)]),
+        ])
+        // A write queued after the positions: once it is committed, so are they.
+        var marker = live
+        marker.id = "marker"
+        try await store.recordHolds(upserts: [marker], deletes: [])
+        var expected = live
+        expected.channels = [
+            HoldRecord.Channel(name: "a", lastId: "a9", lastSequence: 9),
+            HoldRecord.Channel(name: "b", lastId: nil, lastSequence: 4),
+        ]
+        #expect(try await store.holds(channel: nil) == [expected, marker])
+    }
+
+    @Test(arguments: StoreBackend.allCases)
     func concurrentAppendersGetDistinctOrderedSequences(_ backend: StoreBackend) async throws {
         let database = try await TestDatabase(backend)
         let store = try await database.open(self.configuration(retention: RetentionPolicy(maxItems: 100_000)))

@@ -33,6 +33,7 @@ struct CommitQueue: Sendable {
 struct CommitWaiter: Sendable {
     var items: [NewItem]
     var holdUpserts: [HoldRecord] = []
+    var holdPositions: [HoldPositions] = []
     var holdDeletes: [String] = []
     /// Releases the reordering buffer's items received at or before this time (milliseconds since 1970).
     var releasesItemsReceivedThrough: Int64?
@@ -221,7 +222,12 @@ extension ChannelStore {
                         }
                     }
                     results.append(waiterResults)
-                    try HoldWriter.write(upserts: waiter.holdUpserts, deletes: waiter.holdDeletes, db)
+                    try HoldWriter.write(
+                        upserts: waiter.holdUpserts,
+                        positions: waiter.holdPositions,
+                        deletes: waiter.holdDeletes,
+                        db
+                    )
                 }
                 try writer.updateChannels(db)
                 return .commit

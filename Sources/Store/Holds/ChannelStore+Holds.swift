@@ -28,6 +28,16 @@ extension ChannelStore {
         self.submit(CommitWaiter(items: [], holdUpserts: upserts, holdDeletes: deletes, continuation: nil))
     }
 
+    /// Queues position updates of live holds for the next group commit without waiting for it (see
+    /// ``HoldPositions``); a failed write is logged and dropped.
+    package func enqueueHoldPositions(_ positions: [HoldPositions]) throws {
+        try self.checkWritable()
+        if positions.isEmpty {
+            return
+        }
+        self.submit(CommitWaiter(items: [], holdPositions: positions, continuation: nil))
+    }
+
     /// The hold records (of every instance, orphaned ones included), by start time; those on `channel` if given.
     package func holds(channel: String? = nil) async throws -> [HoldRecord] {
         try await self.pool.read { db in
@@ -83,8 +93,13 @@ extension ChannelStore {
 
 /// Reads and writes the `hold` and `holdChannel` tables.
 enum HoldWriter {
-    static func write(upserts: [HoldRecord], deletes: [String], _ db: Database) throws {
-        if upserts.isEmpty && deletes.isEmpty {
+    static func write(
+        upserts: [HoldRecord],
+        positions: [HoldPositions] = [],
+        deletes: [String],
+        _ db: Database
+    ) throws {
+        if upserts.isEmpty && positions.isEmpty && deletes.isEmpty {
             return
         }
         let now = Date().storeMilliseconds
@@ -113,6 +128,16 @@ enum HoldWriter {
                 try insertChannel.execute(arguments: [
                     hold.id, channel.name, position, channel.lastId, channel.lastSequence,
                 ])
+            }
+        }
+        if !positions.isEmpty {
+            let update = try db.cachedStatement(
+                sql: "UPDATE holdChannel SET lastId = ?, lastSequence = ? WHERE holdId = ? AND channel = ?"
+            )
+            for hold in positions {
+                for channel in hold.channels {
+                    try update.execute(arguments: [channel.lastId, channel.lastSequence, hold.holdID, channel.name])
+                }
             }
         }
         let delete = try db.cachedStatement(sql: "DELETE FROM hold WHERE id = ?")

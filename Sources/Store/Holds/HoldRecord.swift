@@ -82,3 +82,16 @@ package struct HoldRecord: Sendable, Hashable {
         self.orphanedAt = orphanedAt
     }
 }
+
+/// Where a live hold's client is on its channels now, written over its record's positions by
+/// ``ChannelLogStore/enqueueHoldPositions(_:)``: only channels the record has are updated, and a record deleted
+/// meanwhile stays deleted.
+package struct HoldPositions: Sendable, Hashable {
+    package var holdID: String
+    package var channels: [HoldRecord.Channel]
+
+    package init(holdID: String, channels: [HoldRecord.Channel]) {
+        self.holdID = holdID
+        self.channels = channels
+    }
+}

@@ -14,6 +14,7 @@ struct PostgreSQLCommitQueue: Sendable {
 struct PostgreSQLCommitWaiter: Sendable {
     var items: [NewItem]
     var holdUpserts: [HoldRecord] = []
+    var holdPositions: [HoldPositions] = []
     var holdDeletes: [String] = []
     var releasesItemsReceivedThrough: Int64?
     /// `nil` for fire-and-forget hold writes.
@@ -212,6 +213,7 @@ extension PostgreSQLStore {
                     results.append(waiterResults)
                     try await PostgreSQLHolds.write(
                         upserts: waiter.holdUpserts,
+                        positions: waiter.holdPositions,
                         deletes: waiter.holdDeletes,
                         connection,
                         logger: logger

@@ -30,6 +30,14 @@ extension PostgreSQLStore {
         self.submit(PostgreSQLCommitWaiter(items: [], holdUpserts: upserts, holdDeletes: deletes, continuation: nil))
     }
 
+    /// Queues position updates of live holds for the next commit without waiting for it (see ``HoldPositions``).
+    package func enqueueHoldPositions(_ positions: [HoldPositions]) {
+        if positions.isEmpty {
+            return
+        }
+        self.submit(PostgreSQLCommitWaiter(items: [], holdPositions: positions, continuation: nil))
+    }
+
     package func holds(channel: String? = nil) async throws -> [HoldRecord] {
         try await Self.describingErrors(url: self.url) {
             try await self.client.withConnection { connection in
@@ -86,6 +94,7 @@ extension PostgreSQLStore {
 enum PostgreSQLHolds {
     static func write(
         upserts: [HoldRecord],
+        positions: [HoldPositions],
         deletes: [String],
         _ connection: PostgresConnection,
         logger: Logger
@@ -124,6 +133,21 @@ enum PostgreSQLHolds {
                     logger: logger
                 )
             }
+        }
+        let updates = positions.flatMap { hold in hold.channels.map { (hold.holdID, $0) } }
+        if !updates.isEmpty {
+            // One statement for every position (NULLs travel as flags beside placeholder values).
+            try await connection.query(
+                """
+                UPDATE hold_channel h SET last_id = CASE WHEN u.hl THEN u.l END, last_sequence = CASE WHEN u.hs THEN u.s END
+                FROM unnest(\(updates.map(\.0))::text[], \(updates.map(\.1.name))::text[],
+                    \(updates.map { $0.1.lastId != nil })::boolean[], \(updates.map { $0.1.lastId ?? "" })::text[],
+                    \(updates.map { $0.1.lastSequence != nil })::boolean[],
+                    \(updates.map { $0.1.lastSequence ?? 0 })::bigint[]) AS u(i, c, hl, l, hs, s)
+                WHERE h.hold_id = u.i AND h.channel = u.c
+                """,
+                logger: logger
+            )
         }
         if !deletes.isEmpty {
             try await connection.query("DELETE FROM hold WHERE id = ANY(\(deletes)::text[])", logger: logger)
