@@ -192,18 +192,24 @@ enum TestCertificate {
         try FileManager.default.createDirectory(at: certs, withIntermediateDirectories: true)
         let host = name.hasPrefix("_.") ? "*" + name.dropFirst() : name
         let base = certs.appendingPathComponent(name).path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", base + ".key", "-out", base + ".crt", "-days", "2", "-subj", "/CN=\(host)",
-            "-addext", "subjectAltName=DNS:\(host)",
-        ]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
+        // ChildProcess (posix_spawn), not Foundation.Process: this test process runs hundreds of servers, and
+        // Foundation.Process once hung here waiting for an exited child.
+        let openssl = try ChildProcess.spawn(
+            URL(fileURLWithPath: "/usr/bin/env"),
+            arguments: [
+                "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-keyout", base + ".key", "-out", base + ".crt", "-days", "2", "-subj", "/CN=\(host)",
+                "-addext", "subjectAltName=DNS:\(host)",
+            ]
+        )
+        // Called from the synchronous `prepare` of a test server: a bounded wait of the few milliseconds openssl
+        // takes.
+        let deadline = ContinuousClock.now + defaultWait
+        while openssl.isRunning && ContinuousClock.now < deadline {
+            usleep(2000)
+        }
+        guard !openssl.isRunning, openssl.terminationStatus == 0 else {
+            openssl.signal(SIGKILL)
             throw TestCertificateError(description: "openssl failed for \(name)")
         }
         return try #require(try NIOSSLCertificate.fromPEMFile(base + ".crt").first)

@@ -8,9 +8,16 @@ import Synchronization
 /// A byte-exact HTTP/1.1 client connection for tests: sends raw bytes, parses responses itself, and can
 /// read a response part by part, so tests see exactly what the proxy put on the wire and when.
 final class RawHTTPConnection: Sendable {
+    /// What a wait found instead: the connection closed first, or the time ran out, with what had arrived.
     struct Timeout: Error, CustomStringConvertible {
         var waitingFor: String
-        var description: String { "timed out waiting for \(self.waitingFor)" }
+        var closed = false
+        var unread: [UInt8] = []
+        var description: String {
+            let what = self.closed ? "the connection closed while waiting for" : "timed out waiting for"
+            return "\(what) \(self.waitingFor) (\(self.unread.count) bytes unread: "
+                + "\(String(decoding: self.unread.prefix(200), as: UTF8.self).debugDescription))"
+        }
     }
 
     private let channel: any Channel
@@ -257,12 +264,16 @@ private final class Inbox: Sendable {
         while true {
             // One look at the bytes and the close together: bytes that arrived just before the close are read,
             // not taken for a connection that closed with nothing.
-            let (result, closed): (T?, Bool) = self.state.withLock { state in (attempt(&state), state.closed) }
-            if let result {
-                return result
+            let expired = ContinuousClock.now > deadline
+            let outcome: Result<T, RawHTTPConnection.Timeout>? = self.state.withLock { state in
+                if let result = attempt(&state) {
+                    return .success(result)
+                }
+                guard state.closed || expired else { return nil }
+                return .failure(RawHTTPConnection.Timeout(waitingFor: what, closed: state.closed, unread: state.bytes))
             }
-            if closed || ContinuousClock.now > deadline {
-                throw RawHTTPConnection.Timeout(waitingFor: what)
+            if let outcome {
+                return try outcome.get()
             }
             try await Task.sleep(for: .milliseconds(5))
         }
