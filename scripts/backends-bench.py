@@ -31,7 +31,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Chaos"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Support"))
 import resume_chaos as chaos  # noqa: E402
+from p8harness import QuietServer, start_server  # noqa: E402
 
 CHANNEL = chaos.CHANNEL
 
@@ -164,7 +166,7 @@ async def fanout_clients(ports, count, rounds, publish_port, ready_timeout=300):
     return latencies, acks, expected - received[0]
 
 
-class BenchBackend(chaos.QuietServer):
+class BenchBackend(QuietServer):
     """The chaos backend with an accept queue for thousands of subscriptions at once."""
 
     request_queue_size = 4096
@@ -205,19 +207,14 @@ def main():
     parser.add_argument("--only", choices=["throughput", "fanout"])
     args = parser.parse_args()
     root = tempfile.mkdtemp(prefix="p8-backends-bench-")
-    backend_port = chaos.free_port()
-    server = BenchBackend(("127.0.0.1", backend_port), chaos.Backend)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = start_server(chaos.Backend, server_class=BenchBackend)
+    backend_port = server.server_port
 
     def node(name, url=None):
         directory = os.path.join(root, name)
         os.makedirs(directory)
-        p8 = chaos.P8(args.p8, directory, chaos.free_port(), chaos.free_port(), backend_port)
-        with open(os.path.join(directory, "p8.conf"), "a") as f:
-            f.write("max_items=1000000\n")
-            if url:
-                f.write(f"backend=postgresql\npostgresql_url={url}\n")
-        return p8
+        store = {"max_items": 1000000, **({"backend": "postgresql", "postgresql_url": url} if url else {})}
+        return chaos.p8_node(args.p8, directory, backend_port, store)
 
     def database(name):
         # A fresh database per scenario, so that one's items do not slow the next.

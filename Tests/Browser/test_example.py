@@ -10,7 +10,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -23,22 +22,15 @@ from selenium.webdriver.chrome.service import Service
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLE = os.path.join(ROOT, "examples", "feed")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(ROOT, "Tests", "Support"))
+from p8harness import free_port, launch, wait_until  # noqa: E402
 
 
 def wait_for(condition, timeout=20, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    value = wait_until(condition, timeout, 0.1)
+    if not value:
+        raise AssertionError(f"timed out waiting for {what}")
+    return value
 
 
 def distinct_colours(png):
@@ -86,10 +78,8 @@ class Example:
                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
     def start_p8(self):
-        self.p8 = subprocess.Popen([self.p8_path, "--config", os.path.join(self.directory, "p-8.conf")],
-                                   stdout=subprocess.PIPE, stderr=open(os.path.join(self.directory, "p8.log"), "a"))
-        line = self.p8.stdout.readline().decode()
-        assert line.startswith("p8 ready"), f"p8 did not start: {line!r}"
+        self.p8 = launch([self.p8_path, "--config", os.path.join(self.directory, "p-8.conf")],
+                         os.path.join(self.directory, "p8.log"))
 
     def kill_p8(self):
         self.p8.send_signal(signal.SIGKILL)

@@ -13,7 +13,6 @@ Usage: disk_faults.py --p8 PATH --p8ctl PATH [--size-mb 8]
 """
 
 import argparse
-import http.client
 import json
 import os
 import select
@@ -23,73 +22,34 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
-from live_fuzz import Backend, QuietServer, free_port
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Support"))
+import p8harness  # noqa: E402
+from p8harness import GripBackend, StartFailed, publish, start_server  # noqa: E402
 
 ITEM_BYTES = 8000
 CHANNELS = 4
 
 
-class StartFailed(AssertionError):
-    def __init__(self, status, log):
-        super().__init__(f"p8 did not start (exit status {status}): {log[-300:]}")
-        self.status = status
-        self.log = log
+class P8(p8harness.P8):
+    """A p8 on `database`, started (StartFailed, with its exit status and log, when it does not start)."""
 
-
-class P8:
     def __init__(self, binary, directory, database, backend_port=1):
-        self.publish_port = free_port()
-        self.http_port = free_port()
-        self.config = os.path.join(directory, "p8.conf")
-        with open(os.path.join(directory, "routes"), "w") as f:
-            f.write(f"* 127.0.0.1:{backend_port}\n")
-        with open(self.config, "w") as f:
-            f.write(f"""[global]
-rundir={directory}/run
-[runner]
-http_port=127.0.0.1:{self.http_port}
-[proxy]
-routesfile=routes
-[handler]
-push_in_http_addr=127.0.0.1
-push_in_http_port={self.publish_port}
-push_in_spec=
-push_in_sub_specs=
-command_spec=
-stats_spec=
-[store]
-database_file={database}
-""")
-        self.log = open(os.path.join(directory, "p8.log"), "ab")
-        self.process = subprocess.Popen([binary, "--config", self.config], stdout=subprocess.PIPE, stderr=self.log)
-        line = self.process.stdout.readline().decode()
-        if not line.startswith("p8 ready"):
-            status = self.process.wait(timeout=15)
-            with open(os.path.join(directory, "p8.log"), errors="replace") as f:
-                raise StartFailed(status, f.read())
+        super().__init__(binary, f"* 127.0.0.1:{backend_port}\n", directory, database=database)
+        self.start()
 
     def publish(self, number):
         """The status of publishing item d<number> (0 when the connection broke without an answer)."""
         item = {"channel": f"disk-{number % CHANNELS}", "id": f"d{number}",
                 "formats": {"http-stream": {"content": f"{number:08d}" + "x" * (ITEM_BYTES - 8)}}}
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", self.publish_port, timeout=15)
-            conn.request("POST", "/publish/", json.dumps({"items": [item]}), {"Content-Type": "application/json"})
-            status = conn.getresponse().status
-            conn.close()
-            return status
+            return publish(self.publish_port, [item])[0]
         except OSError:
             return 0
 
-    def alive(self):
-        return self.process.poll() is None
-
     def stop(self):
-        self.process.terminate()
-        self.process.wait(timeout=15)
+        super().stop(timeout=15, force=False)
 
 
 def chattr(flag, paths):
@@ -163,8 +123,7 @@ def main():
         # Ballast takes most of the space; removing it later is "space returns".
         with open(os.path.join(disk, "ballast"), "wb") as f:
             f.write(b"\0" * (args.size_mb * 1024 * 1024 * 2 // 5))
-        backend = QuietServer(("127.0.0.1", free_port()), Backend)
-        threading.Thread(target=backend.serve_forever, daemon=True).start()
+        backend = start_server(GripBackend)
         p8 = P8(args.p8, directory, database, backend.server_port)
         acked = []
         number = 0
@@ -219,10 +178,8 @@ def main():
             acked.append(number)
         print(f"disk faults: publishing recovered by itself when space returned ({number - full_at} publishes)")
         if held is not None:
-            conn = http.client.HTTPConnection("127.0.0.1", p8.publish_port, timeout=15)
             item = {"channel": "disk-hold", "formats": {"http-response": {"body": "after\n"}}}
-            conn.request("POST", "/publish/", json.dumps({"items": [item]}), {"Content-Type": "application/json"})
-            if conn.getresponse().status != 200:
+            if publish(p8.publish_port, [item])[0] != 200:
                 raise AssertionError("publishing to the held long-poll failed")
             answer = b""
             while not answer.endswith(b"after\n"):

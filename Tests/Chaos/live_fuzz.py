@@ -14,124 +14,26 @@ Usage: live_fuzz.py --p8 PATH [--seed 1] [--batches 20] [--per-batch 40]
 import argparse
 import base64
 import collections
-import http.client
 import json
 import os
 import random
 import select
 import socket
 import struct
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Support"))
+from p8harness import P8, GripBackend, publish, start_server  # noqa: E402
 
 SENTINEL = "sentinel-" + os.urandom(8).hex()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Backend(BaseHTTPRequestHandler):
-    """Holds /hold and /stream on the channel in the query, speaks WebSocket-over-HTTP on /ws (subscribing
-    the socket to the channel in the query) and answers everything else with 200 `plain-ok`."""
-
-    protocol_version = "HTTP/1.1"
-    timeout = 5
-
-    def log_message(self, *args):
-        pass
-
-    def read_body(self):
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            body = b""
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return body
-                body += self.rfile.read(size)
-                self.rfile.readline()
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
-    def answer(self, body, headers=()):
-        self.send_response(200)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def handle_any(self):
-        body = self.read_body()
-        path, _, query = self.path.partition("?")
-        fields = urllib.parse.parse_qs(query)
-        channel = fields.get("ch", ["fz-default"])[0]
-        if path == "/hold":
-            # With prev-id, a hold that subscribes after the publish still gets the item, from the log.
-            prev = fields.get("prev", [""])[0]
-            channel += f"; prev-id={prev}" if prev else ""
-            self.answer(b"timeout\n", [("Grip-Hold", "response"), ("Grip-Channel", channel), ("Grip-Timeout", "300")])
-        elif path == "/stream":
-            self.answer(b"open\n", [("Content-Type", "text/plain"), ("Grip-Hold", "stream"), ("Grip-Channel", channel)])
-        elif self.headers.get("Content-Type") == "application/websocket-events":
-            events = b""
-            if body.startswith(b"OPEN"):
-                control = b'c:{"type":"subscribe","channel":"%s"}' % channel.encode()
-                events = b"OPEN\r\nTEXT %x\r\n%s\r\n" % (len(control), control)
-            elif b"CLOSE" in body:
-                events = b"CLOSE\r\n"
-            self.answer(events, [("Content-Type", "application/websocket-events"),
-                                 ("Sec-WebSocket-Extensions", "grip")])
-        else:
-            self.answer(b"plain-ok\n", [("Content-Type", "text/plain")])
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = handle_any
-
-
-class QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        pass
-
-
 def start_p8(binary, directory, backend_port):
-    http_port, publish_port = free_port(), free_port()
-    with open(os.path.join(directory, "routes"), "w") as f:
-        f.write(f"*,proto=ws 127.0.0.1:{backend_port},over_http\n* 127.0.0.1:{backend_port}\n")
-    with open(os.path.join(directory, "p8.conf"), "w") as f:
-        f.write(f"""[global]
-rundir={directory}/run
-[runner]
-http_port=127.0.0.1:{http_port}
-[proxy]
-routesfile=routes
-[handler]
-push_in_http_addr=127.0.0.1
-push_in_http_port={publish_port}
-push_in_spec=
-push_in_sub_specs=
-command_spec=
-stats_spec=
-[store]
-database_file={directory}/p8.sqlite
-""")
-    log = open(os.path.join(directory, "p8.log"), "wb")
+    routes = f"*,proto=ws 127.0.0.1:{backend_port},over_http\n* 127.0.0.1:{backend_port}\n"
     # --no-supervisor: a crash must end the process the fuzzer watches, not be restarted by the runner.
-    process = subprocess.Popen([binary, "--no-supervisor", "--config", os.path.join(directory, "p8.conf")],
-                               stdout=subprocess.PIPE, stderr=log)
-    line = process.stdout.readline().decode()
-    if not line.startswith("p8 ready"):
-        raise RuntimeError(f"p8 did not start: {line!r}")
-    return process, http_port, publish_port
+    return P8(binary, routes, directory, args=["--no-supervisor"]).start()
 
 
 def exchange(port, data, wait=0.25):
@@ -315,24 +217,17 @@ class Run:
         self.mutator = Mutator(self.rng)
         self.statuses = collections.Counter()
         self.directory = tempfile.mkdtemp(prefix="p8-livefuzz-")
-        self.backend = QuietServer(("127.0.0.1", free_port()), Backend)
-        threading.Thread(target=self.backend.serve_forever, daemon=True).start()
-        self.p8, self.http_port, self.publish_port = start_p8(args.p8, self.directory, self.backend.server_port)
+        self.backend = start_server(GripBackend)
+        self.p8 = start_p8(args.p8, self.directory, self.backend.server_port)
+        self.http_port, self.publish_port = self.p8.http_port, self.p8.publish_port
 
     def fail(self, batch, kind, message, data=b""):
         raise AssertionError(f"seed {self.args.seed}, batch {batch}, {kind}: {message}"
                              + (f"\n  input: {data[:300]!r}" if data else ""))
 
-    def subscribers(self, channel):
-        conn = http.client.HTTPConnection("127.0.0.1", self.publish_port, timeout=5)
-        conn.request("GET", "/stats")
-        stats = json.loads(conn.getresponse().read())
-        conn.close()
-        return stats.get("channels", {}).get(channel, {}).get("subscribers", 0)
-
     def wait_for_subscribers(self, count, batch):
         deadline = time.monotonic() + 15
-        while self.subscribers(SENTINEL) < count:
+        while self.p8.subscribers(SENTINEL, timeout=5) < count:
             if time.monotonic() > deadline:
                 self.fail(batch, "check", f"fewer than {count} held clients on the sentinel channel")
             time.sleep(0.02)
@@ -366,8 +261,8 @@ class Run:
                 json.loads(body[:length])
             except ValueError:
                 self.fail(batch, kind, "published a body that is not JSON", data)
-        if self.p8.poll() is not None:
-            self.fail(batch, kind, f"p8 exited with {self.p8.returncode}", data)
+        if not self.p8.alive():
+            self.fail(batch, kind, f"p8 exited with {self.p8.process.returncode}", data)
 
     def batch(self, number, stream, websocket):
         longpoll = socket.create_connection(("127.0.0.1", self.http_port), timeout=15)
@@ -392,12 +287,9 @@ class Run:
         item = {"channel": SENTINEL, "id": marker, "formats": {
             "http-response": {"body": marker + "\n"}, "http-stream": {"content": marker + "\n"},
             "ws-message": {"content": marker}}}
-        conn = http.client.HTTPConnection("127.0.0.1", self.publish_port, timeout=15)
-        conn.request("POST", "/publish/", json.dumps({"items": [item]}), {"Content-Type": "application/json"})
-        answer = conn.getresponse()
-        if answer.status != 200:
-            self.fail(number, "check", f"publishing answered {answer.status} {answer.read()!r}")
-        conn.close()
+        status, body = publish(self.publish_port, [item])
+        if status != 200:
+            self.fail(number, "check", f"publishing answered {status} {body!r}")
         longpoll.settimeout(15)
         received = b""
         while not received.endswith(marker.encode() + b"\n"):
@@ -422,8 +314,7 @@ class Run:
             for number in range(self.args.batches):
                 self.batch(number, stream, websocket)
         finally:
-            self.p8.terminate()
-            self.p8.wait(timeout=15)
+            self.p8.stop(timeout=15, force=False)
             self.backend.shutdown()
         with open(os.path.join(self.directory, "p8.log"), "rb") as f:
             log = f.read()

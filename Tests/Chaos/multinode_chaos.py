@@ -13,8 +13,6 @@ The database must exist and be empty (or hold only an earlier run of this script
 """
 
 import argparse
-import http.client
-import json
 import os
 import random
 import sys
@@ -23,7 +21,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Support"))
 import resume_chaos as chaos  # noqa: E402
+from p8harness import publish, start_server  # noqa: E402
 
 
 class RandomPort:
@@ -52,27 +52,10 @@ def publish_first_batch(chain, port):
     """Publishes the chain's first batch before the concurrent publishers start: the first item of an empty
     channel has no predecessor to wait for, so a second item that overtook it would enter the log first."""
     numbers = chain.take()
-    items = [
-        {"channel": chaos.CHANNEL, "id": f"m{n}", **({"prev-id": f"m{n - 1}"} if n > 1 else {}),
-         "formats": {"http-response": {"body": f"m{n}\n"}, "http-stream": {"content": f"id: m{n}\ndata: m{n}\n\n"}}}
-        for n in numbers
-    ]
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("POST", "/publish/", json.dumps({"items": items}), {"Content-Type": "application/json"})
-    status = conn.getresponse().status
-    conn.close()
+    status, _ = publish(port, chaos.chain_items(numbers), timeout=10)
     if status != 200:
         raise RuntimeError(f"the first publish was answered {status}")
     chain.acknowledge(numbers)
-
-
-class Node(chaos.P8):
-    """A P-8 node whose store is the shared PostgreSQL database."""
-
-    def __init__(self, binary, directory, http_port, publish_port, backend_port, url):
-        super().__init__(binary, directory, http_port, publish_port, backend_port)
-        with open(os.path.join(directory, "p8.conf"), "a") as f:
-            f.write(f"backend=postgresql\npostgresql_url={url}\n")
 
 
 def main():
@@ -80,26 +63,18 @@ def main():
     parser.add_argument("--p8", required=True)
     parser.add_argument("--postgresql-url", required=True)
     parser.add_argument("--nodes", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--rate", type=float, default=20)
-    parser.add_argument("--kill-every", type=float, default=4)
-    parser.add_argument("--longpoll", type=int, default=4)
-    parser.add_argument("--sse", type=int, default=4)
-    parser.add_argument("--publishers", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=1)
+    chaos.add_chaos_options(parser, publishers=2)
     args = parser.parse_args()
 
     root = tempfile.mkdtemp(prefix="p8-multinode-chaos-")
-    backend_port = chaos.free_port()
-    server = chaos.QuietServer(("127.0.0.1", backend_port), chaos.Backend)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = start_server(chaos.Backend)
     nodes = []
     for index in range(args.nodes):
         directory = os.path.join(root, f"node{index}")
         os.makedirs(directory)
-        nodes.append(
-            Node(args.p8, directory, chaos.free_port(), chaos.free_port(), backend_port, args.postgresql_url)
-        )
+        # A P-8 node whose store is the shared PostgreSQL database.
+        store = {"backend": "postgresql", "postgresql_url": args.postgresql_url}
+        nodes.append(chaos.p8_node(args.p8, directory, server.server_port, store))
     for node in nodes:
         node.start()
     http_ports = [node.http_port for node in nodes]
@@ -133,12 +108,7 @@ def main():
     for publisher in publishers:
         publisher.join()
     acked = chain.acked
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        behind = [c for c in clients if not c.received or c.received[-1] is None or c.received[-1] < acked]
-        if not behind:
-            break
-        time.sleep(0.2)
+    chaos.catch_up(clients, acked)
     stop_clients.set()
     for node in nodes:
         node.stop()
@@ -147,20 +117,7 @@ def main():
     print(f"multi-node chaos: {len(nodes)} nodes on one PostgreSQL, {args.seconds:.0f} s, {kills} kill -9 and "
           f"restarts of a random node, {acked} messages acknowledged ({chain.attempts} publish requests to random "
           f"nodes, {chain.failures} refused or failed while the node was down), {args.publishers} publishers")
-    failed = False
-    for client in clients:
-        problems = chaos.check(client, acked)
-        messages = sum(1 for n in client.received if n is not None)
-        first = next((n for n in client.received if n is not None), None)
-        print(f"  {client.name}: {messages} messages from m{first}, {client.reconnects} requests to random nodes, "
-              f"{client.errors} connection errors, {client.resets} resets"
-              + ("" if not problems else "; PROBLEMS: " + "; ".join(problems)))
-        failed = failed or bool(problems) or first is None
-    if failed:
-        print(f"FAILED (logs in {root})")
-        return 1
-    print("passed: every client has every acknowledged message after its first, in order, without duplicates")
-    return 0
+    return chaos.report(clients, acked, root, requests="requests to random nodes")
 
 
 if __name__ == "__main__":

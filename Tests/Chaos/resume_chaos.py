@@ -17,25 +17,18 @@ Usage: resume_chaos.py --p8 PATH [--seconds 30] [--rate 20] [--kill-every 4] [--
 
 import argparse
 import http.client
-import json
 import os
 import random
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Support"))
+from p8harness import P8, SSEParser, publish, start_server, stats  # noqa: E402
 
 CHANNEL = "chaos"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Backend(BaseHTTPRequestHandler):
@@ -68,78 +61,38 @@ class Backend(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class QuietServer(ThreadingHTTPServer):
-    """The backend's connections break whenever P-8 is killed: that is expected, not worth a traceback."""
-
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        pass
+def p8_node(binary, directory, backend_port, store=None):
+    """A P-8 (not started yet) in `directory`, on ephemeral ports, in front of the chaos backend; `store` adds keys
+    to its [store] section."""
+    routes = f"*,resume_last_event_id 127.0.0.1:{backend_port}\n"
+    return P8(binary, routes, directory, handler={"message_wait": 5000}, store=store)
 
 
-class P8:
-    def __init__(self, binary, directory, http_port, publish_port, backend_port):
-        self.binary = binary
-        self.directory = directory
-        self.http_port = http_port
-        self.publish_port = publish_port
-        self.process = None
-        self.restarts = 0
-        with open(os.path.join(directory, "routes"), "w") as f:
-            f.write(f"*,resume_last_event_id 127.0.0.1:{backend_port}\n")
-        with open(os.path.join(directory, "p8.conf"), "w") as f:
-            f.write(
-                f"""[global]
-rundir={directory}/run
-[runner]
-http_port=127.0.0.1:{http_port}
-[proxy]
-routesfile=routes
-[handler]
-push_in_http_addr=127.0.0.1
-push_in_http_port={publish_port}
-push_in_spec=
-push_in_sub_specs=
-command_spec=
-stats_spec=
-message_wait=5000
-[store]
-database_file={directory}/p8.sqlite
-"""
-            )
-        self.log = open(os.path.join(directory, "p8.log"), "ab")
+def add_counters(p8, reordered, timeouts):
+    """Adds this process's reordering counters (from /stats) to the totals given."""
+    try:
+        counters = stats(p8.publish_port, timeout=5)["counters"]
+    except (OSError, ValueError):
+        return reordered, timeouts
+    return reordered + counters.get("items_reordered", 0), timeouts + counters.get("sequencer_timeouts", 0)
 
-    def start(self):
-        self.process = subprocess.Popen(
-            [self.binary, "--config", os.path.join(self.directory, "p8.conf")],
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-        )
-        line = self.process.stdout.readline().decode()
-        if not line.startswith("p8 ready"):
-            raise RuntimeError(f"p8 did not start: {line!r}")
 
-    def add_counters(self, reordered, timeouts):
-        """Adds this process's reordering counters (from /stats) to the totals given."""
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", self.publish_port, timeout=5)
-            conn.request("GET", "/stats")
-            counters = json.loads(conn.getresponse().read())["counters"]
-            conn.close()
-        except (OSError, ValueError):
-            return reordered, timeouts
-        return reordered + counters.get("items_reordered", 0), timeouts + counters.get("sequencer_timeouts", 0)
-
-    def kill(self):
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self):
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.kill()
+def chain_items(numbers):
+    """Messages m<n> of the chain, each with prev-id the one before (none for m1)."""
+    items = []
+    for n in numbers:
+        item = {
+            "channel": CHANNEL,
+            "id": f"m{n}",
+            "formats": {
+                "http-response": {"body": f"m{n}\n"},
+                "http-stream": {"content": f"id: m{n}\ndata: m{n}\n\n"},
+            },
+        }
+        if n > 1:
+            item["prev-id"] = f"m{n - 1}"
+        items.append(item)
+    return items
 
 
 class Chain:
@@ -183,28 +136,11 @@ class Publisher(threading.Thread):
     def run(self):
         while not self.stop.is_set():
             numbers = self.chain.take()
-            items = []
-            for n in numbers:
-                item = {
-                    "channel": CHANNEL,
-                    "id": f"m{n}",
-                    "formats": {
-                        "http-response": {"body": f"m{n}\n"},
-                        "http-stream": {"content": f"id: m{n}\ndata: m{n}\n\n"},
-                    },
-                }
-                if n > 1:
-                    item["prev-id"] = f"m{n - 1}"
-                items.append(item)
+            items = chain_items(numbers)
             while True:
                 self.chain.attempts += 1
                 try:
-                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                    conn.request(
-                        "POST", "/publish/", json.dumps({"items": items}), {"Content-Type": "application/json"}
-                    )
-                    status = conn.getresponse().status
-                    conn.close()
+                    status, _ = publish(self.port, items, timeout=5)
                 except OSError:
                     status = 0
                 if status == 200:
@@ -274,23 +210,20 @@ class SSEClient(Client):
         self.reconnects += 1
         # Leave at a random moment, as a flaky network would.
         leave_at = time.monotonic() + random.uniform(0.2, 3.0)
-        event = {}
+        parser = SSEParser()
         try:
             while not self.stop.is_set() and time.monotonic() < leave_at:
                 line = response.fp.readline()
                 if not line:
                     return
-                line = line.decode().rstrip("\n")
-                if line == "":
-                    if event.get("event") == "reset":
-                        self.resets += 1
-                        self.received.append(None)
-                    elif "id" in event:
-                        self.received.append(int(event["id"][1:]))
-                    event = {}
-                elif not line.startswith(":"):
-                    key, _, value = line.partition(":")
-                    event[key] = value.lstrip(" ")
+                event = parser.feed(line)
+                if event is None:
+                    continue
+                if event.get("event") == "reset":
+                    self.resets += 1
+                    self.received.append(None)
+                elif "id" in event:
+                    self.received.append(int(event["id"][1:]))
         finally:
             conn.close()
 
@@ -320,24 +253,54 @@ def check(client, acked):
     return problems
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--p8", required=True)
+def add_chaos_options(parser, publishers):
+    """The options of a chaos run: its length, the publish rate, kills, clients, publishers and batches."""
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--rate", type=float, default=20)
     parser.add_argument("--kill-every", type=float, default=4)
     parser.add_argument("--longpoll", type=int, default=4)
     parser.add_argument("--sse", type=int, default=4)
-    parser.add_argument("--publishers", type=int, default=1)
+    parser.add_argument("--publishers", type=int, default=publishers)
     parser.add_argument("--batch", type=int, default=1)
+
+
+def catch_up(clients, acked):
+    """Lets every client catch up with the last acknowledged message (bounded)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        behind = [c for c in clients if not c.received or c.received[-1] is None or c.received[-1] < acked]
+        if not behind:
+            break
+        time.sleep(0.2)
+
+
+def report(clients, acked, logs, requests="requests"):
+    """Prints each client's figures and problems and the verdict; returns the exit status."""
+    failed = False
+    for client in clients:
+        problems = check(client, acked)
+        messages = sum(1 for n in client.received if n is not None)
+        first = next((n for n in client.received if n is not None), None)
+        print(f"  {client.name}: {messages} messages from m{first}, {client.reconnects} {requests}, "
+              f"{client.errors} connection errors, {client.resets} resets"
+              + ("" if not problems else "; PROBLEMS: " + "; ".join(problems)))
+        failed = failed or bool(problems) or first is None
+    if failed:
+        print(f"FAILED (logs in {logs})")
+        return 1
+    print("passed: every client has every acknowledged message after its first, in order, without duplicates")
+    return 0
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--p8", required=True)
+    add_chaos_options(parser, publishers=1)
     args = parser.parse_args()
 
     directory = tempfile.mkdtemp(prefix="p8-chaos-")
-    backend_port = free_port()
-    server = QuietServer(("127.0.0.1", backend_port), Backend)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    p8 = P8(args.p8, directory, free_port(), free_port(), backend_port)
-    p8.start()
+    server = start_server(Backend)
+    p8 = p8_node(args.p8, directory, server.server_port).start()
 
     stop_publishing = threading.Event()
     stop_clients = threading.Event()
@@ -362,7 +325,7 @@ def main():
     reordered = timeouts = 0  # over every process (read just before each kill)
     while time.monotonic() - started < args.seconds:
         time.sleep(random.uniform(args.kill_every * 0.5, args.kill_every * 1.5))
-        reordered, timeouts = p8.add_counters(reordered, timeouts)
+        reordered, timeouts = add_counters(p8, reordered, timeouts)
         p8.kill()
         kills += 1
         time.sleep(random.uniform(0.05, 0.5))
@@ -372,14 +335,8 @@ def main():
     for publisher in publishers:
         publisher.join()
     acked = chain.acked
-    reordered, timeouts = p8.add_counters(reordered, timeouts)
-    # Let every client catch up with the last acknowledged message (bounded).
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        behind = [c for c in clients if not c.received or c.received[-1] is None or c.received[-1] < acked]
-        if not behind:
-            break
-        time.sleep(0.2)
+    reordered, timeouts = add_counters(p8, reordered, timeouts)
+    catch_up(clients, acked)
     stop_clients.set()
     p8.stop()
     server.shutdown()
@@ -389,21 +346,7 @@ def main():
           f"{args.publishers} publishers of {args.batch}-message batches: {reordered} items committed ahead of their "
           f"predecessor, {timeouts} released by message_wait (at least; a process's counts since its last read "
           f"die with it)")
-    failed = False
-    for client in clients:
-        problems = check(client, acked)
-        messages = sum(1 for n in client.received if n is not None)
-        first = next((n for n in client.received if n is not None), None)
-        print(f"  {client.name}: {messages} messages from m{first}, {client.reconnects} requests, "
-              f"{client.errors} connection errors, {client.resets} resets"
-              + ("" if not problems else "; PROBLEMS: " + "; ".join(problems)))
-        failed = failed or bool(problems) or first is None
-    if failed:
-        print(f"FAILED (logs in {directory})")
-        return 1
-    print("passed: every client has every acknowledged message after its first, in order, without duplicates")
-    return 0
-
+    return report(clients, acked, directory)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,67 +12,16 @@ import argparse
 import http.client
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "Support"))
+from p8harness import P8, SSEParser, free_port  # noqa: E402
+
 TIMEOUT = 15
 SIG_KEY = "p8-django-eventstream-test-signing-key"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class P8:
-    def __init__(self, binary, directory, http_port, publish_port, backend_port):
-        self.binary = binary
-        self.config = os.path.join(directory, "p8.conf")
-        with open(os.path.join(directory, "routes"), "w") as f:
-            f.write(f"* 127.0.0.1:{backend_port}\n")
-        with open(self.config, "w") as f:
-            f.write(
-                f"""[global]
-rundir={directory}/run
-[runner]
-http_port=127.0.0.1:{http_port}
-[proxy]
-routesfile=routes
-sig_iss=pushpin
-sig_key={SIG_KEY}
-[handler]
-push_in_http_addr=127.0.0.1
-push_in_http_port={publish_port}
-push_in_http_key={SIG_KEY}
-push_in_spec=
-push_in_sub_specs=
-command_spec=
-stats_spec=
-[store]
-database_file={directory}/p8.sqlite
-"""
-            )
-        self.log = open(os.path.join(directory, "p8.log"), "ab")
-        self.process = None
-
-    def start(self):
-        self.process = subprocess.Popen(
-            [self.binary, "--config", self.config], stdout=subprocess.PIPE, stderr=self.log
-        )
-        line = self.process.stdout.readline().decode()
-        if not line.startswith("p8 ready"):
-            raise RuntimeError(f"p8 did not start: {line!r}")
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=TIMEOUT)
 
 
 def start_django(directory, publish_port):
@@ -124,28 +73,15 @@ class EventStream:
 
     def next_event(self):
         """The next event, keep-alives skipped: (type, id, data lines). Times out after TIMEOUT seconds."""
-        event = {"event": "message", "id": None, "data": []}
-        seen = False
+        parser = SSEParser()
         while True:
             line = self.response.readline()
             if not line:
                 raise AssertionError("the stream ended")
-            text = line.decode().rstrip("\r\n")
-            if text == "":
-                if seen and event["event"] != "keep-alive":
-                    return event["event"], event["id"], event["data"]
-                event = {"event": "message", "id": None, "data": []}
-                seen = False
-                continue
-            if text.startswith(":"):
-                continue
-            name, _, value = text.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            seen = True
-            if name == "data":
-                event["data"].append(value)
-            elif name in ("event", "id"):
-                event[name] = value
+            event = parser.feed(line)
+            if event and event.get("event", "message") != "keep-alive":
+                data = event["data"].split("\n") if "data" in event else []
+                return event.get("event", "message"), event.get("id"), data
 
     def messages(self, count):
         """The next `count` message events as (id, payload)."""
@@ -183,7 +119,8 @@ def main():
     with tempfile.TemporaryDirectory() as directory:
         http_port, publish_port = free_port(), free_port()
         backend_port = start_django(directory, publish_port)
-        p8 = P8(args.p8, directory, http_port, publish_port, backend_port)
+        p8 = P8(args.p8, f"* 127.0.0.1:{backend_port}\n", directory, http_port, publish_port,
+                proxy={"sig_iss": "pushpin", "sig_key": SIG_KEY}, handler={"push_in_http_key": SIG_KEY})
         p8.start()
         try:
             first = EventStream(http_port)
@@ -199,7 +136,7 @@ def main():
             # Missed while disconnected; P-8 restarts before the client comes back.
             send(4)
             send(5)
-            p8.stop()
+            p8.stop(timeout=TIMEOUT, force=False)
             p8.start()
 
             second = EventStream(http_port, last_event_id="test:3")
@@ -217,7 +154,7 @@ def main():
                 sys.stderr.write(log.read().decode(errors="replace")[-4000:])
             raise
         finally:
-            p8.stop()
+            p8.stop(timeout=TIMEOUT, force=False)
     print("django-eventstream behind p8: composite ids, resume with Last-Event-ID after a restart: ok")
 
 

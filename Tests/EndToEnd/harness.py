@@ -7,31 +7,15 @@ The backend tells P-8 where each client is and stores nothing: every resume come
 import http.client
 import json
 import os
-import signal
 import socket
-import subprocess
-import tempfile
+import sys
 import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
-WAIT = 15.0  # the longest any wait may take; each returns as soon as its condition holds
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(condition, timeout=WAIT, interval=0.01):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Support"))
+import p8harness  # noqa: E402
+from p8harness import WAIT, SSEParser, free_port, start_server, wait_until  # noqa: E402, F401
 
 
 class Backend(BaseHTTPRequestHandler):
@@ -90,96 +74,20 @@ class Backend(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        pass
-
-
 def start_backend():
-    server = QuietServer(("127.0.0.1", 0), Backend)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return start_server(Backend)
 
 
-class P8:
+class P8(p8harness.P8):
     """A p8 process with its own directory, database and ports; `kill()` is kill -9, `start()` starts it again
     on the same database and ports."""
 
-    def __init__(self, binary, backend_port, message_wait=30000, zmq=False):
-        self.binary = binary
-        self.directory = tempfile.mkdtemp(prefix="p8-e2e-")
-        self.http_port = free_port()
-        self.publish_port = free_port()
+    def __init__(self, binary, backend_port, message_wait=30000, zmq=False, proxy=None, store=None):
         self.zmq_push = f"tcp://127.0.0.1:{free_port()}" if zmq else ""
-        self.process = None
-        with open(os.path.join(self.directory, "routes"), "w") as f:
-            f.write(f"*,path_beg=/ws 127.0.0.1:{backend_port},over_http\n")
-            f.write(f"*,resume_last_event_id 127.0.0.1:{backend_port}\n")
-        with open(os.path.join(self.directory, "p8.conf"), "w") as f:
-            f.write(
-                f"""[global]
-rundir={self.directory}/run
-[runner]
-http_port=127.0.0.1:{self.http_port}
-[proxy]
-routesfile=routes
-[handler]
-push_in_http_addr=127.0.0.1
-push_in_http_port={self.publish_port}
-push_in_spec={self.zmq_push}
-push_in_sub_specs=
-command_spec=
-stats_spec=
-message_wait={message_wait}
-[store]
-database_file={self.directory}/p8.sqlite
-"""
-            )
-        self.log = open(os.path.join(self.directory, "p8.log"), "ab")
-
-    def start(self):
-        self.process = subprocess.Popen(
-            [self.binary, "--config", os.path.join(self.directory, "p8.conf")],
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-        )
-        line = self.process.stdout.readline().decode()
-        if not line.startswith("p8 ready"):
-            raise RuntimeError(f"p8 did not start: {line!r} (log in {self.directory}/p8.log)")
-        return self
-
-    def kill(self):
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def publish(self, items):
-        conn = http.client.HTTPConnection("127.0.0.1", self.publish_port, timeout=WAIT)
-        conn.request("POST", "/publish/", json.dumps({"items": items}), {"Content-Type": "application/json"})
-        response = conn.getresponse()
-        body = response.read()
-        conn.close()
-        assert response.status == 200, body
-        return body
-
-    def stats(self):
-        conn = http.client.HTTPConnection("127.0.0.1", self.publish_port, timeout=WAIT)
-        conn.request("GET", "/stats")
-        stats = json.loads(conn.getresponse().read())
-        conn.close()
-        return stats
-
-    def subscribers(self, channel):
-        return self.stats()["channels"].get(channel, {}).get("subscribers", 0)
+        routes = (f"*,path_beg=/ws 127.0.0.1:{backend_port},over_http\n"
+                  f"*,resume_last_event_id 127.0.0.1:{backend_port}\n")
+        super().__init__(binary, routes, prefix="p8-e2e-", proxy=proxy, store=store,
+                         handler={"push_in_spec": self.zmq_push, "message_wait": message_wait})
 
 
 def chain_item(channel, n, first=1):
@@ -214,22 +122,14 @@ class EventStream:
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
-        event = {}
+        parser = SSEParser()
         try:
-            while True:
-                line = self.response.fp.readline()
-                if not line:
-                    break
-                line = line.decode().rstrip("\n")
-                if line == "":
-                    if event:
-                        self.events.append(event)
-                        if "id" in event:
-                            self.ids.append(event["id"])
-                    event = {}
-                elif not line.startswith(":"):
-                    key, _, value = line.partition(":")
-                    event[key] = value.lstrip(" ")
+            while line := self.response.fp.readline():
+                event = parser.feed(line)
+                if event:
+                    self.events.append(event)
+                    if "id" in event:
+                        self.ids.append(event["id"])
         except OSError:
             pass
         self.closed = True

@@ -17,16 +17,13 @@ import collections
 import os
 import random
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Chaos"))
-from live_fuzz import Backend, QuietServer, free_port
-
-HOST = "127.0.0.1"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Support"))
+from p8harness import HOST, P8, GripBackend, StartFailed, fd_count, free_port, start_server  # noqa: E402
 RESPONSE_TIMEOUT = 3
 
 
@@ -104,10 +101,6 @@ def request(port, host):
     return int(data[9:12]), head, body
 
 
-def fd_count(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--p8", required=True)
@@ -115,9 +108,8 @@ def main():
     parser.add_argument("--workers", type=int, default=16)
     args = parser.parse_args()
 
-    healthy = QuietServer((HOST, free_port()), Backend)
+    healthy = start_server(GripBackend)
     healthy.request_queue_size = 512
-    threading.Thread(target=healthy.serve_forever, daemon=True).start()
     ports = {name: serve(handler) for name, handler in
              [("blackhole", blackhole), ("reset", reset_mid_body), ("garbage", garbage), ("slow", slow)]}
     refused = free_port()
@@ -128,31 +120,12 @@ def main():
                "reset": {200, 502, None}, "slow": {200, 504, None}}
 
     directory = tempfile.mkdtemp(prefix="p8-backend-faults-")
-    with open(os.path.join(directory, "routes"), "w") as f:
-        f.write("\n".join(routes) + "\n")
-    http_port = free_port()
-    with open(os.path.join(directory, "p8.conf"), "w") as f:
-        f.write(f"""[global]
-rundir={directory}/run
-[runner]
-http_port={HOST}:{http_port}
-[proxy]
-routesfile=routes
-backend_connect_timeout=2
-backend_response_timeout={RESPONSE_TIMEOUT}
-[handler]
-push_in_http_addr={HOST}
-push_in_http_port={free_port()}
-push_in_spec=
-push_in_sub_specs=
-command_spec=
-stats_spec=
-[store]
-database_file={directory}/p8.sqlite
-""")
-    log = open(os.path.join(directory, "p8.log"), "wb")
-    p8 = subprocess.Popen([args.p8, "--config", os.path.join(directory, "p8.conf")], stdout=subprocess.PIPE, stderr=log)
-    if not p8.stdout.readline().startswith(b"p8 ready"):
+    p8 = P8(args.p8, "\n".join(routes) + "\n", directory,
+            proxy={"backend_connect_timeout": 2, "backend_response_timeout": RESPONSE_TIMEOUT})
+    http_port = p8.http_port
+    try:
+        p8.start()
+    except StartFailed:
         print(f"FAILED: p8 did not start (log in {directory})")
         return 1
     baseline = fd_count(p8.pid)
@@ -181,13 +154,12 @@ database_file={directory}/p8.sqlite
         thread.start()
     for thread in workers:
         thread.join()
-    alive = p8.poll() is None
+    alive = p8.alive()
     deadline = time.monotonic() + 30
     while alive and time.monotonic() < deadline and fd_count(p8.pid) > baseline + 5:
         time.sleep(0.5)
     after = fd_count(p8.pid) if alive else None
-    p8.terminate()
-    p8.wait(timeout=15)
+    p8.stop(timeout=15, force=False)
 
     summary = ", ".join(f"{name} {status or 'cut short'}: {n}" for (name, status), n in sorted(
         outcomes.items(), key=lambda entry: (entry[0][0], entry[0][1] or 0)))

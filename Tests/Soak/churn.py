@@ -23,51 +23,10 @@ import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Chaos"))
-from live_fuzz import Backend, QuietServer, free_port
-
-HOST = "127.0.0.1"
-
-
-class P8Process:
-    def __init__(self, binary, directory, backend_port, max_items):
-        self.http_port, self.publish_port = free_port(), free_port()
-        with open(os.path.join(directory, "routes"), "w") as f:
-            f.write(f"*,proto=ws {HOST}:{backend_port},over_http\n*,resume_last_event_id {HOST}:{backend_port}\n")
-        with open(os.path.join(directory, "p8.conf"), "w") as f:
-            f.write(f"""[global]
-rundir={directory}/run
-[runner]
-http_port={HOST}:{self.http_port}
-[proxy]
-routesfile=routes
-[handler]
-push_in_http_addr={HOST}
-push_in_http_port={self.publish_port}
-push_in_spec=
-push_in_sub_specs=
-command_spec=
-stats_spec=
-[store]
-database_file={directory}/p8.sqlite
-max_items={max_items}
-""")
-        self.log = open(os.path.join(directory, "p8.log"), "wb")
-        self.process = subprocess.Popen([binary, "--config", os.path.join(directory, "p8.conf")],
-                                        stdout=subprocess.PIPE, stderr=self.log)
-        line = self.process.stdout.readline().decode()
-        if not line.startswith("p8 ready"):
-            raise RuntimeError(f"p8 did not start: {line!r}")
-
-    def sample(self):
-        """(resident memory in KiB, open descriptors)."""
-        pid = self.process.pid
-        with open(f"/proc/{pid}/status") as f:
-            rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-        return rss, len(os.listdir(f"/proc/{pid}/fd"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Support"))
+from p8harness import HOST, P8, GripBackend, start_server  # noqa: E402
 
 
 class Client:
@@ -312,18 +271,18 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * args.clients + 1024)), hard))
 
     directory = tempfile.mkdtemp(prefix="p8-churn-")
-    backend = QuietServer((HOST, free_port()), Backend)
+    backend = start_server(GripBackend)
     backend.request_queue_size = 1024
-    threading.Thread(target=backend.serve_forever, daemon=True).start()
-    p8 = P8Process(args.p8, directory, backend.server_port, args.max_items)
+    routes = (f"*,proto=ws {HOST}:{backend.server_port},over_http\n"
+              f"*,resume_last_event_id {HOST}:{backend.server_port}\n")
+    p8 = P8(args.p8, routes, directory, store={"max_items": args.max_items}).start()
     args.http_port, args.publish_port, args.backend_port = p8.http_port, p8.publish_port, backend.server_port
     try:
         clients, published, failures, samples, baseline, after, behind, latencies = asyncio.run(
             main_async(args, p8)
         )
     finally:
-        p8.process.terminate()
-        p8.process.wait(timeout=15)
+        p8.stop(timeout=15, force=False)
         backend.shutdown()
 
     warmup = args.warmup if args.warmup is not None else args.seconds / 4

@@ -34,10 +34,8 @@ import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Chaos"))
-from live_fuzz import Backend, QuietServer, free_port
-
-HOST = "127.0.0.1"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Support"))
+from p8harness import HOST, P8, GripBackend, QuietServer, StartFailed, free_port, rss_kib, start_server  # noqa: E402
 QUEUE_LIMIT = 2 * 1024 * 1024
 # The vanished clients' network: p8 listens on HOST_SIDE too, the clients connect from CLIENT_SIDE.
 HOST_SIDE, CLIENT_SIDE = "10.201.16.1", "10.201.16.2"
@@ -85,11 +83,6 @@ def publish(port, items):
                   b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
         answer = s.recv(100)
     return answer.startswith(b"HTTP/1.1 200")
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
 # MARK: - Holders (child processes that keep slow clients)
@@ -291,32 +284,15 @@ def main():
                 args.vanish = 0
 
     directory = tempfile.mkdtemp(prefix="p8-slow-")
-    backend = BackendServer((HOST, free_port()), Backend)
-    threading.Thread(target=backend.serve_forever, daemon=True).start()
-    args.http_port, args.publish_port = free_port(), free_port()
+    backend = start_server(GripBackend, server_class=BackendServer)
+    args.http_port = free_port()
     listen = f"{HOST}:{args.http_port}" + (f",{HOST_SIDE}:{args.http_port}" if args.vanish else "")
-    with open(os.path.join(directory, "routes"), "w") as f:
-        f.write(f"*,proto=ws {HOST}:{backend.server_port},over_http\n* {HOST}:{backend.server_port}\n")
-    with open(os.path.join(directory, "p8.conf"), "w") as f:
-        f.write(f"""[global]
-rundir={directory}/run
-[runner]
-http_port={listen}
-[proxy]
-routesfile=routes
-[handler]
-push_in_http_addr={HOST}
-push_in_http_port={args.publish_port}
-push_in_spec=
-push_in_sub_specs=
-command_spec=
-stats_spec=
-[store]
-database_file={directory}/p8.sqlite
-""")
-    log = open(os.path.join(directory, "p8.log"), "wb")
-    p8 = subprocess.Popen([args.p8, "--config", os.path.join(directory, "p8.conf")], stdout=subprocess.PIPE, stderr=log)
-    if not p8.stdout.readline().startswith(b"p8 ready"):
+    routes = f"*,proto=ws {HOST}:{backend.server_port},over_http\n* {HOST}:{backend.server_port}\n"
+    p8 = P8(args.p8, routes, directory, http_port=args.http_port, listen=listen)
+    args.publish_port = p8.publish_port
+    try:
+        p8.start()
+    except StartFailed:
         print(f"FAILED: p8 did not start (log in {directory})")
         return 1
     problems = []
@@ -341,8 +317,7 @@ database_file={directory}/p8.sqlite
                   + (f", {vanish_count} vanished ({open_to_vanished} of p8's sockets to them still open)"
                      if vanish_count else ""), flush=True)
     finally:
-        p8.terminate()
-        p8.wait(timeout=30)
+        p8.stop(timeout=30, force=False)
         backend.shutdown()
         if args.network:
             args.network.close()

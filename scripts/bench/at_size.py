@@ -127,15 +127,10 @@ def main():
     args = parser.parse_args()
 
     backend = start_backend()
-    p8 = P8(os.path.abspath(args.p8), backend.server_address[1])
     metrics_port = free_port()
-    config = os.path.join(p8.directory, "p8.conf")
-    with open(config) as f:
-        text = f.read().replace("[proxy]\n", f"[proxy]\nprometheus_port=127.0.0.1:{metrics_port}\n")
     # `hot` keeps more than the default 1,000 items, so that --missed 1000 leaves its cursor retained.
-    text = text.replace("[store]\n", "[store]\nretention_overrides=hot:items=1000000\n")
-    with open(config, "w") as f:
-        f.write(text)
+    p8 = P8(os.path.abspath(args.p8), backend.server_address[1],
+            proxy={"prometheus_port": f"127.0.0.1:{metrics_port}"}, store={"retention_overrides": "hot:items=1000000"})
     p8.start()
     try:
         empty_rate = probe_throughput(p8, "probe-empty", args.probe, args.concurrency)

@@ -13,11 +13,13 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
+import sys
 import tempfile
-import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "Tests", "Support"))
+from p8harness import free_port, launch, start_server  # noqa: E402
 
 
 class Backend(http.server.BaseHTTPRequestHandler):
@@ -33,12 +35,6 @@ class Backend(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--p8", required=True)
@@ -47,20 +43,15 @@ def main():
     parser.add_argument("--kill-after", type=float, default=4)
     args = parser.parse_args()
 
-    backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Backend)
-    backend.daemon_threads = True
-    # Its connections from the killed server are reset: expected, not worth a traceback.
-    backend.handle_error = lambda request, address: None
-    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    # Its connections from the killed server are reset: expected, not worth a traceback (a QuietServer).
+    backend = start_server(Backend)
     directory = tempfile.mkdtemp(prefix="p8-kill-")
     port = free_port()
     with open(os.path.join(directory, "p8.conf"), "w") as f:
         f.write(f"[global]\nrundir={directory}/run\n[runner]\nhttp_port=127.0.0.1:{port}\n[handler]\n"
                 "push_in_http_port=0\npush_in_spec=\npush_in_sub_specs=\ncommand_spec=\nstats_spec=\n")
-    p8 = subprocess.Popen(
-        [args.p8, "--config", f"{directory}/p8.conf", "--route", f"* 127.0.0.1:{backend.server_address[1]}"],
-        stdout=subprocess.PIPE, stderr=open(os.path.join(directory, "p8.log"), "ab"))
-    assert p8.stdout.readline().startswith(b"p8 ready"), f"p8 did not start (log in {directory})"
+    route = f"* 127.0.0.1:{backend.server_address[1]}"
+    p8 = launch([args.p8, "--config", f"{directory}/p8.conf", "--route", route], os.path.join(directory, "p8.log"))
     wrk = subprocess.Popen(
         ["wrk", "-t2", f"-c{args.connections}", f"-d{args.seconds}s", f"http://127.0.0.1:{port}/"],
         stdout=subprocess.PIPE, text=True)
