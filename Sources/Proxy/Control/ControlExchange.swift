@@ -5,7 +5,7 @@ import NIOHTTP1
 struct ControlExchange {
     /// How long a refused request's unread body is drained after the response, so that closing the socket does
     /// not reset the connection before the client has read the answer.
-    static let drainTime = TimeAmount.seconds(2)
+    static let drainTime = TimeAmount.seconds(10)
 
     let channel: any Channel
     let outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
