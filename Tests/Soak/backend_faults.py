@@ -128,7 +128,7 @@ def main():
     except StartFailed:
         print(f"FAILED: p8 did not start (log in {directory})")
         return 1
-    baseline = fd_count(p8.pid)
+    baseline = fd_count(p8.server_pid)
     outcomes = collections.Counter()
     problems = []
     stop_at = time.monotonic() + args.seconds
@@ -156,9 +156,9 @@ def main():
         thread.join()
     alive = p8.alive()
     deadline = time.monotonic() + 30
-    while alive and time.monotonic() < deadline and fd_count(p8.pid) > baseline + 5:
+    while alive and time.monotonic() < deadline and fd_count(p8.server_pid) > baseline + 5:
         time.sleep(0.5)
-    after = fd_count(p8.pid) if alive else None
+    after = fd_count(p8.server_pid) if alive else None
     p8.stop(timeout=15, force=False)
 
     summary = ", ".join(f"{name} {status or 'cut short'}: {n}" for (name, status), n in sorted(

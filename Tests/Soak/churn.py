@@ -243,7 +243,7 @@ async def main_async(args, p8):
             connections = subprocess.run(["ss", "-tanpH"], capture_output=True, text=True).stdout.splitlines()
         except FileNotFoundError:
             connections = []
-        mine = [line.split()[:5] for line in connections if f"pid={p8.process.pid}," in line]
+        mine = [line.split()[:5] for line in connections if f"pid={p8.server_pid}," in line]
         print("  p8's TCP sockets left:", collections.Counter((state, peer.rsplit(":", 1)[-1] == str(args.backend_port))
                                                             for state, _, _, _, peer in mine))
     stop_sampling.set()

@@ -223,7 +223,7 @@ def phase(args, p8, slow_count, vanish_count, counter):
     for client in fast:
         if not client.subscribed.wait(30):
             raise AssertionError("a fast client's stream did not open")
-    max_rss = rss_kib(p8.pid)
+    max_rss = rss_kib(p8.server_pid)
     stop_at = time.monotonic() + args.seconds
     bulk = "b" * args.bulk_bytes
     while time.monotonic() < stop_at:
@@ -232,7 +232,7 @@ def phase(args, p8, slow_count, vanish_count, counter):
         bulk_item = {"channel": "bulk", "formats": {"http-stream": {"content": bulk}, "ws-message": {"content": bulk}}}
         if not publish(args.publish_port, [fast_item]) or not publish(args.publish_port, [bulk_item]):
             raise AssertionError("a publish failed")
-        max_rss = max(max_rss, rss_kib(p8.pid))
+        max_rss = max(max_rss, rss_kib(p8.server_pid))
         time.sleep(0.05)
     time.sleep(2)
     for client in fast:
@@ -241,7 +241,7 @@ def phase(args, p8, slow_count, vanish_count, counter):
     open_to_vanished = 0
     if vanished:
         deadline = time.monotonic() + 30
-        while (open_to_vanished := p8_sockets_to(HOST_SIDE, p8.pid)) > vanish_count // 10 and time.monotonic() < deadline:
+        while (open_to_vanished := p8_sockets_to(HOST_SIDE, p8.server_pid)) > vanish_count // 10 and time.monotonic() < deadline:
             time.sleep(0.5)
     return fast, max_rss, connected, open_to_vanished
 

@@ -197,7 +197,14 @@ class P8:
 
     @property
     def pid(self):
+        """The process started: the runner, or the server itself under `--no-supervisor`."""
         return self.process.pid
+
+    @property
+    def server_pid(self):
+        """The process that serves (and holds the connections and memory): the runner's child started with
+        `--server`, or the process itself under `--no-supervisor`."""
+        return server_pid_of(self.pid)
 
     def alive(self):
         return self.process is not None and self.process.poll() is None
@@ -231,8 +238,9 @@ class P8:
         return self.stats(timeout).get("channels", {}).get(channel, {}).get("subscribers", 0)
 
     def sample(self):
-        """(resident memory in KiB, open descriptors) of the process."""
-        return rss_kib(self.pid), fd_count(self.pid)
+        """(resident memory in KiB, open descriptors) of the server process."""
+        pid = self.server_pid
+        return rss_kib(pid), fd_count(pid)
 
 
 # MARK: - The HTTP API
@@ -285,6 +293,20 @@ class SSEParser:
 
 
 # MARK: - /proc
+
+
+def server_pid_of(pid):
+    """`pid`'s child that runs `p8 ... --server` (a runner's server), else `pid` (a server run alone)."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            for child in f.read().split():
+                try:
+                    with open(f"/proc/{child}/cmdline", "rb") as cmdline:
+                        if b"--server" in cmdline.read().split(b"\0"):
+                            return int(child)
+                except FileNotFoundError:
+                    continue
+    return pid
 
 
 def rss_kib(pid):
