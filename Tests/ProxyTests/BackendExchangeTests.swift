@@ -8,6 +8,10 @@ import Testing
 
 @testable import Proxy
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// ``BackendExchange`` against real backends on loopback: failover over refused targets, the head it writes, a
 /// connect that completes after its request ended, and the retry on a fresh connection.
 @Suite("One backend exchange: connect, failover, retry")
@@ -65,14 +69,6 @@ struct BackendExchangeTests {
     }
 
     /// A loopback port nothing listens on.
-    private static func refusedPort() async throws -> Int {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .bind(host: "127.0.0.1", port: 0).get()
-        let port = try #require(channel.localAddress?.port)
-        try await channel.close()
-        return port
-    }
-
     private static func request(_ routeLine: String, uri: String) throws -> BackendRequest {
         let route = try #require(RouteTable.parse(routeLine).table.routes.first)
         var request = BackendRequest(
@@ -125,11 +121,12 @@ struct BackendExchangeTests {
     func failsOver() async throws {
         let backend = try await TestBackend.start()
         defer { Task { await backend.stop() } }
-        let refused = try await Self.refusedPort()
-        let request = try Self.request("* 127.0.0.1:\(refused) 127.0.0.1:\(backend.port)", uri: "/echo")
+        let refused = try RefusedPort()
+        let request = try Self.request("* 127.0.0.1:\(refused.port) 127.0.0.1:\(backend.port)", uri: "/echo")
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
         let results = try await Self.send([request], on: eventLoop)
         #expect(results == [["connected \(backend.port)", "head 200"]])
+        withExtendedLifetime(refused) {}
         let seen = try #require(backend.requests.first)
         #expect(seen.uri == "/echo")
         #expect(seen.values("Grip-Last") == ["a; last-id=1"])
@@ -137,11 +134,12 @@ struct BackendExchangeTests {
 
     @Test("when every target refuses, the owner hears the backend is unavailable")
     func unavailable() async throws {
-        let first = try await Self.refusedPort()
-        let second = try await Self.refusedPort()
-        let request = try Self.request("* 127.0.0.1:\(first) 127.0.0.1:\(second)", uri: "/")
+        let first = try RefusedPort()
+        let second = try RefusedPort()
+        let request = try Self.request("* 127.0.0.1:\(first.port) 127.0.0.1:\(second.port)", uri: "/")
         let results = try await Self.send([request], on: MultiThreadedEventLoopGroup.singleton.next())
         #expect(results == [["unavailable"]])
+        withExtendedLifetime((first, second)) {}
     }
 
     @Test("a connect that completes after its request ended gives its connection to the pool, unused")
@@ -189,5 +187,35 @@ struct BackendExchangeTests {
         // Without the retry, the failure stands.
         let failed = try await Self.send([request], retries: false, pool: pool, on: eventLoop)
         #expect(failed == [["connected \(backend.port)", "closed"]])
+    }
+}
+
+/// A loopback port that refuses connections for as long as this lives: a socket bound to it that does not listen.
+/// (A port bound and released could be taken by another test's server before the connect.)
+final class RefusedPort {
+    let port: Int
+    private let descriptor: CInt
+
+    init() throws {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                bind(descriptor, address, length) == 0 && getsockname(descriptor, address, &length) == 0
+            }
+        }
+        guard descriptor >= 0, bound else {
+            close(descriptor)
+            throw HoldTestError("cannot bind a loopback port")
+        }
+        self.descriptor = descriptor
+        self.port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    deinit {
+        close(self.descriptor)
     }
 }
