@@ -194,7 +194,10 @@ package final class HoldSession: ChannelSubscriber, RecordedSession {
                 }
             }
             state.outbox.append(contentsOf: actions)
-            return (actions, Self.markRecordStale(&state))
+            // The record was written when the hold started, with where it joined each channel: it moved only if
+            // positions were resolved against the log (a prev-id) or items were delivered since.
+            let moved = !replay.isEmpty || !buffered.isEmpty || self.request.channels.contains { $0.prevID != nil }
+            return (actions, moved && Self.markRecordStale(&state))
         }
         if recordStale {
             self.hub.holdRecords.positionsMoved(self)

@@ -52,14 +52,11 @@ extension PublishHub {
 
     // MARK: - Hold records
 
+    /// Writes the record of a hold that starts (after it joined its channels' logs: a channel without a prev-id
+    /// is recorded at the sequence it joined at).
     func recordHold(_ session: HoldSession) {
-        let request = session.request
-        self.holdRecords.write(
-            self.record(
-                of: session,
-                channels: request.channels.map { HoldRecord.Channel(name: $0.name, lastId: $0.prevID) }
-            )
-        )
+        guard let channels = session.recordedChannels() else { return }
+        self.holdRecords.write(self.record(of: session, channels: channels))
     }
 
     /// `session`'s record, with `channels` where its client is.

@@ -108,7 +108,8 @@ struct PostgreSQLTests {
 
     @Test("a server that is down is one error line and status 75, for every command that reads the database")
     func serverDown() async throws {
-        let closed = "postgresql://p8@127.0.0.1:\(try freePort())/p8"
+        let nothing = try LoopbackPort()
+        let closed = "postgresql://p8@127.0.0.1:\(nothing.port)/p8"
         for arguments in [["channels"], ["history", "news"], ["held"], ["export"], ["trim", "--all", "--keep", "1"]] {
             let result = try await ctl(arguments + ["--db", closed])
             #expect(result.status == 75, "\(arguments): \(result)")
@@ -119,6 +120,7 @@ struct PostgreSQLTests {
         let empty = try await ctl(["channels", "--db", try await PostgreSQLFixture.createDatabase()])
         #expect(empty.status == 65, "\(empty)")
         #expect(empty.stderr.contains("no P-8 schema"), "\(empty)")
+        withExtendedLifetime(nothing) {}
     }
 
     @Test("backup copies PostgreSQL to an SQLite file that p8 serves: same items, sequences, ids and cursors")
@@ -245,21 +247,4 @@ struct PostgreSQLFixture {
 private func withP8(store: String, in directory: TemporaryDirectory, _ body: (String) async throws -> Void) async throws
 {
     try await withP8Process(writingConfig: directory.path("p8-server.conf"), store: store, body)
-}
-
-/// A loopback port nothing listens on (bound, then released).
-private func freePort() throws -> Int {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(descriptor) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
-            bind(descriptor, socketAddress, length) == 0 && getsockname(descriptor, socketAddress, &length) == 0
-        }
-    }
-    guard bound else { throw CtlTestError(description: "no free port") }
-    return Int(UInt16(bigEndian: address.sin_port))
 }

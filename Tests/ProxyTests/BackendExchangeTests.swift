@@ -8,10 +8,6 @@ import Testing
 
 @testable import Proxy
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// ``BackendExchange`` against real backends on loopback: failover over refused targets, the head it writes, a
 /// connect that completes after its request ended, and the retry on a fresh connection.
 @Suite("One backend exchange: connect, failover, retry")
@@ -121,7 +117,7 @@ struct BackendExchangeTests {
     func failsOver() async throws {
         let backend = try await TestBackend.start()
         defer { Task { await backend.stop() } }
-        let refused = try RefusedPort()
+        let refused = try LoopbackPort()
         let request = try Self.request("* 127.0.0.1:\(refused.port) 127.0.0.1:\(backend.port)", uri: "/echo")
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
         let results = try await Self.send([request], on: eventLoop)
@@ -134,8 +130,8 @@ struct BackendExchangeTests {
 
     @Test("when every target refuses, the owner hears the backend is unavailable")
     func unavailable() async throws {
-        let first = try RefusedPort()
-        let second = try RefusedPort()
+        let first = try LoopbackPort()
+        let second = try LoopbackPort()
         let request = try Self.request("* 127.0.0.1:\(first.port) 127.0.0.1:\(second.port)", uri: "/")
         let results = try await Self.send([request], on: MultiThreadedEventLoopGroup.singleton.next())
         #expect(results == [["unavailable"]])
@@ -187,35 +183,5 @@ struct BackendExchangeTests {
         // Without the retry, the failure stands.
         let failed = try await Self.send([request], retries: false, pool: pool, on: eventLoop)
         #expect(failed == [["connected \(backend.port)", "closed"]])
-    }
-}
-
-/// A loopback port that refuses connections for as long as this lives: a socket bound to it that does not listen.
-/// (A port bound and released could be taken by another test's server before the connect.)
-final class RefusedPort {
-    let port: Int
-    private let descriptor: CInt
-
-    init() throws {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
-                bind(descriptor, address, length) == 0 && getsockname(descriptor, address, &length) == 0
-            }
-        }
-        guard descriptor >= 0, bound else {
-            close(descriptor)
-            throw HoldTestError("cannot bind a loopback port")
-        }
-        self.descriptor = descriptor
-        self.port = Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    deinit {
-        close(self.descriptor)
     }
 }

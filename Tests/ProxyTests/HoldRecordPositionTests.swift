@@ -32,6 +32,23 @@ import Testing
         }
     }
 
+    @Test func aHoldWithoutPrevIDIsRecordedAtTheSequenceItJoinedAt() async throws {
+        let backend = try await TestBackend.start()
+        defer { Task { await backend.stop() } }
+        try await withRunningP8Server(routes: ["* 127.0.0.1:\(backend.port)"]) { p8 in
+            _ = try await publish(p8, Self.chained("hj", 1...3))
+            let client = try await RawHTTPConnection.connect(port: p8.httpPort)
+            let path = gripPath([("Grip-Hold", "response"), ("Grip-Channel", "hj")], body: "")
+            try await client.send("GET \(path) HTTP/1.1\r\nHost: example.com\r\n\r\n")
+            try await waitForSubscribers(p8, channel: "hj")
+            let store = try await ChannelStore.openReadOnly(path: p8.databasePath, logger: Self.quiet)
+            let newest = try #require(try await store.newest(channel: "hj"))
+            let channel = try await Self.recordedChannel(store, "hj") { $0.lastSequence != nil }
+            #expect(channel.lastSequence == newest.sequence)
+            #expect(channel.lastId == nil)
+        }
+    }
+
     @Test func aWebSocketsRecordMovesToTheLastMessageSent() async throws {
         try await withTestBackend { backend in
             try await withRunningP8Server(routes: ["* 127.0.0.1:\(backend.port),over_http"]) { p8 in

@@ -124,7 +124,7 @@ struct PrivateCluster: Sendable {
 
     init(directory: String) throws {
         self.directory = directory
-        self.port = try Self.freePort()
+        self.port = try LoopbackPort.free()
     }
 
     /// Starts the cluster (creating it the first time) and returns its URL.
@@ -149,22 +149,5 @@ struct PrivateCluster: Sendable {
         guard try await child.waitForExit(timeout: timeout) == 0 else {
             throw HoldTestError("postgresql-cluster.sh \(arguments.joined(separator: " ")) failed")
         }
-    }
-
-    private static func freePort() throws -> Int {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
-                bind(descriptor, socketAddress, length) == 0 && getsockname(descriptor, socketAddress, &length) == 0
-            }
-        }
-        guard bound else { throw HoldTestError("no free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
