@@ -1,7 +1,6 @@
 import Foundation
 import GRIP
 import Logging
-import Store
 import Synchronization
 
 /// One held client request on the publish side: its channels and positions, and what each delivered item means
@@ -19,7 +18,8 @@ package final class HoldSession: ChannelSubscriber, RecordedSession {
     let startedAt = Date()
     let connection: any HeldConnection
     private let hub: PublishHub
-    private let state: Mutex<State>
+    /// Everything that changes, under one lock (the extensions in other files take it too).
+    let state: Mutex<State>
 
     struct ChannelState {
         /// The id the next item's `prev-id` must equal, when the client's position is tracked (grip-spec §5.2).
@@ -83,12 +83,6 @@ package final class HoldSession: ChannelSubscriber, RecordedSession {
         self.state = Mutex(state)
     }
 
-    /// Where the client is on each of its channels: the id of the last item it was sent (the backend's `prev-id`
-    /// before any), nil where no id is known. With the hold's request, what a process needs to resume the client.
-    package var positions: [String: String?] {
-        self.state.withLock { state in state.channels.mapValues(\.currentID) }
-    }
-
     // MARK: - Start
 
     /// Marks where the session joined each channel's log, right after it subscribed: items logged before (whose
@@ -121,33 +115,6 @@ package final class HoldSession: ChannelSubscriber, RecordedSession {
             guard let joined = state.channels[channel]?.replayedThrough else { return }
             state.channels[channel]?.currentSequence = joined
         }
-    }
-
-    /// The channels with the positions the client is at, in the request's order, for the held-request record;
-    /// nil once the session ended (its record is deleted). The record is up to date after this call.
-    func recordedChannels() -> [HoldRecord.Channel]? {
-        self.state.withLock { state in
-            if case .ended = state.phase { return nil }
-            state.recordIsStale = false
-            return self.request.channels.map { channel in
-                let position = state.channels[channel.name]
-                return HoldRecord.Channel(
-                    name: channel.name,
-                    lastId: position?.currentID,
-                    lastSequence: position?.currentSequence
-                )
-            }
-        }
-    }
-
-    func currentPositions() -> HoldPositions? {
-        self.recordedChannels().map { HoldPositions(holdID: self.id, channels: $0) }
-    }
-
-    /// Marks the record stale; true when it was not already (the hub is then told, once, outside the lock).
-    private static func markRecordStale(_ state: inout State) -> Bool {
-        defer { state.recordIsStale = true }
-        return !state.recordIsStale
     }
 
     /// The client's position on a channel cannot be resumed: stop checking prev-ids there, owe a reset signal.

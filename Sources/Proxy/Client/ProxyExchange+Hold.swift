@@ -113,16 +113,6 @@ extension ProxyExchange {
         }
     }
 
-    /// The links as the held-request record keeps them; nil without any.
-    private static func recordedLinks(next: NextLink?, gone: LinkTarget?) -> HoldLinks? {
-        guard next != nil || gone != nil else { return nil }
-        return HoldLinks(
-            next: next?.uri.absoluteString,
-            gone: gone?.uri.absoluteString,
-            goneThroughRoute: gone.map { $0.directTarget == nil } ?? false
-        )
-    }
-
     /// A stream's initial body through its channels' filters that act on responses (`build-id`, grip-spec §3.5
     /// item 10), with the backend's prev-ids as the channels' ids.
     private static func filteredInitialBody(_ instruct: Instruct) throws(ContentFilterError) -> [UInt8] {
@@ -317,67 +307,11 @@ extension ProxyExchange {
         }
     }
 
-    /// A stream with a next link fetches it when no item came for the link's timeout.
-    private func armLinkTimer(_ held: HeldExchange) {
-        guard let link = held.nextLink, held.instruct.holdMode == .stream else { return }
-        held.linkTimer?.cancel()
-        held.linkTimer = self.eventLoop.assumeIsolated().scheduleTask(in: .seconds(Int64(link.timeout))) {
-            guard self.hold === held else { return }
-            held.session?.recover()
-        }
-    }
-
-    // MARK: - Recovery and next links
+    // MARK: - Recovery
 
     /// The publish side asks the backend to fill a gap.
     func heldRecover(_ gripLast: [GripLast], generation: Int) {
         self.carryOut(self.holds.recover(gripLast, generation: generation))
-    }
-
-    /// Fetches the current hold's next link; without one, the stream ends.
-    private func fetchNextLink(gripLast: [GripLast]) {
-        guard let held = self.hold, let link = held.nextLink else {
-            self.endStream(debugMessage: nil)
-            return
-        }
-        held.session?.end()
-        held.session = nil
-        held.cancelTimers()
-        self.linkAttempts = 0
-        self.startBackendRequest(.nextLink(link, gripLast))
-    }
-
-    /// A next link answered with GRIP instructions (its body goes to the stream before they take effect).
-    func nextLinkAnswered(_ instruct: Instruct) {
-        self.linkAttempts = 0
-        switch HoldStateMachine.nextLinkAnswered(mode: instruct.holdMode, hasNextLink: instruct.nextLink != nil) {
-        case .endStream(let debugMessage):
-            self.endStream(debugMessage: debugMessage)
-        case .appendAndEnd:
-            if !instruct.response.body.isEmpty {
-                self.client.writeBody(ByteBuffer(bytes: instruct.response.body))
-            }
-            self.endStream(debugMessage: nil)
-        case .holdAgain:
-            self.beginHold(instruct)
-        }
-    }
-
-    /// A next link could not be fetched (connection error, timeout, non-2xx): try again with back-off
-    /// (1, 2, 4, 8, 16 s, plus up to a second), then end the stream.
-    func nextLinkFailed() {
-        guard let held = self.hold else { return }
-        self.linkAttempts += 1
-        guard let delay = HoldPacing.linkRetryDelay(attempts: self.linkAttempts, jitter: Double.random(in: 0..<1))
-        else {
-            self.endStream(debugMessage: "Failed to retrieve next link.")
-            return
-        }
-        let kind = self.requestKind
-        held.linkRetry = self.eventLoop.assumeIsolated().scheduleTask(in: delay) {
-            guard self.hold === held else { return }
-            self.startBackendRequest(kind)
-        }
     }
 
     // MARK: - Ending
@@ -392,26 +326,6 @@ extension ProxyExchange {
         }
         held.cancelTimers()
         held.session?.end()
-    }
-
-    /// The client went away while held (or was cut as too slow): the hold ends, and the backend hears of it
-    /// through the hold's gone link.
-    func clientLeftHold() {
-        let goneLink = self.hold?.goneLink
-        self.endHold()
-        self.sendGoneCallback(goneLink)
-    }
-
-    private func sendGoneCallback(_ link: LinkTarget?) {
-        guard let link, let route = self.route else { return }
-        GoneCallback.send(
-            link,
-            route: route,
-            engine: self.engine,
-            pool: self.pool,
-            eventLoop: self.eventLoop,
-            logger: self.logger
-        )
     }
 
     /// The server is shutting down: a long-poll gets its timeout response now (it polls again, as after any
