@@ -1,5 +1,6 @@
 package import Foundation
 package import GRIP
+import Store
 
 /// What the connection side hands over when a backend tells it to hold a client request.
 package struct HoldRequest: Sendable {
@@ -14,12 +15,22 @@ package struct HoldRequest: Sendable {
         package var prevID: String?
         /// `filter=` names.
         package var filters: [String]
+        /// A hold taken over from an earlier server: where its client is in the log. The log is read after that
+        /// sequence, and ``prevID`` is then the id the next item's `prev-id` is checked against.
+        package var resume: HoldPosition?
 
-        package init(name: String, backendName: String, prevID: String? = nil, filters: [String] = []) {
+        package init(
+            name: String,
+            backendName: String,
+            prevID: String? = nil,
+            filters: [String] = [],
+            resume: HoldPosition? = nil
+        ) {
             self.name = name
             self.backendName = backendName
             self.prevID = prevID
             self.filters = filters
+            self.resume = resume
         }
     }
 
@@ -76,6 +87,17 @@ package struct HoldRequest: Sendable {
     }
 }
 
+extension HoldRequest.Channel {
+    /// Where the log is read from when the hold starts: a taken-over hold's sequence (else its last id), the
+    /// `prev-id`; nil to hold live.
+    var logPosition: Cursor? {
+        if let resume = self.resume {
+            return resume.sequence.map(Cursor.sequence) ?? resume.currentID.map(Cursor.id)
+        }
+        return self.prevID.map(Cursor.id)
+    }
+}
+
 /// How a hold starts, decided once the channels' positions are checked against the log.
 package enum HoldDecision: Sendable {
     /// Hold. The connection sends what a hold sends first (a stream's head and initial body; nothing for a
@@ -117,5 +139,23 @@ package struct HoldLinks: Codable, Sendable, Hashable {
     package init?(decoding data: Data?) {
         guard let data, let links = try? JSONDecoder().decode(HoldLinks.self, from: data) else { return nil }
         self = links
+    }
+}
+
+/// Where a held client is on one channel, as a server that takes the client over needs it: the log sequence of the
+/// last item it was sent (or where it joined the log), that item's id, and the id the next item's `prev-id` must
+/// equal when its position is checked (grip-spec §5.2).
+package struct HoldPosition: Codable, Sendable, Hashable {
+    /// The id the next item's `prev-id` must equal; nil when prev-ids are not checked.
+    package var expectedPrevID: String?
+    /// The id of the last item sent (the backend's `prev-id` before any), for `build-id`.
+    package var currentID: String?
+    /// The log sequence the client is at; nil while unknown (the position is then ``currentID``).
+    package var sequence: Int64?
+
+    package init(expectedPrevID: String?, currentID: String?, sequence: Int64?) {
+        self.expectedPrevID = expectedPrevID
+        self.currentID = currentID
+        self.sequence = sequence
     }
 }

@@ -27,6 +27,38 @@ extension HoldSession {
         }
     }
 
+    /// Ends the session for a server that takes its client over: no item is decided for it from now on, and
+    /// `completion` gets where the client is on each channel once every action decided before has been handed to
+    /// the connection (whose event loop then has them queued ahead of anything submitted after). Nil when the
+    /// session had already ended (a long-poll answered, say).
+    package func handOver(_ completion: @escaping @Sendable ([String: HoldPosition]?) -> Void) {
+        let (positions, waitsForDrain) = self.state.withLock { state -> ([String: HoldPosition]?, Bool) in
+            if case .ended = state.phase { return (nil, false) }
+            state.phase = .ended
+            var positions: [String: HoldPosition] = [:]
+            for (name, channel) in state.channels {
+                positions[name] = HoldPosition(
+                    expectedPrevID: channel.expectedPrevID,
+                    currentID: channel.currentID,
+                    sequence: channel.currentSequence
+                )
+            }
+            // A decider appends to the outbox and then drains: an action not yet carried out is still coming.
+            guard state.isDraining || !state.outbox.isEmpty else { return (positions, false) }
+            let handedOver = positions
+            state.onDrained = { completion(handedOver) }
+            return (positions, true)
+        }
+        guard let positions else {
+            completion(nil)
+            return
+        }
+        self.hub.sessionEnded(self)
+        if !waitsForDrain {
+            completion(positions)
+        }
+    }
+
     func currentPositions() -> HoldPositions? {
         self.recordedChannels().map { HoldPositions(holdID: self.id, channels: $0) }
     }

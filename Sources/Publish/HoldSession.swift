@@ -17,7 +17,7 @@ package final class HoldSession: ChannelSubscriber, RecordedSession {
     /// When the hold started, for the held-request record.
     let startedAt = Date()
     let connection: any HeldConnection
-    private let hub: PublishHub
+    let hub: PublishHub
     /// Everything that changes, under one lock (the extensions in other files take it too).
     let state: Mutex<State>
 
@@ -57,6 +57,8 @@ package final class HoldSession: ChannelSubscriber, RecordedSession {
         /// Actions decided and not yet carried out, in the order decided (see ``drain()``).
         var outbox: [Action] = []
         var isDraining = false
+        /// Called once the drainer has carried out every action decided (a hand-over waits for it).
+        var onDrained: (@Sendable () -> Void)?
         /// Whether the positions moved since the held-request record was last written.
         var recordIsStale = false
     }
@@ -78,7 +80,15 @@ package final class HoldSession: ChannelSubscriber, RecordedSession {
         self.hub = hub
         var state = State()
         for channel in request.channels {
-            state.channels[channel.name] = ChannelState(expectedPrevID: channel.prevID, currentID: channel.prevID)
+            if let resume = channel.resume {
+                state.channels[channel.name] = ChannelState(
+                    expectedPrevID: resume.expectedPrevID,
+                    currentID: resume.currentID,
+                    currentSequence: resume.sequence
+                )
+            } else {
+                state.channels[channel.name] = ChannelState(expectedPrevID: channel.prevID, currentID: channel.prevID)
+            }
         }
         self.state = Mutex(state)
     }
@@ -91,7 +101,7 @@ package final class HoldSession: ChannelSubscriber, RecordedSession {
         self.state.withLock { state in
             for (channel, sequence) in lastSequences {
                 state.channels[channel]?.replay(through: sequence)
-                if state.channels[channel]?.currentID == nil {
+                if state.channels[channel]?.currentID == nil && state.channels[channel]?.currentSequence == nil {
                     state.channels[channel]?.currentSequence = sequence
                 }
             }
@@ -163,7 +173,9 @@ package final class HoldSession: ChannelSubscriber, RecordedSession {
             state.outbox.append(contentsOf: actions)
             // The record was written when the hold started, with where it joined each channel: it moved only if
             // positions were resolved against the log (a prev-id) or items were delivered since.
-            let moved = !replay.isEmpty || !buffered.isEmpty || self.request.channels.contains { $0.prevID != nil }
+            let moved =
+                !replay.isEmpty || !buffered.isEmpty
+                || self.request.channels.contains { $0.prevID != nil || $0.resume != nil }
             return (actions, moved && Self.markRecordStale(&state))
         }
         if recordStale {
@@ -311,15 +323,16 @@ package final class HoldSession: ChannelSubscriber, RecordedSession {
         }
         guard isDrainer else { return }
         while true {
-            let actions = self.state.withLock { state -> [Action] in
+            let (actions, onDrained) = self.state.withLock { state -> ([Action], (@Sendable () -> Void)?) in
                 let actions = state.outbox
                 state.outbox = []
-                if actions.isEmpty {
-                    state.isDraining = false
-                }
-                return actions
+                guard actions.isEmpty else { return (actions, nil) }
+                state.isDraining = false
+                defer { state.onDrained = nil }
+                return ([], state.onDrained)
             }
             if actions.isEmpty {
+                onDrained?()
                 return
             }
             self.perform(actions)

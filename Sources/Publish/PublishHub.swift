@@ -175,7 +175,7 @@ package final class PublishHub: Sendable {
         self.counters.holdsActive.add(1, ordering: .relaxed)
         self.counters.holdsStarted.add(1, ordering: .relaxed)
         self.recordHold(session)
-        guard request.channels.contains(where: { $0.prevID != nil }) else {
+        guard request.channels.contains(where: { $0.prevID != nil || $0.resume != nil }) else {
             completion(.hold(session, resetChannels: []))
             return
         }
@@ -189,8 +189,8 @@ package final class PublishHub: Sendable {
         let request = session.request
         var lost: [HoldRequest.Channel] = []
         for channel in request.channels {
-            guard let prevID = channel.prevID else { continue }
-            switch await self.resumeReader.readAfter(channel: channel.name, id: prevID) {
+            guard let position = channel.logPosition else { continue }
+            switch await self.resumeReader.readAfter(channel: channel.name, position) {
             case .found(let items, let lastSequence):
                 if !items.isEmpty {
                     self.counters.resumes.add(1, ordering: .relaxed)
@@ -211,7 +211,7 @@ package final class PublishHub: Sendable {
             self.counters.recoveries.add(1, ordering: .relaxed)
             return .recover(
                 request.channels.compactMap { channel in
-                    channel.prevID.map { GripLast(channel: channel.backendName, lastID: $0) }
+                    (channel.resume?.currentID ?? channel.prevID).map { GripLast(channel: channel.backendName, lastID: $0) }
                 }
             )
         }
@@ -235,7 +235,7 @@ package final class PublishHub: Sendable {
 
     /// Reads a channel's log after the item `id`, for a resume.
     func readAfter(channel: String, id: String) async -> ResumeReader.Position {
-        await self.resumeReader.readAfter(channel: channel, id: id)
+        await self.resumeReader.readAfter(channel: channel, .id(id))
     }
 
     // MARK: - Recover

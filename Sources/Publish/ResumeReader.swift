@@ -25,10 +25,11 @@ struct ResumeReader: Sendable {
         case lost
     }
 
-    /// Reads the channel's log after the item `id`.
-    func readAfter(channel: String, id: String) async -> Position {
+    /// Reads the channel's log after `position`: an item id, or a sequence (a hold taken over from an earlier
+    /// server).
+    func readAfter(channel: String, _ position: Cursor) async -> Position {
         var deliveries: [Delivery] = []
-        var cursor = Cursor.id(id)
+        var cursor = position
         var lastSequence: Int64 = 0
         do {
             while true {
@@ -44,6 +45,7 @@ struct ResumeReader: Sendable {
                 case .olderThanRetained:
                     return .lost
                 case .unknownCursor:
+                    guard case .id(let id) = position else { return .lost }
                     if let successor = try await self.firstItem(of: channel, withPrevID: id) {
                         // The position was never published here, but an item names it as its prev-id (it was
                         // committed while this hold started): the client is just before that item.

@@ -61,19 +61,36 @@ package struct P8Server: Sendable {
 
     package let configuration: P8Configuration
     package let overrides: Overrides
+    /// Set when a runner supervises this server: where connections are handed over on a restart.
+    package let handover: HandoverSettings?
     private let logger: Logger
 
-    package init(configuration: P8Configuration, overrides: Overrides = Overrides(), logger: Logger) {
+    /// The line a server that replaces a running one prints once it waits for that one's connections.
+    package static let handoverReadyLine = "p8 handover-ready"
+
+    package init(
+        configuration: P8Configuration,
+        overrides: Overrides = Overrides(),
+        handover: HandoverSettings? = nil,
+        logger: Logger
+    ) {
         self.configuration = configuration
         self.overrides = overrides
+        self.handover = handover
         self.logger = logger
     }
 
     /// Runs until a graceful shutdown (SIGTERM, SIGINT) completes or the task is cancelled.
     ///
-    /// - Parameter onReady: called once, when every listener is bound.
+    /// - Parameters:
+    ///   - onHandoverListening: a server that replaces a running one: called once it waits for that one's
+    ///     connections (after the config and routes were read).
+    ///   - onReady: called once, when every listener is bound.
     /// - Throws: ``RunnerError`` when the routes cannot be read; bind errors.
-    package func run(onReady: @escaping @Sendable (Readiness) -> Void) async throws {
+    package func run(
+        onHandoverListening: @escaping @Sendable () -> Void = {},
+        onReady: @escaping @Sendable (Readiness) -> Void
+    ) async throws {
         for warning in self.configuration.warnings {
             self.logger.warning("\(warning)")
         }
@@ -82,6 +99,14 @@ package struct P8Server: Sendable {
         let (table, warnings) = try source.load()
         for warning in warnings {
             self.logger.warning("\(warning)")
+        }
+        var takenOver: [TakenOverConnection] = []
+        if let handover = self.handover, handover.isSuccessor {
+            takenOver = try await HandoverReceiver.receive(handover, logger: self.logger, onListening: onHandoverListening)
+            self.logger.info(
+                "the previous server's connections received",
+                metadata: ["p8.connections": "\(takenOver.count)", "p8.held": "\(takenOver.filter(\.isHeld).count)"]
+            )
         }
         let store: any ChannelLogStore
         do {
@@ -150,6 +175,7 @@ package struct P8Server: Sendable {
             hub: hub,
             tls: tls,
             owedGoneCallbacks: owedGoneCallbacks,
+            takenOver: takenOver,
             logger: self.logger
         ) {
             http,
@@ -173,6 +199,9 @@ package struct P8Server: Sendable {
         services += zeroMQ.services.map { .init(service: $0) }
         services.append(.init(service: control))
         services.append(.init(service: proxy))
+        if let handover = self.handover {
+            services.append(.init(service: HandoverService(settings: handover, proxy: proxy, logger: self.logger)))
+        }
         if let export, let address = self.configuration.metrics.listen {
             let server = MetricsServer(address: address, logger: self.logger) {
                 await export.scrape(hub: hub, store: store)

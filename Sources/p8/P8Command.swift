@@ -21,7 +21,9 @@ struct P8Command: ParsableCommand {
 
             p8 is the runner: it binds the listening sockets and runs the server as a child process that \
             inherits them, restarting it if it dies (new connections wait in the listen backlog meanwhile). \
-            SIGTERM or SIGINT stops the server gracefully, then the runner; SIGHUP is passed to the server. \
+            SIGTERM or SIGINT stops the server gracefully, then the runner; SIGHUP is passed to the server; \
+            SIGUSR2 (or p8ctl restart) restarts the server with the config read again, handing every held \
+            connection it can over to the new one. \
             --no-supervisor runs the server alone in this process (for systemd or another supervisor).
             """
     )
@@ -96,13 +98,16 @@ struct P8Command: ParsableCommand {
                 listeners: listeners.isEmpty ? nil : listeners,
                 routeLines: self.route.isEmpty ? nil : self.route
             ),
+            handover: self.server ? HandoverSettings.fromEnvironment() : nil,
             logger: logger
         )
         let failure = Mutex<(any Error)?>(nil)
         let done = DispatchSemaphore(value: 0)
         Task {
             do {
-                try await server.run { readiness in
+                try await server.run {
+                    FileHandle.standardOutput.write(Data((P8Server.handoverReadyLine + "\n").utf8))
+                } onReady: { readiness in
                     // Unbuffered: whoever started p8 may be waiting on a pipe for this line.
                     FileHandle.standardOutput.write(Data((readiness.line + "\n").utf8))
                 }
@@ -148,6 +153,7 @@ struct P8Command: ParsableCommand {
             sockets: sockets,
             serverArguments: Array(CommandLine.arguments.dropFirst()) + ["--server"],
             status: RunnerStatus(rundir: configuration.global.rundir),
+            rundir: configuration.global.rundir,
             logger: logger
         )
         let status = supervisor.run()

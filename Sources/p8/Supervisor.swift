@@ -1,11 +1,18 @@
 import Foundation
 import Glibc
 import Logging
+import Runner
 
 /// The runner's loop: starts the server process on the inherited listening sockets, restarts it when it dies
 /// (at once, then backing off from 0.1 s doubling to 10 s while it keeps dying; a minute of good running
 /// resets that), passes SIGHUP on, and on SIGTERM or SIGINT stops the server gracefully and returns. A first
 /// server that ends before it is ready ends the runner with its exit status.
+///
+/// SIGUSR2 restarts the server without dropping connections: a new server (the binary on disk now, the config
+/// read again) starts beside the running one; once it listens on the hand-over socket it prints
+/// `p8 handover-ready` and the runner sends SIGUSR2 to the running one, which hands its connections over and
+/// exits; the new one then takes them over and becomes the server. A new server that ends before it is ready
+/// leaves the running one serving.
 ///
 /// Runs on the main thread, which spawned every server: Linux's parent-death signal (the server asks for
 /// SIGKILL when its parent thread ends) then fires exactly when the runner ends.
@@ -14,29 +21,56 @@ struct Supervisor {
     var serverArguments: [String]
     var status: RunnerStatus
     var logger: Logger
+    /// The hand-over socket every server is told of.
+    let handoverSocket: String
+    /// The binary, as it was on disk when the runner started (a restart runs what is there now).
+    let executable: String
 
-    private var serverPid: pid_t = 0
-    private var serverStarted = Date()
-    private var readyPipe: CInt = -1
-    private var readyBuffer: [UInt8] = []
+    /// A server process and its stdout (a pipe: readiness lines).
+    private struct Child {
+        enum Role {
+            /// The server.
+            case current
+            /// A restart's new server, until it is ready.
+            case successor
+            /// A server that hands its connections over, then exits.
+            case retiring
+        }
+
+        var pid: pid_t
+        var role: Role
+        var started = Date()
+        var pipe: CInt
+        var buffer: [UInt8] = []
+        var ready = false
+        /// A successor that listens on the hand-over socket (the old server has been told).
+        var waitingForHandover = false
+    }
+
+    private var children: [Child] = []
     private var printedReady = false
     private var backoff: Double = 0
     private var restartAt: Date?
     private var stopping = false
+    /// When the restart under way started.
+    private var handoverStarted: Date?
 
     static let firstBackoff = 0.1
     static let maxBackoff = 10.0
     static let goodRun = 60.0
 
-    init(sockets: ListenSockets, serverArguments: [String], status: RunnerStatus, logger: Logger) {
+    init(sockets: ListenSockets, serverArguments: [String], status: RunnerStatus, rundir: String, logger: Logger) {
         self.sockets = sockets
         self.serverArguments = serverArguments
         self.status = status
         self.logger = logger
+        self.handoverSocket = (rundir as NSString).appendingPathComponent("p8-handover.sock")
+        self.executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments[0]
     }
 
     /// Signals handled by the loop; blocked before any thread starts so that only the signalfd sees them.
-    static let handledSignals: [CInt] = [SIGINT, SIGTERM, SIGHUP, SIGCHLD]
+    static let handledSignals: [CInt] = [SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGUSR2]
 
     static func blockSignals() {
         var set = sigset_t()
@@ -48,7 +82,7 @@ struct Supervisor {
     }
 
     /// A pipe on which a thread of its own writes each handled signal as it arrives (`sigwait`), so that the
-    /// loop waits on signals and on the server's output with one `poll`.
+    /// loop waits on signals and on the servers' output with one `poll`.
     private static func signalPipe() -> CInt? {
         var fds: [CInt] = [0, 0]
         guard pipe(&fds) == 0, Self.closeOnExec(fds[0]), Self.closeOnExec(fds[1]) else {
@@ -76,18 +110,21 @@ struct Supervisor {
         fcntl(fd, F_SETFD, FD_CLOEXEC) == 0
     }
 
+    private var current: Child? {
+        self.children.first { $0.role == .current }
+    }
+
     /// Returns the exit status of the runner: 0 after a graceful stop.
     mutating func run() -> Int32 {
         guard let signals = Self.signalPipe() else {
             self.logger.error("pipe: \(String(cString: strerror(errno)))")
             return 1
         }
-        self.spawn()
+        self.spawn(role: .current)
         while true {
             var fds = [pollfd(fd: signals, events: Int16(POLLIN), revents: 0)]
-            if self.readyPipe >= 0 {
-                fds.append(pollfd(fd: self.readyPipe, events: Int16(POLLIN), revents: 0))
-            }
+            let pipes = self.children.map(\.pipe).filter { $0 >= 0 }
+            fds += pipes.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             var timeout: Int32 = -1
             if let restartAt = self.restartAt {
                 timeout = max(0, Int32(restartAt.timeIntervalSinceNow * 1000))
@@ -97,8 +134,8 @@ struct Supervisor {
                 self.logger.error("poll: \(String(cString: strerror(errno)))")
                 return 1
             }
-            if fds.count > 1 && fds[1].revents != 0 {
-                self.readServerOutput()
+            for (index, pipe) in pipes.enumerated() where fds[index + 1].revents != 0 {
+                self.readOutput(of: pipe)
             }
             if fds[0].revents != 0 {
                 var signal: CInt = 0
@@ -106,13 +143,14 @@ struct Supervisor {
                     if let exit = self.handle(signal: signal) {
                         self.sockets.closeAll()
                         self.status.remove()
+                        unlink(self.handoverSocket)
                         return exit
                     }
                 }
             }
             if let restartAt = self.restartAt, restartAt <= Date(), !self.stopping {
                 self.restartAt = nil
-                self.spawn()
+                self.spawn(role: .current)
             }
         }
     }
@@ -126,14 +164,18 @@ struct Supervisor {
             }
             self.stopping = true
             self.restartAt = nil
-            guard self.serverPid > 0 else {
+            guard !self.children.isEmpty else {
                 return 0
             }
-            kill(self.serverPid, SIGTERM)
-        case SIGHUP:
-            if self.serverPid > 0 {
-                kill(self.serverPid, SIGHUP)
+            for child in self.children {
+                kill(child.pid, SIGTERM)
             }
+        case SIGHUP:
+            if let current = self.current {
+                kill(current.pid, SIGHUP)
+            }
+        case SIGUSR2:
+            self.startRestart()
         case SIGCHLD:
             return self.reap()
         default:
@@ -142,38 +184,90 @@ struct Supervisor {
         return nil
     }
 
-    /// Collects the server if it ended: logs how, and schedules its replacement (or ends the runner).
+    /// SIGUSR2: starts a new server beside the running one (at most one restart at a time).
+    private mutating func startRestart() {
+        guard !self.stopping else { return }
+        guard !self.children.contains(where: { $0.role != .current }) else {
+            self.logger.warning("restart requested while one is under way: ignored")
+            return
+        }
+        guard let current = self.current, current.ready else {
+            self.logger.warning("restart requested while no server is ready: ignored")
+            return
+        }
+        self.logger.info("restarting the server without dropping connections")
+        self.handoverStarted = Date()
+        self.spawn(role: .successor)
+    }
+
+    /// Collects every server that ended: logs how, and schedules a replacement (or ends the runner).
     private mutating func reap() -> Int32? {
-        guard self.serverPid > 0 else {
-            return nil
+        var index = 0
+        while index < self.children.count {
+            var status: Int32 = 0
+            let pid = self.children[index].pid
+            guard waitpid(pid, &status, WNOHANG) == pid else {
+                index += 1
+                continue
+            }
+            self.drainOutput(of: self.children[index].pipe)
+            // Its last lines may have changed roles.
+            let child = self.children.remove(at: index)
+            if child.pipe >= 0 {
+                close(child.pipe)
+            }
+            if let exit = self.ended(child, status: status) {
+                return exit
+            }
         }
-        var status: Int32 = 0
-        let pid = waitpid(self.serverPid, &status, WNOHANG)
-        guard pid == self.serverPid else {
-            return nil
-        }
-        self.serverPid = 0
-        self.drainServerOutput()
+        return nil
+    }
+
+    /// A server ended: what it means depends on its role.
+    private mutating func ended(_ child: Child, status: Int32) -> Int32? {
         let cause = Self.describe(status: status)
         if self.stopping {
-            self.logger.info("server stopped", metadata: ["p8.server.exit": "\(cause)"])
-            return 0
+            self.logger.info("server stopped", metadata: ["p8.server.pid": "\(child.pid)", "p8.server.exit": "\(cause)"])
+            return self.children.isEmpty ? 0 : nil
         }
-        // A first server that never got ready (a config it rejects, a certificate it cannot use) would fail
-        // the same way again: the runner ends with its status, as the single process did.
-        if !self.printedReady {
-            self.logger.error("the server did not start", metadata: ["p8.server.exit": "\(cause)"])
-            let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-            return code == 0 ? 1 : code
+        switch child.role {
+        case .retiring:
+            self.logger.info("the previous server exited", metadata: ["p8.server.pid": "\(child.pid)", "p8.server.exit": "\(cause)"])
+            return nil
+        case .successor:
+            self.handoverStarted = nil
+            if self.current != nil && !child.waitingForHandover {
+                self.logger.error(
+                    "restart failed: the new server did not start; the running server keeps serving",
+                    metadata: ["p8.server.exit": "\(cause)"]
+                )
+                self.status.restartFailed(cause: "the new server did not start: \(cause)")
+                return nil
+            }
+            // It ended after the old server was told to hand over: no server is left.
+            self.logger.error("the new server ended during the hand-over", metadata: ["p8.server.exit": "\(cause)"])
+            self.status.restartFailed(cause: "the new server ended during the hand-over: \(cause)")
+        case .current:
+            // A first server that never got ready (a config it rejects, a certificate it cannot use) would fail
+            // the same way again: the runner ends with its status, as the single process did.
+            if !self.printedReady {
+                self.logger.error("the server did not start", metadata: ["p8.server.exit": "\(cause)"])
+                let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+                return code == 0 ? 1 : code
+            }
+            if let successor = self.children.first(where: { $0.role == .successor }), !successor.waitingForHandover {
+                // The server died while a new one was starting: that one starts from scratch instead.
+                kill(successor.pid, SIGKILL)
+            }
         }
-        let ran = Date().timeIntervalSince(self.serverStarted)
+        let ran = Date().timeIntervalSince(child.started)
         if ran >= Self.goodRun {
             self.backoff = 0
         }
         self.logger.error(
             "server ended; starting a new one",
             metadata: [
-                "p8.server.pid": "\(pid)", "p8.server.exit": "\(cause)",
+                "p8.server.pid": "\(child.pid)", "p8.server.exit": "\(cause)",
                 "p8.server.ran_seconds": "\(String(format: "%.1f", ran))", "p8.restart_in": "\(self.backoff)",
             ]
         )
@@ -183,12 +277,14 @@ struct Supervisor {
         return nil
     }
 
-    private mutating func spawn() {
+    private mutating func spawn(role: Child.Role) {
         var pipeFds: [CInt] = [0, 0]
         // Only this thread spawns, so no other child can inherit the pipe before it is close-on-exec.
         guard pipe(&pipeFds) == 0, Self.closeOnExec(pipeFds[0]), Self.closeOnExec(pipeFds[1]) else {
             self.logger.error("pipe: \(String(cString: strerror(errno)))")
-            self.restartAt = Date().addingTimeInterval(Self.maxBackoff)
+            if role == .current {
+                self.restartAt = Date().addingTimeInterval(Self.maxBackoff)
+            }
             return
         }
         var actions = posix_spawn_file_actions_t()
@@ -211,7 +307,8 @@ struct Supervisor {
         var environment = ProcessInfo.processInfo.environment
         environment["P8_LISTEN_FDS"] = self.sockets.environmentValue
         environment["P8_RUNNER_PID"] = String(getpid())
-        let executable = "/proc/self/exe"
+        environment["P8_HANDOVER_SOCKET"] = self.handoverSocket
+        environment["P8_HANDOVER_SUCCESSOR"] = role == .successor ? "1" : nil
         let arguments = [CommandLine.arguments[0]] + self.serverArguments
         let argv = arguments.map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -221,41 +318,52 @@ struct Supervisor {
             }
         }
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        let result = posix_spawn(&pid, self.executable, &actions, &attributes, argv, envp)
         close(pipeFds[1])
         guard result == 0 else {
             close(pipeFds[0])
-            self.logger.error("cannot start the server: \(String(cString: strerror(result)))")
-            self.restartAt = Date().addingTimeInterval(max(Self.firstBackoff, self.backoff))
+            let reason = String(cString: strerror(result))
+            if role == .successor {
+                self.logger.error("restart failed: cannot start the new server: \(reason); the running server keeps serving")
+                self.status.restartFailed(cause: "cannot start the new server: \(reason)")
+                self.handoverStarted = nil
+            } else {
+                self.logger.error("cannot start the server: \(reason)")
+                self.restartAt = Date().addingTimeInterval(max(Self.firstBackoff, self.backoff))
+            }
             return
         }
-        if self.readyPipe >= 0 {
-            close(self.readyPipe)
+        self.children.append(Child(pid: pid, role: role, pipe: pipeFds[0]))
+        if role == .current {
+            self.status.serverStarted(pid: pid)
         }
-        self.readyPipe = pipeFds[0]
-        self.readyBuffer = []
-        self.serverPid = pid
-        self.serverStarted = Date()
-        self.status.serverStarted(pid: pid)
-        self.logger.info("server started", metadata: ["p8.server.pid": "\(pid)"])
+        self.logger.info(
+            role == .successor ? "new server started" : "server started",
+            metadata: ["p8.server.pid": "\(pid)"]
+        )
     }
 
-    /// Reads what the server wrote on stdout: the first readiness line of this runner is printed, later
-    /// servers' readiness lines are not (scripts read exactly one); other lines pass through.
-    private mutating func readServerOutput() {
+    /// Reads what a server wrote on stdout: the runner's first readiness line is printed, later ones are not
+    /// (scripts read exactly one); a successor's lines drive the restart; other lines pass through.
+    private mutating func readOutput(of pipe: CInt) {
+        guard let index = self.children.firstIndex(where: { $0.pipe == pipe }) else { return }
         var chunk = [UInt8](repeating: 0, count: 4096)
-        let count = read(self.readyPipe, &chunk, chunk.count)
+        let count = read(pipe, &chunk, chunk.count)
         if count <= 0 {
-            close(self.readyPipe)
-            self.readyPipe = -1
+            close(pipe)
+            self.children[index].pipe = -1
             return
         }
-        self.readyBuffer += chunk[0..<count]
-        while let newline = self.readyBuffer.firstIndex(of: UInt8(ascii: "\n")) {
-            let line = String(decoding: self.readyBuffer[..<newline], as: UTF8.self)
-            self.readyBuffer.removeSubrange(...newline)
+        self.children[index].buffer += chunk[0..<count]
+        while let newline = self.children[index].buffer.firstIndex(of: UInt8(ascii: "\n")) {
+            let line = String(decoding: self.children[index].buffer[..<newline], as: UTF8.self)
+            self.children[index].buffer.removeSubrange(...newline)
+            if line == P8Server.handoverReadyLine {
+                self.successorListening(at: index)
+                continue
+            }
             if line.hasPrefix("p8 ready") {
-                self.status.serverReady()
+                self.serverReady(at: index)
                 if self.printedReady {
                     continue
                 }
@@ -265,13 +373,41 @@ struct Supervisor {
         }
     }
 
-    private mutating func drainServerOutput() {
-        while self.readyPipe >= 0 {
-            var fds = [pollfd(fd: self.readyPipe, events: Int16(POLLIN), revents: 0)]
+    /// The restart's new server waits for the connections: the running server is told to hand them over.
+    private mutating func successorListening(at index: Int) {
+        guard self.children[index].role == .successor,
+            let old = self.children.firstIndex(where: { $0.role == .current })
+        else { return }
+        self.children[index].waitingForHandover = true
+        self.children[old].role = .retiring
+        kill(self.children[old].pid, SIGUSR2)
+    }
+
+    private mutating func serverReady(at index: Int) {
+        self.children[index].ready = true
+        guard self.children[index].role == .successor else {
+            self.status.serverReady()
+            return
+        }
+        self.children[index].role = .current
+        let pid = self.children[index].pid
+        let seconds = self.handoverStarted.map { Date().timeIntervalSince($0) } ?? 0
+        self.handoverStarted = nil
+        self.status.serverRestarted(pid: pid, seconds: seconds)
+        self.logger.info(
+            "restart complete",
+            metadata: ["p8.server.pid": "\(pid)", "p8.restart.seconds": "\(String(format: "%.3f", seconds))"]
+        )
+    }
+
+    private mutating func drainOutput(of pipe: CInt) {
+        guard pipe >= 0 else { return }
+        while self.children.contains(where: { $0.pipe == pipe }) {
+            var fds = [pollfd(fd: pipe, events: Int16(POLLIN), revents: 0)]
             guard poll(&fds, 1, 0) > 0 else {
                 return
             }
-            self.readServerOutput()
+            self.readOutput(of: pipe)
         }
     }
 
@@ -287,7 +423,7 @@ struct Supervisor {
         let names: [CInt: String] = [
             SIGHUP: "SIGHUP", SIGINT: "SIGINT", SIGQUIT: "SIGQUIT", SIGILL: "SIGILL", SIGTRAP: "SIGTRAP",
             SIGABRT: "SIGABRT", SIGBUS: "SIGBUS", SIGFPE: "SIGFPE", SIGKILL: "SIGKILL", SIGSEGV: "SIGSEGV",
-            SIGPIPE: "SIGPIPE", SIGTERM: "SIGTERM",
+            SIGPIPE: "SIGPIPE", SIGTERM: "SIGTERM", SIGUSR2: "SIGUSR2",
         ]
         return names[signal] ?? "signal \(signal)"
     }

@@ -1,6 +1,6 @@
 /// One HTTP header line, name as written. Used for backend response headers, the response a hold sends and the
 /// headers of a published `http-response`.
-package struct HeaderField: Sendable, Hashable {
+package struct HeaderField: Sendable, Hashable, Codable {
     /// The name as written (compare with ``hasName(_:)``, which ignores case).
     package var name: String
     /// The value.

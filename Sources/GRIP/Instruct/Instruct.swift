@@ -3,9 +3,9 @@
 ///
 /// Build one with ``parse(status:reason:headers:body:)``, which reads the header form and, for
 /// `Content-Type: application/grip-instruct`, the JSON form on top of it.
-package struct Instruct: Sendable, Hashable {
+package struct Instruct: Sendable, Hashable, Codable {
     /// How the client request is held.
-    package enum HoldMode: String, Sendable, Hashable {
+    package enum HoldMode: String, Sendable, Hashable, Codable {
         /// No hold: answer with ``Instruct/response`` at once (or stream it, then follow ``Instruct/nextLink``).
         case none
         /// Long-poll: send nothing until a publish or the timeout (then ``Instruct/response``).
@@ -15,7 +15,7 @@ package struct Instruct: Sendable, Hashable {
     }
 
     /// A channel the hold subscribes to (before the route prefix is applied).
-    package struct Channel: Sendable, Hashable {
+    package struct Channel: Sendable, Hashable, Codable {
         /// The channel name.
         package var name: String
         /// `prev-id`: the id of the last item the backend already included (grip-spec §5.2).
@@ -32,9 +32,9 @@ package struct Instruct: Sendable, Hashable {
     }
 
     /// What a stream hold sends while idle (`Grip-Keep-Alive`, JSON `hold.keep-alive`).
-    package struct KeepAlive: Sendable, Hashable {
+    package struct KeepAlive: Sendable, Hashable, Codable {
         /// When the data is sent.
-        package enum Mode: String, Sendable, Hashable {
+        package enum Mode: String, Sendable, Hashable, Codable {
             /// After `timeout` seconds without any write (the timer restarts on every write).
             case idle
             /// Every `timeout` seconds regardless of traffic.
@@ -57,7 +57,7 @@ package struct Instruct: Sendable, Hashable {
     }
 
     /// A `Grip-Link` target.
-    package struct Link: Sendable, Hashable {
+    package struct Link: Sendable, Hashable, Codable {
         /// The URI between the angle brackets, possibly relative (resolve it against the request URI).
         package var uri: String
         /// Seconds after which the link is fetched when no channel delivered (next links; default 120).
@@ -71,7 +71,7 @@ package struct Instruct: Sendable, Hashable {
     }
 
     /// `Grip-Status: <code>[ <reason>]`.
-    package struct Status: Sendable, Hashable {
+    package struct Status: Sendable, Hashable, Codable {
         /// The status code.
         package var code: Int
         /// The reason phrase, nil when the header had none.
@@ -86,7 +86,7 @@ package struct Instruct: Sendable, Hashable {
 
     /// The response the client sees: at once without a hold, as the head and first body of a stream hold,
     /// or at the timeout of a response hold.
-    package struct Response: Sendable, Hashable {
+    package struct Response: Sendable, Hashable, Codable {
         /// The status code (the backend's, or `Grip-Status`/JSON `response.code`).
         package var code: Int
         /// The reason phrase (never empty: the standard phrase when none was given).

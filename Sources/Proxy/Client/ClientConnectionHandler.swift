@@ -17,15 +17,21 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private let engine: ProxyEngine
-    private let pool: BackendConnectionPool
-    private var logger: Logger
-    private var context: ChannelHandlerContext?
-    private var state = ClientConnectionStateMachine()
+    let engine: ProxyEngine
+    let pool: BackendConnectionPool
+    let logger: Logger
+    var context: ChannelHandlerContext?
+    var state = ClientConnectionStateMachine()
     /// The request being answered; nil between requests.
-    private var exchange: ProxyExchange?
+    var exchange: ProxyExchange?
     /// A WebSocket handshake waiting for the backend's answer; the connection carries no more HTTP requests.
-    private var webSocket: (any UpgradingWebSocket)?
+    var webSocket: (any UpgradingWebSocket)?
+    /// Counts the connection's reads (see ``ClientReadCounter``), and the count when the last request ended: a
+    /// connection handed over must have no byte read and not yet answered.
+    let readCounter: ClientReadCounter?
+    var readsAtRequestEnd = 0
+    /// A hand-over is under way: no new request is read.
+    var readsHeldForHandover = false
     /// The client half-closed (sent FIN): no more requests come; close once those received are answered.
     var inputClosed: Bool { self.state.inputClosed }
     private(set) var remoteAddressText: String?
@@ -35,10 +41,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// Whether the client connected to a TLS port (`ssl=` route conditions, `X-Forwarded-Proto`).
     let isTLS: Bool
 
-    init(engine: ProxyEngine, pool: BackendConnectionPool, isTLS: Bool = false, logger: Logger) {
+    init(
+        engine: ProxyEngine,
+        pool: BackendConnectionPool,
+        isTLS: Bool = false,
+        readCounter: ClientReadCounter? = nil,
+        logger: Logger
+    ) {
         self.engine = engine
         self.pool = pool
         self.isTLS = isTLS
+        self.readCounter = readCounter
         self.logger = logger
     }
 
@@ -63,7 +76,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        self.carryOut(self.state.partRead(Self.unwrapInboundIn(data)), context: context)
+        let part = Self.unwrapInboundIn(data)
+        if case .end = part {
+            self.readsAtRequestEnd = self.readCounter?.reads ?? 0
+        }
+        self.carryOut(self.state.partRead(part), context: context)
     }
 
     private func carryOut(_ action: ClientConnectionStateMachine.PartAction, context: ChannelHandlerContext) {
@@ -147,7 +164,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if self.state.readRequested() {
+        if !self.readsHeldForHandover && self.state.readRequested() {
             context.read()
         }
     }

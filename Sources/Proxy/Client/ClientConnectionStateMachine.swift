@@ -76,6 +76,13 @@ struct ClientConnectionStateMachine {
         return false
     }
 
+    /// A held request taken over from an earlier server: being answered, its request complete; `headWritten`
+    /// when its response (a stream's) has started.
+    mutating func takeOverHeldRequest(headWritten: Bool) {
+        self.state = .answering(bodyArriving: false)
+        self.responseStarted = headWritten
+    }
+
     // MARK: - Reading
 
     /// A request part was read.

@@ -5,20 +5,24 @@ import NIOHTTP1
 import Publish
 
 /// A held client connection as data (grip-spec §3.4-3.6): which hold, on which channels from which positions, and
-/// what the client has been sent. It is everything a process needs, besides the socket, to take the client over.
+/// what the client has been sent. It is everything a process needs, besides the socket, to take the client over
+/// (it crosses the hand-over socket as JSON).
 struct HeldExchangeRecord: Equatable, Sendable {
-    /// The client's request (for JSON-P, the request its parameters describe), and the route it took.
+    /// The client's request (for JSON-P, the request its parameters describe), and the route it took (its id
+    /// when the route has one).
     var requestHead: HTTPRequestHead
-    var routeID: String
+    var routeID: String?
     /// The instructions the hold follows: its mode, channels with their `prev-id`s (the positions it started
     /// from), response, keep-alive and next link.
     var instruct: Instruct
-    /// Where the client is now on each channel (by the name the hub knows it, with the route's prefix): the id of
-    /// the last item sent, nil where no id is known; empty until the hub decided to hold.
-    var positions: [String: String?]
-    /// The next and gone links, resolved.
+    /// Where the client is now on each channel (by the name the hub knows it, with the route's prefix); empty
+    /// until the hub decided to hold.
+    var positions: [String: HoldPosition]
+    /// The next and gone links, resolved, and whether each goes through the hold's route.
     var nextLink: URL?
+    var nextLinkThroughRoute: Bool
     var goneLink: URL?
+    var goneLinkThroughRoute: Bool
     /// Counts the exchange's holds (a next link's answer may hold again).
     var generation: Int
     /// Whether the response head has been written (a stream's, once for the client's response).
@@ -27,6 +31,62 @@ struct HeldExchangeRecord: Equatable, Sendable {
     var bodyBytesWritten: Int
     /// Whether the request was complete (the client may carry another after a long-poll's answer).
     var requestComplete: Bool
+    /// Long-polls: when the hold times out.
+    var timeoutAt: Date?
+}
+
+extension HeldExchangeRecord: Codable {
+    private enum CodingKeys: String, CodingKey {
+        case method, uri, version, headers, routeID, instruct, positions, nextLink, nextLinkThroughRoute, goneLink
+        case goneLinkThroughRoute, generation, responseHeadWritten, bodyBytesWritten, requestComplete, timeoutAt
+    }
+
+    init(from decoder: any Decoder) throws {
+        let values = try decoder.container(keyedBy: CodingKeys.self)
+        let version = try values.decode([Int].self, forKey: .version)
+        guard version.count == 2 else {
+            throw DecodingError.dataCorruptedError(forKey: .version, in: values, debugDescription: "not [major, minor]")
+        }
+        let headers = try values.decode([HeaderField].self, forKey: .headers)
+        self.requestHead = HTTPRequestHead(
+            version: HTTPVersion(major: version[0], minor: version[1]),
+            method: HTTPMethod(rawValue: try values.decode(String.self, forKey: .method)),
+            uri: try values.decode(String.self, forKey: .uri),
+            headers: HTTPHeaders(headers.map { ($0.name, $0.value) })
+        )
+        self.routeID = try values.decodeIfPresent(String.self, forKey: .routeID)
+        self.instruct = try values.decode(Instruct.self, forKey: .instruct)
+        self.positions = try values.decode([String: HoldPosition].self, forKey: .positions)
+        self.nextLink = try values.decodeIfPresent(URL.self, forKey: .nextLink)
+        self.nextLinkThroughRoute = try values.decode(Bool.self, forKey: .nextLinkThroughRoute)
+        self.goneLink = try values.decodeIfPresent(URL.self, forKey: .goneLink)
+        self.goneLinkThroughRoute = try values.decode(Bool.self, forKey: .goneLinkThroughRoute)
+        self.generation = try values.decode(Int.self, forKey: .generation)
+        self.responseHeadWritten = try values.decode(Bool.self, forKey: .responseHeadWritten)
+        self.bodyBytesWritten = try values.decode(Int.self, forKey: .bodyBytesWritten)
+        self.requestComplete = try values.decode(Bool.self, forKey: .requestComplete)
+        self.timeoutAt = try values.decodeIfPresent(Date.self, forKey: .timeoutAt)
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var values = encoder.container(keyedBy: CodingKeys.self)
+        try values.encode(self.requestHead.method.rawValue, forKey: .method)
+        try values.encode(self.requestHead.uri, forKey: .uri)
+        try values.encode([self.requestHead.version.major, self.requestHead.version.minor], forKey: .version)
+        try values.encode(self.requestHead.headers.map { HeaderField(name: $0.name, value: $0.value) }, forKey: .headers)
+        try values.encodeIfPresent(self.routeID, forKey: .routeID)
+        try values.encode(self.instruct, forKey: .instruct)
+        try values.encode(self.positions, forKey: .positions)
+        try values.encodeIfPresent(self.nextLink, forKey: .nextLink)
+        try values.encode(self.nextLinkThroughRoute, forKey: .nextLinkThroughRoute)
+        try values.encodeIfPresent(self.goneLink, forKey: .goneLink)
+        try values.encode(self.goneLinkThroughRoute, forKey: .goneLinkThroughRoute)
+        try values.encode(self.generation, forKey: .generation)
+        try values.encode(self.responseHeadWritten, forKey: .responseHeadWritten)
+        try values.encode(self.bodyBytesWritten, forKey: .bodyBytesWritten)
+        try values.encode(self.requestComplete, forKey: .requestComplete)
+        try values.encodeIfPresent(self.timeoutAt, forKey: .timeoutAt)
+    }
 }
 
 /// What a held exchange decides without its timers: when a slow stream client is dropped, when keep-alives and
@@ -94,8 +154,9 @@ final class HeldExchange {
     let goneLink: LinkTarget?
     /// The publish side's session, once the hub decided to hold.
     var session: HoldSession?
-    /// Response holds: the timeout.
+    /// Response holds: the timeout, and when it fires.
     var timeout: Scheduled<Void>?
+    var timeoutAt: Date?
     /// Stream holds: the keep-alive timer and the next-link timer.
     var keepAlive: Scheduled<Void>?
     var linkTimer: Scheduled<Void>?

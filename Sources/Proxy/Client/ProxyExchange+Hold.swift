@@ -8,35 +8,43 @@ import Publish
 /// Holds (grip-spec §3.4-3.6): handing the client to the publish side, and what the connection itself does while
 /// held: the long-poll timeout, the stream's head, content, keep-alives and end, next links and re-sent requests.
 extension ProxyExchange {
-    /// The current hold as data (see ``HeldExchangeRecord``); nil when not held.
-    var holdRecord: HeldExchangeRecord? {
+    /// The current hold as data (see ``HeldExchangeRecord``), with the client at `positions`; nil when not held.
+    func holdRecord(positions: [String: HoldPosition]) -> HeldExchangeRecord? {
         guard let held = self.hold, let route = self.route else { return nil }
         return HeldExchangeRecord(
             requestHead: self.requestHead,
-            routeID: route.id,
+            routeID: route.hasExplicitID ? route.id : nil,
             instruct: held.instruct,
-            positions: held.session?.positions ?? [:],
+            positions: positions,
             nextLink: held.nextLink?.uri,
+            nextLinkThroughRoute: held.nextLink.map { $0.target.directTarget == nil } ?? false,
             goneLink: held.goneLink?.uri,
+            goneLinkThroughRoute: held.goneLink.map { $0.directTarget == nil } ?? false,
             generation: held.generation,
             responseHeadWritten: self.holds.streamStarted,
             bodyBytesWritten: held.pacing.bytesWritten,
-            requestComplete: self.requestComplete
+            requestComplete: self.requestComplete,
+            timeoutAt: held.timeoutAt
         )
     }
 
-    /// Starts holding the client as `instruct` says (also for a next link's answer that holds again).
-    func beginHold(_ instruct: Instruct) {
+    /// Starts holding the client as `instruct` says (also for a next link's answer that holds again, and for a
+    /// hold taken over from an earlier server: `resuming`).
+    func beginHold(_ instruct: Instruct, resuming: HoldResumption? = nil) {
         guard let route = self.route else { return }
         var base = LinkTarget.baseURI(of: self.requestHead, originForm: self.originForm)
         if case .nextLink(let link, _) = self.requestKind {
             base = link.uri
         }
-        let nextLink = instruct.nextLink.flatMap { link in base.flatMap { NextLink.resolve(link, against: $0) } }
+        var nextLink = instruct.nextLink.flatMap { link in base.flatMap { NextLink.resolve(link, against: $0) } }
         // A next link's answer that names no gone link keeps the one the hold had.
-        let goneLink =
+        var goneLink =
             instruct.goneLink.flatMap { link in base.flatMap { LinkTarget.resolve(link, against: $0) } }
             ?? self.hold?.goneLink
+        if let resuming {
+            nextLink = resuming.nextLink
+            goneLink = resuming.goneLink
+        }
         if self.client.inputClosed {
             // The client sent FIN before the backend said to hold: held clients that do so have gone.
             self.endHold()
@@ -76,13 +84,14 @@ extension ProxyExchange {
                 name: route.prefix + channel.name,
                 backendName: channel.name,
                 prevID: channel.prevID,
-                filters: channel.filters
+                filters: channel.filters,
+                resume: resuming?.positions[route.prefix + channel.name]
             )
         }
         let isEventStream = instruct.response.headers.contains { field in
             field.hasName("Content-Type") && field.value.lowercased().hasPrefix("text/event-stream")
         }
-        if instruct.holdMode == .stream, route.resumeLastEventID,
+        if instruct.holdMode == .stream, route.resumeLastEventID, resuming == nil,
             let lastEventID = self.requestHead.headers.first(name: "last-event-id"), !lastEventID.isEmpty
         {
             for index in channels.indices where channels[index].prevID == nil {
@@ -93,6 +102,8 @@ extension ProxyExchange {
         if case .original = self.requestKind {
             isRecovery = false
         }
+        let timeoutAt = instruct.holdMode == .response ? Date().addingTimeInterval(Double(instruct.timeout)) : nil
+        held.timeoutAt = timeoutAt
         let request = HoldRequest(
             mode: instruct.holdMode,
             channels: channels,
@@ -105,7 +116,7 @@ extension ProxyExchange {
             clientAddress: self.client.remoteAddressText,
             keepAliveDescription: instruct.keepAlive.map { "\($0.mode.rawValue) every \($0.timeout)s" },
             links: Self.recordedLinks(next: nextLink, gone: goneLink),
-            timeoutAt: instruct.holdMode == .response ? Date().addingTimeInterval(Double(instruct.timeout)) : nil
+            timeoutAt: timeoutAt
         )
         let connection = HeldClient(exchange: self, generation: held.generation)
         self.engine.hub.startHold(request, connection: connection) { decision in

@@ -111,6 +111,26 @@ final class ProxyExchange {
         self.sendBackendRequest()
     }
 
+    /// A held request taken over from an earlier server: routed as ``start()`` routes it (by the route's id when
+    /// the hold had one, else by host and path), its backend request over. False when no route takes it now.
+    func takeOver(routeID: String?) -> Bool {
+        let target = RequestTarget(uri: self.requestHead.uri, hostHeader: self.requestHead.headers.first(name: "host"))
+        let routes = self.engine.routes.current
+        let route =
+            routeID.flatMap { routes.route(id: $0) }
+            ?? routes.route(host: target.host, path: target.path, isTLS: self.client.isTLS, isWebSocket: false)
+        guard let route else { return false }
+        self.route = route
+        if let level = route.logLevel {
+            self.logger.logLevel = Logger.Level(pushpinLevel: level)
+            self.backend.logger = self.logger
+        }
+        self.originForm = target.originForm
+        self.trusted = self.engine.requestBuilder.isTrusted(self.requestHead, now: ProxyClock.unixSeconds())
+        self.state = .takenOver(requestHead: self.requestHead)
+        return true
+    }
+
     func clientBody(_ buffer: ByteBuffer) {
         switch self.state.clientBody(buffer) {
         case .none:

@@ -97,6 +97,15 @@ struct ProxyExchangeStateMachine {
         self.requestHead = requestHead
     }
 
+    /// A held request taken over from an earlier server: complete, without a body, its backend request over.
+    static func takenOver(requestHead: HTTPRequestHead) -> Self {
+        var machine = Self(requestHead: requestHead)
+        machine.requestComplete = true
+        machine.finished = true
+        machine.response = .complete
+        return machine
+    }
+
     /// Whether the client may keep its connection after a response the proxy makes (errors, long-poll answers).
     var keepsClient: Bool {
         self.requestHead.isKeepAlive && self.requestComplete

@@ -14,16 +14,21 @@ import Synchronization
 /// period, ends the rest, and returns when every client connection is closed.
 package final class ProxyServer: Service {
     private let engine: ProxyEngine
-    private let group: MultiThreadedEventLoopGroup
-    private let logger: Logger
+    let group: MultiThreadedEventLoopGroup
+    let logger: Logger
     private let onListening: @Sendable (_ http: [ListenAddress], _ https: [ListenAddress]) -> Void
-    private let clients = ConnectionRegistry()
+    let clients = ConnectionRegistry()
     private let tls: TLSIdentities?
     private let owedGoneCallbacks: [OwedGoneCallback]
+    /// Connections an earlier server handed over, taken over once listening.
+    let takenOver: Mutex<[TakenOverConnection]>
+    /// The listeners, once bound (a hand-over closes them).
+    let listeners = Mutex<[any Channel]>([])
 
     /// - Parameters:
     ///   - tls: the certificates of ``ProxySettings/tlsListeners`` (needed when there are any).
     ///   - owedGoneCallbacks: the gone callbacks an earlier server owed when it died, sent once listening.
+    ///   - takenOver: the client connections an earlier server handed over, continued once listening.
     ///   - onListening: called once every listener is bound, with the bound plain and TLS addresses (port 0
     ///     resolved).
     package init(
@@ -32,6 +37,7 @@ package final class ProxyServer: Service {
         hub: PublishHub,
         tls: TLSIdentities? = nil,
         owedGoneCallbacks: [OwedGoneCallback] = [],
+        takenOver: [TakenOverConnection] = [],
         logger: Logger,
         onListening: @escaping @Sendable (_ http: [ListenAddress], _ https: [ListenAddress]) -> Void
     ) {
@@ -39,6 +45,7 @@ package final class ProxyServer: Service {
         self.group = .singleton
         self.tls = tls
         self.owedGoneCallbacks = owedGoneCallbacks
+        self.takenOver = Mutex(takenOver)
         self.logger = logger
         self.onListening = onListening
     }
@@ -76,6 +83,8 @@ package final class ProxyServer: Service {
         )
         self.onListening(bound, tlsBound)
         listeners += tlsListeners
+        self.listeners.withLock { $0 = listeners }
+        self.takeOverConnections(pools)
         self.sendOwedGoneCallbacks(pools)
 
         try? await gracefulShutdown()
@@ -181,13 +190,6 @@ package final class ProxyServer: Service {
         let context = try tls.map { try $0.identities.serverContext(port: $0.port) }
         let engine = self.engine
         let logger = self.logger
-        let clients = self.clients
-        let limits: NIOHTTPDecoderLimitConfiguration = {
-            var limits = NIOHTTPDecoderLimitConfiguration()
-            limits.maxHeaderListSize = engine.settings.maxRequestHeadBytes
-            limits.maxHeaderFieldSize = engine.settings.maxRequestHeadBytes
-            return limits
-        }()
         return try await ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -202,32 +204,47 @@ package final class ProxyServer: Service {
                     return channel.close()
                 }
                 return channel.eventLoop.makeCompletedFuture {
-                    clients.add(channel)
-                    if let context {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
-                    }
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withPipeliningAssistance: false,
-                        // No upgraders (ClientConnectionHandler does WebSocket upgrades itself): this only makes the
-                        // request decoder keep the bytes after an upgrade request, so that frames a client sends
-                        // before its 101 reach the WebSocket once it is upgraded.
-                        withServerUpgrade: (upgraders: [], completionHandler: { _ in }),
-                        withErrorHandling: false,
-                        withEncoderConfiguration: HTTPResponseEncoder.Configuration(),
-                        withDecoderLimitConfiguration: limits
-                    )
-                    try channel.pipeline.syncOperations.addHandler(
-                        ClientConnectionHandler(
-                            engine: engine,
-                            pool: pools.pool(for: channel.eventLoop),
-                            isTLS: context != nil,
-                            logger: logger
-                        )
-                    )
+                    _ = try self.initializeClient(channel, tls: context, pools: pools)
                 }
             }
             .bind(address, role: role)
             .get()
+    }
+
+    /// Sets up a client connection's pipeline: TLS when `tls`, NIO's HTTP/1 server codec, then our handler.
+    func initializeClient(
+        _ channel: any Channel,
+        tls context: NIOSSLContext?,
+        pools: BackendPools
+    ) throws -> ClientConnectionHandler {
+        self.clients.add(channel)
+        let counter = ClientReadCounter()
+        try channel.pipeline.syncOperations.addHandler(counter)
+        if let context {
+            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+        }
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderListSize = self.engine.settings.maxRequestHeadBytes
+        limits.maxHeaderFieldSize = self.engine.settings.maxRequestHeadBytes
+        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+            withPipeliningAssistance: false,
+            // No upgraders (ClientConnectionHandler does WebSocket upgrades itself): this only makes the
+            // request decoder keep the bytes after an upgrade request, so that frames a client sends
+            // before its 101 reach the WebSocket once it is upgraded.
+            withServerUpgrade: (upgraders: [], completionHandler: { _ in }),
+            withErrorHandling: false,
+            withEncoderConfiguration: HTTPResponseEncoder.Configuration(),
+            withDecoderLimitConfiguration: limits
+        )
+        let handler = ClientConnectionHandler(
+            engine: self.engine,
+            pool: pools.pool(for: channel.eventLoop),
+            isTLS: context != nil,
+            readCounter: counter,
+            logger: self.logger
+        )
+        try channel.pipeline.syncOperations.addHandler(handler)
+        return handler
     }
 }
 
@@ -275,7 +292,7 @@ final class BackendPools: Sendable {
 }
 
 /// The open client connections, so shutdown can reach each of them.
-private final class ConnectionRegistry: Sendable {
+final class ConnectionRegistry: Sendable {
     private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
 
     func add(_ channel: any Channel) {
@@ -284,6 +301,10 @@ private final class ConnectionRegistry: Sendable {
         channel.closeFuture.whenComplete { _ in
             _ = self.channels.withLock { $0.removeValue(forKey: id) }
         }
+    }
+
+    var all: [any Channel] {
+        self.channels.withLock { Array($0.values) }
     }
 
     func broadcast(_ event: any Sendable) {

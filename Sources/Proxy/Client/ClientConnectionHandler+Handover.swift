@@ -1,0 +1,161 @@
+import NIOCore
+import NIOHTTP1
+
+/// A client connection as the server that takes it over needs it, besides its socket: nothing for an idle
+/// keep-alive connection (the next request is the client's), else the hold it is in.
+struct HandedOverConnection: Codable, Sendable {
+    var hold: HeldExchangeRecord?
+}
+
+/// A hand-over, connection by connection (see ``ClientHandover``): stop reading new requests, tell when the
+/// connection is where it can be handed over, hand it over, and on the new server take it over.
+extension ClientConnectionHandler {
+    /// No new request is read from now on (a request already being read goes on).
+    func holdReadsForHandover() {
+        self.readsHeldForHandover = true
+    }
+
+    /// Whether the hand-over need not wait for this connection: it is idle or held, or it can never be handed
+    /// over (TLS, a WebSocket). A request in flight to a backend, or a response being relayed, is waited for.
+    var isHandoverSettled: Bool {
+        if self.isTLS || self.webSocket != nil { return true }
+        switch self.state.state {
+        case .idle, .upgrading, .closed:
+            return true
+        case .answering(bodyArriving: false):
+            return self.exchange?.isHandoverReady ?? false
+        case .answering(bodyArriving: true), .draining:
+            return false
+        }
+    }
+
+    /// Hands the connection over: ends its hold, if any, and gives what the new server needs once every byte the
+    /// client was sent has gone to the socket; nil when it cannot be handed over (TLS, a WebSocket, a request in
+    /// the middle, bytes read and not yet answered, a JSON-P or CORS response, a client that does not read).
+    /// After a non-nil answer nothing more is written, and the caller closes the channel (``detachForHandover()``).
+    func handOver(_ completion: @escaping (HandedOverConnection?) -> Void) {
+        guard self.context != nil, !self.isTLS, self.webSocket == nil, self.state.queuedParts.isEmpty,
+            self.crossOrigin == nil, (self.readCounter?.reads ?? 0) == self.readsAtRequestEnd
+        else {
+            completion(nil)
+            return
+        }
+        switch self.state.state {
+        case .idle:
+            self.afterWrites(HandedOverConnection(hold: nil), completion)
+        case .answering(bodyArriving: false):
+            guard let exchange = self.exchange, exchange.isHandoverReady else {
+                completion(nil)
+                return
+            }
+            exchange.handOverHold { record in
+                if let record {
+                    self.afterWrites(HandedOverConnection(hold: record), completion)
+                } else if case .idle = self.state.state, self.crossOrigin == nil {
+                    // A publish answered the long-poll meanwhile: the connection waits for its next request.
+                    self.afterWrites(HandedOverConnection(hold: nil), completion)
+                } else {
+                    completion(nil)
+                }
+            }
+        default:
+            completion(nil)
+        }
+    }
+
+    /// Calls `completion` with `connection` once everything written before has reached the socket (an empty write
+    /// completes in order after them), nil if the write fails.
+    private func afterWrites(
+        _ connection: HandedOverConnection,
+        _ completion: @escaping (HandedOverConnection?) -> Void
+    ) {
+        guard let context = self.context else {
+            completion(nil)
+            return
+        }
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer()))), promise: written)
+        written.futureResult.assumeIsolated().whenComplete { result in
+            guard case .success = result, self.context != nil else {
+                completion(nil)
+                return
+            }
+            completion(connection)
+        }
+    }
+
+    /// The connection was handed over: closing this side of it is no client leaving (the socket lives on in the
+    /// new server).
+    func detachForHandover() {
+        self.exchange = nil
+        self.state.aborted()
+        self.context?.close(promise: nil)
+    }
+
+    /// Reads resume on a connection the hand-over left here (the server then shuts down as usual).
+    func releaseReadsAfterHandover() {
+        guard self.readsHeldForHandover else { return }
+        self.readsHeldForHandover = false
+        if self.state.readRequested() {
+            self.context?.read()
+        }
+    }
+
+    /// Takes over a connection an earlier server handed over: an idle one waits for its next request; a held one
+    /// continues its hold (a stream's head, already sent, is not sent again). Returns false when the hold cannot
+    /// continue here (no route takes it now): the connection is then closed.
+    func takeOver(_ connection: HandedOverConnection) -> Bool {
+        guard let context = self.context else { return false }
+        guard let record = connection.hold else { return true }
+        self.state.takeOverHeldRequest(headWritten: record.responseHeadWritten)
+        self.readsAtRequestEnd = self.readCounter?.reads ?? 0
+        if record.responseHeadWritten {
+            try? context.pipeline.syncOperations.addHandler(ResentHeadDiscarder(), position: .first)
+        }
+        let exchange = ProxyExchange(
+            client: self,
+            engine: self.engine,
+            pool: self.pool,
+            requestHead: record.requestHead,
+            logger: self.logger
+        )
+        self.exchange = exchange
+        guard exchange.resumeHold(record) else {
+            self.abortConnection()
+            return false
+        }
+        return true
+    }
+}
+
+/// Counts a client connection's reads; first in its pipeline. A connection is handed over only when no read came
+/// after its last request ended: bytes of a next request, read but not yet parsed whole, would be lost.
+final class ClientReadCounter: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    private(set) var reads = 0
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.reads += 1
+        context.fireChannelRead(data)
+    }
+}
+
+/// On a stream taken over from an earlier server, drops the first bytes the HTTP encoder writes: the response
+/// head the client already has. The exchange writes the head again so that the encoder frames the body as it did
+/// (chunked or not); it goes no further. First in the pipeline; removes itself.
+final class ResentHeadDiscarder: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        promise?.succeed()
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension ClientReadCounter: Sendable {}
+
+@available(*, unavailable)
+extension ResentHeadDiscarder: Sendable {}
