@@ -40,7 +40,7 @@ struct P8Ctl: AsyncParsableCommand {
         version: P8Ctl.versionText,
         subcommands: [
             Channels.self, History.self, Tail.self, Held.self, Replay.self, Export.self, Trim.self, Backup.self,
-            Publish.self, Stats.self, Status.self,
+            Publish.self, Stats.self, Status.self, Restart.self,
         ]
     )
 

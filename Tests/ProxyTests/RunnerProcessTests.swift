@@ -149,6 +149,8 @@ struct RunnerStatusFile {
     var restarts: Int
     var causes: [String]
     var times: [Date]
+    /// Restarts asked for (SIGUSR2, `p8ctl restart`) that completed.
+    var handovers: Int
 
     static func read(_ p8: P8Process) throws -> RunnerStatusFile? {
         guard let directory = p8.directory else { return nil }
@@ -169,7 +171,8 @@ struct RunnerStatusFile {
             ready: object["serverReadyAt"] != nil,
             restarts: (object["restarts"] as? Int) ?? 0,
             causes: causes.compactMap { $0["cause"] },
-            times: causes.compactMap { $0["at"].flatMap(formatter.date(from:)) }
+            times: causes.compactMap { $0["at"].flatMap(formatter.date(from:)) },
+            handovers: (object["handovers"] as? Int) ?? 0
         )
     }
 

@@ -34,17 +34,14 @@ extension P8Ctl {
         @OptionGroup(title: "Database and output") var options: GlobalOptions
 
         func run() async throws {
-            let path = (try self.runDirectory() as NSString).appendingPathComponent("p8-runner.json")
-            guard let data = FileManager.default.contents(atPath: path),
-                let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                let runnerPid = object["runnerPid"] as? Int, kill(pid_t(runnerPid), 0) == 0
-            else {
-                throw CtlError(.failure, "no runner is running (no live \(path))")
-            }
+            let path = try RunnerStatusFile.path(rundir: self.rundir, config: self.options.config)
+            let status = try RunnerStatusFile.readLive(at: path)
+            let object = status.object
+            let runnerPid = Int(status.runnerPid)
             let held = try? await self.options.openReadOnly().holds(channel: nil).filter { $0.orphanedAt == nil }.count
             let now = Date()
             let parse = { (key: String) -> Date? in
-                (object[key] as? String).flatMap { Self.date($0) }
+                (object[key] as? String).flatMap { RunnerStatusFile.date($0) }
             }
             let causes = (object["restartCauses"] as? [[String: String]]) ?? []
             if self.options.json {
@@ -60,6 +57,21 @@ extension P8Ctl {
                         .array(
                             causes.map { .object([("at", .optional($0["at"])), ("cause", .optional($0["cause"]))]) }
                         )
+                    )
+                )
+                fields.append(("handovers", .int(Int64(status.handovers))))
+                fields.append(
+                    (
+                        "lastHandover",
+                        status.lastHandover.map { .object([("at", .string($0.at)), ("milliseconds", .int(Int(($0.seconds * 1000).rounded())))]) }
+                            ?? .null
+                    )
+                )
+                fields.append(
+                    (
+                        "lastHandoverFailure",
+                        status.lastHandoverFailure.map { .object([("at", .string($0.at)), ("cause", .string($0.cause))]) }
+                            ?? .null
                     )
                 )
                 fields.append(("held", held.map { .int(Int64($0)) } ?? .null))
@@ -79,27 +91,13 @@ extension P8Ctl {
             for cause in causes.suffix(10) {
                 Output.line("  \(cause["at"] ?? "-")  \(cause["cause"] ?? "-")")
             }
+            if let last = status.lastHandover {
+                Output.line("handovers \(status.handovers), the last at \(last.at) in \(String(format: "%.3f", last.seconds)) s")
+            }
+            if let failure = status.lastHandoverFailure {
+                Output.line("last failed restart \(failure.at): \(failure.cause)")
+            }
             Output.line("held     \(held.map(String.init) ?? "- (no database)")")
-        }
-
-        private func runDirectory() throws -> String {
-            if let rundir = self.rundir {
-                return rundir
-            }
-            guard let configFile = self.options.config ?? P8Configuration.findDefaultConfigFile() else {
-                throw CtlError(.usage, "no rundir: pass --rundir DIR or --config FILE")
-            }
-            do {
-                return try P8Configuration.load(configFile: configFile).global.rundir
-            } catch {
-                throw CtlError(.badConfig, "\(error)")
-            }
-        }
-
-        private static func date(_ text: String) -> Date? {
-            let formatter = ISO8601DateFormatter()
-            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-            return formatter.date(from: text)
         }
     }
 }
