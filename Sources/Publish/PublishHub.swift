@@ -211,7 +211,9 @@ package final class PublishHub: Sendable {
             self.counters.recoveries.add(1, ordering: .relaxed)
             return .recover(
                 request.channels.compactMap { channel in
-                    (channel.resume?.currentID ?? channel.prevID).map { GripLast(channel: channel.backendName, lastID: $0) }
+                    (channel.resume?.currentID ?? channel.prevID).map {
+                        GripLast(channel: channel.backendName, lastID: $0)
+                    }
                 }
             )
         }

@@ -110,9 +110,11 @@ enum HandoverReceiver {
         onListening()
         let result: Result<[TakenOverConnection], HandoverError> = await withCheckedContinuation { continuation in
             Thread.detachNewThread {
-                continuation.resume(returning: Result { () throws(HandoverError) in
-                    try Self.receive(on: listener, logger: logger)
-                })
+                continuation.resume(
+                    returning: Result { () throws(HandoverError) in
+                        try Self.receive(on: listener, logger: logger)
+                    }
+                )
             }
         }
         switch result {
@@ -123,7 +125,10 @@ enum HandoverReceiver {
         }
     }
 
-    private static func receive(on listener: HandoverListener, logger: Logger) throws(HandoverError)
+    private static func receive(
+        on listener: HandoverListener,
+        logger: Logger
+    ) throws(HandoverError)
         -> [TakenOverConnection]
     {
         let socket = try listener.accept(timeout: Self.connectTimeout)

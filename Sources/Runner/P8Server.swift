@@ -102,7 +102,11 @@ package struct P8Server: Sendable {
         }
         var takenOver: [TakenOverConnection] = []
         if let handover = self.handover, handover.isSuccessor {
-            takenOver = try await HandoverReceiver.receive(handover, logger: self.logger, onListening: onHandoverListening)
+            takenOver = try await HandoverReceiver.receive(
+                handover,
+                logger: self.logger,
+                onListening: onHandoverListening
+            )
             self.logger.info(
                 "the previous server's connections received",
                 metadata: ["p8.connections": "\(takenOver.count)", "p8.held": "\(takenOver.filter(\.isHeld).count)"]

@@ -65,7 +65,8 @@ struct Supervisor {
         self.status = status
         self.logger = logger
         self.handoverSocket = (rundir as NSString).appendingPathComponent("p8-handover.sock")
-        self.executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        self.executable =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             ?? CommandLine.arguments[0]
     }
 
@@ -227,12 +228,18 @@ struct Supervisor {
     private mutating func ended(_ child: Child, status: Int32) -> Int32? {
         let cause = Self.describe(status: status)
         if self.stopping {
-            self.logger.info("server stopped", metadata: ["p8.server.pid": "\(child.pid)", "p8.server.exit": "\(cause)"])
+            self.logger.info(
+                "server stopped",
+                metadata: ["p8.server.pid": "\(child.pid)", "p8.server.exit": "\(cause)"]
+            )
             return self.children.isEmpty ? 0 : nil
         }
         switch child.role {
         case .retiring:
-            self.logger.info("the previous server exited", metadata: ["p8.server.pid": "\(child.pid)", "p8.server.exit": "\(cause)"])
+            self.logger.info(
+                "the previous server exited",
+                metadata: ["p8.server.pid": "\(child.pid)", "p8.server.exit": "\(cause)"]
+            )
             return nil
         case .successor:
             self.handoverStarted = nil
@@ -324,7 +331,9 @@ struct Supervisor {
             close(pipeFds[0])
             let reason = String(cString: strerror(result))
             if role == .successor {
-                self.logger.error("restart failed: cannot start the new server: \(reason); the running server keeps serving")
+                self.logger.error(
+                    "restart failed: cannot start the new server: \(reason); the running server keeps serving"
+                )
                 self.status.restartFailed(cause: "cannot start the new server: \(reason)")
                 self.handoverStarted = nil
             } else {

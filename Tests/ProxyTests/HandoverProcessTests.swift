@@ -36,7 +36,9 @@ struct HandoverProcessTests {
             #expect(try await eventually { p8.stderrText.contains("new server started") })
             // A second request while the first restart is under way starts none.
             p8.signal(SIGUSR2)
-            #expect(try await eventually { p8.stderrText.contains("restart requested while one is under way: ignored") })
+            #expect(
+                try await eventually { p8.stderrText.contains("restart requested while one is under way: ignored") }
+            )
             // Published while the connections change hands: served by the old server before it hands over, or by
             // the new one once it listens.
             let publishing = Task {
@@ -127,7 +129,9 @@ struct HandoverProcessTests {
             _ = try await stream.readHead()
             _ = try await stream.readChunks(until: "open\n")
             try "[runner]\nhttp_port=not a port\n".write(to: config, atomically: true, encoding: .utf8)
-            let restart = try await Self.p8ctl(["restart", "--rundir", directory.url.appendingPathComponent("run").path])
+            let restart = try await Self.p8ctl([
+                "restart", "--rundir", directory.url.appendingPathComponent("run").path,
+            ])
             #expect(restart.status == 1)
             #expect(restart.output.contains("restart failed: the new server did not start"), "\(restart.output)")
             let status = try #require(try RunnerStatusFile.read(at: statusFile))
@@ -135,7 +139,9 @@ struct HandoverProcessTests {
             #expect(status.handovers == 0)
             try await Self.publish(ports.publish, Self.streamItem("bc", id: nil, prev: nil, "served\n"))
             #expect(try await stream.readChunks(until: "served\n").ended == false)
-            #expect(p8.stderrText.contains("restart failed: the new server did not start; the running server keeps serving"))
+            #expect(
+                p8.stderrText.contains("restart failed: the new server did not start; the running server keeps serving")
+            )
             await stream.close()
             p8.signal(SIGTERM)
             #expect(try await p8.waitForExit() == 0)
@@ -158,7 +164,8 @@ struct HandoverProcessTests {
 
     private static func streamItem(_ channel: String, id: String?, prev: String?, _ content: String) -> String {
         let ids = (id.map { #""id": "\#($0)", "# } ?? "") + (prev.map { #""prev-id": "\#($0)", "# } ?? "")
-        return #"{"items": [{"channel": "\#(channel)", \#(ids)"formats": {"http-stream": {"content": \#(jsonString(content))}}}]}"#
+        return
+            #"{"items": [{"channel": "\#(channel)", \#(ids)"formats": {"http-stream": {"content": \#(jsonString(content))}}}]}"#
     }
 
     private static func publish(_ port: Int, _ json: String) async throws {
@@ -169,7 +176,9 @@ struct HandoverProcessTests {
         )
         let response = try await connection.readResponse()
         await connection.close()
-        guard response.status == 200 else { throw HoldTestError("publish answered \(response.status): \(response.text)") }
+        guard response.status == 200 else {
+            throw HoldTestError("publish answered \(response.status): \(response.text)")
+        }
     }
 
     /// Waits until each channel has a subscriber (the publish API's stats).

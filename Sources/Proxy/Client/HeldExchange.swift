@@ -73,7 +73,10 @@ extension HeldExchangeRecord: Codable {
         try values.encode(self.requestHead.method.rawValue, forKey: .method)
         try values.encode(self.requestHead.uri, forKey: .uri)
         try values.encode([self.requestHead.version.major, self.requestHead.version.minor], forKey: .version)
-        try values.encode(self.requestHead.headers.map { HeaderField(name: $0.name, value: $0.value) }, forKey: .headers)
+        try values.encode(
+            self.requestHead.headers.map { HeaderField(name: $0.name, value: $0.value) },
+            forKey: .headers
+        )
         try values.encodeIfPresent(self.routeID, forKey: .routeID)
         try values.encode(self.instruct, forKey: .instruct)
         try values.encode(self.positions, forKey: .positions)

@@ -227,7 +227,9 @@ package final class HandoverSocket: Sendable {
                 recv(self.descriptor, raw.baseAddress! + offset, length - offset, 0)
             }
             if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { throw HandoverError(count == 0 ? "the socket closed mid-message" : "recv", errno: errno) }
+            guard count > 0 else {
+                throw HandoverError(count == 0 ? "the socket closed mid-message" : "recv", errno: errno)
+            }
             offset += count
         }
         return bytes

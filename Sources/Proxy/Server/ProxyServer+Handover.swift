@@ -127,7 +127,10 @@ extension ProxyServer {
                 switch result {
                 case .success(let channel):
                     channel.eventLoop.execute {
-                        guard let handler = try? channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self),
+                        guard
+                            let handler = try? channel.pipeline.syncOperations.handler(
+                                type: ClientConnectionHandler.self
+                            ),
                             handler.takeOver(connection)
                         else {
                             logger.info("a connection handed over has no route now: closed")
@@ -141,7 +144,10 @@ extension ProxyServer {
                 }
             }
         }
-        self.logger.info("connections of the previous server taken over", metadata: ["p8.connections": "\(connections.count)"])
+        self.logger.info(
+            "connections of the previous server taken over",
+            metadata: ["p8.connections": "\(connections.count)"]
+        )
     }
 
     private static func unsettledCount(_ channels: [any Channel]) async -> Int {
@@ -205,7 +211,9 @@ extension ProxyServer {
     }
 
     /// Runs blocking I/O on a thread of its own.
-    private static func blocking(_ body: @escaping @Sendable () throws(HandoverError) -> Void) async throws(HandoverError) {
+    private static func blocking(
+        _ body: @escaping @Sendable () throws(HandoverError) -> Void
+    ) async throws(HandoverError) {
         let result: Result<Void, HandoverError> = await withCheckedContinuation { continuation in
             Thread.detachNewThread {
                 do throws(HandoverError) {

@@ -40,7 +40,10 @@ extension P8Ctl {
             let path = try RunnerStatusFile.path(rundir: self.rundir, config: self.config)
             let before = try RunnerStatusFile.readLive(at: path)
             guard kill(before.runnerPid, SIGUSR2) == 0 else {
-                throw CtlError(.failure, "cannot signal the runner (pid \(before.runnerPid)): \(String(cString: strerror(errno)))")
+                throw CtlError(
+                    .failure,
+                    "cannot signal the runner (pid \(before.runnerPid)): \(String(cString: strerror(errno)))"
+                )
             }
             let deadline = Date().addingTimeInterval(self.timeout)
             while Date() < deadline {

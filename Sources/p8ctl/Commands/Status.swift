@@ -63,14 +63,20 @@ extension P8Ctl {
                 fields.append(
                     (
                         "lastHandover",
-                        status.lastHandover.map { .object([("at", .string($0.at)), ("milliseconds", .int(Int(($0.seconds * 1000).rounded())))]) }
+                        status.lastHandover.map {
+                            .object([
+                                ("at", .string($0.at)), ("milliseconds", .int(Int(($0.seconds * 1000).rounded()))),
+                            ])
+                        }
                             ?? .null
                     )
                 )
                 fields.append(
                     (
                         "lastHandoverFailure",
-                        status.lastHandoverFailure.map { .object([("at", .string($0.at)), ("cause", .string($0.cause))]) }
+                        status.lastHandoverFailure.map {
+                            .object([("at", .string($0.at)), ("cause", .string($0.cause))])
+                        }
                             ?? .null
                     )
                 )
@@ -92,7 +98,9 @@ extension P8Ctl {
                 Output.line("  \(cause["at"] ?? "-")  \(cause["cause"] ?? "-")")
             }
             if let last = status.lastHandover {
-                Output.line("handovers \(status.handovers), the last at \(last.at) in \(String(format: "%.3f", last.seconds)) s")
+                Output.line(
+                    "handovers \(status.handovers), the last at \(last.at) in \(String(format: "%.3f", last.seconds)) s"
+                )
             }
             if let failure = status.lastHandoverFailure {
                 Output.line("last failed restart \(failure.at): \(failure.cause)")
