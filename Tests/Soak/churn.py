@@ -272,7 +272,6 @@ def main():
 
     directory = tempfile.mkdtemp(prefix="p8-churn-")
     backend = start_server(GripBackend)
-    backend.request_queue_size = 1024
     routes = (f"*,proto=ws {HOST}:{backend.server_port},over_http\n"
               f"*,resume_last_event_id {HOST}:{backend.server_port}\n")
     p8 = P8(args.p8, routes, directory, store={"max_items": args.max_items}).start()

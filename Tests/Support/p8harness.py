@@ -46,9 +46,11 @@ def wait_until(condition, timeout=WAIT, interval=0.01):
 
 class QuietServer(ThreadingHTTPServer):
     """A threaded HTTP server whose broken connections (p8 killed, clients gone) are expected, not worth a
-    traceback."""
+    traceback. Its listen backlog takes a burst of new connections (a restarted p8 opens its backend connections
+    all at once; with socketserver's default of 5, the rest wait for a SYN retransmission, a second)."""
 
     daemon_threads = True
+    request_queue_size = 1024
 
     def handle_error(self, request, client_address):
         pass
@@ -124,15 +126,15 @@ class GripBackend(BaseHTTPRequestHandler):
 
 
 def write_config(directory, routes, http_port, publish_port, listen=None, database=None, proxy=None, handler=None,
-                 store=None):
+                 store=None, runner=None):
     """Writes `routes` (the routes file's text) and a p8.conf into `directory`; returns the config's path.
 
     p8 listens on HOST:`http_port` (or on `listen`, a list of addresses, when given) and takes publishes on
     HOST:`publish_port`, with ZeroMQ off; its SQLite database is `database` (default p8.sqlite in `directory`).
-    `proxy`, `handler` and `store` add (or replace) keys of those sections."""
+    `proxy`, `handler`, `store` and `runner` add (or replace) keys of those sections."""
     sections = {
         "global": {"rundir": f"{directory}/run"},
-        "runner": {"http_port": listen or f"{HOST}:{http_port}"},
+        "runner": {"http_port": listen or f"{HOST}:{http_port}", **(runner or {})},
         "proxy": {"routesfile": "routes", **(proxy or {})},
         "handler": {"push_in_http_addr": HOST, "push_in_http_port": publish_port, "push_in_spec": "",
                     "push_in_sub_specs": "", "command_spec": "", "stats_spec": "", **(handler or {})},
@@ -180,14 +182,14 @@ class P8:
     (kill -9) or a `stop()`; `args` go on its command line. The config's keys: see `write_config`."""
 
     def __init__(self, binary, routes, directory=None, http_port=None, publish_port=None, listen=None, database=None,
-                 proxy=None, handler=None, store=None, args=(), prefix="p8-"):
+                 proxy=None, handler=None, store=None, runner=None, args=(), prefix="p8-"):
         self.binary = binary
         self.directory = directory or tempfile.mkdtemp(prefix=prefix)
         self.http_port = http_port or free_port()
         self.publish_port = publish_port or free_port()
         self.args = list(args)
         self.config = write_config(self.directory, routes, self.http_port, self.publish_port, listen, database,
-                                   proxy, handler, store)
+                                   proxy, handler, store, runner)
         self.log_path = os.path.join(self.directory, "p8.log")
         self.process = None
 

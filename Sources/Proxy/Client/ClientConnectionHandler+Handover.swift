@@ -15,29 +15,28 @@ extension ClientConnectionHandler {
         self.readsHeldForHandover = true
     }
 
-    /// Whether the hand-over need not wait for this connection: it is idle or held, or it can never be handed
-    /// over (TLS, a WebSocket). A request in flight to a backend, or a response being relayed, is waited for.
-    var isHandoverSettled: Bool {
-        if self.isTLS || self.webSocket != nil { return true }
-        switch self.state.state {
-        case .idle, .upgrading, .closed:
-            return true
-        case .answering(bodyArriving: false):
-            return self.exchange?.isHandoverReady ?? false
-        case .answering(bodyArriving: true), .draining:
-            return false
-        }
+    /// What one attempt at handing the connection over came to.
+    enum HandoverOutcome {
+        /// Handed over: nothing more is written, and the caller closes the channel (``detachForHandover()``).
+        case handedOver(HandedOverConnection)
+        /// Not now: a request is being read or answered (a later attempt may hand it over).
+        case busy
+        /// Never: TLS, a WebSocket, a JSON-P or CORS response, pipelined requests, a client that does not read.
+        case stays
     }
 
     /// Hands the connection over: ends its hold, if any, and gives what the new server needs once every byte the
-    /// client was sent has gone to the socket; nil when it cannot be handed over (TLS, a WebSocket, a request in
-    /// the middle, bytes read and not yet answered, a JSON-P or CORS response, a client that does not read).
-    /// After a non-nil answer nothing more is written, and the caller closes the channel (``detachForHandover()``).
-    func handOver(_ completion: @escaping (HandedOverConnection?) -> Void) {
+    /// client was sent has gone to the socket.
+    func handOver(_ completion: @escaping (HandoverOutcome) -> Void) {
         guard self.context != nil, !self.isTLS, self.webSocket == nil, self.state.queuedParts.isEmpty,
-            self.crossOrigin == nil, (self.readCounter?.reads ?? 0) == self.readsAtRequestEnd
+            self.crossOrigin == nil
         else {
-            completion(nil)
+            completion(.stays)
+            return
+        }
+        // Bytes read since the last request ended are a request not yet parsed whole: it is being read.
+        guard (self.readCounter?.reads ?? 0) == self.readsAtRequestEnd else {
+            completion(.busy)
             return
         }
         switch self.state.state {
@@ -45,7 +44,7 @@ extension ClientConnectionHandler {
             self.afterWrites(HandedOverConnection(hold: nil), completion)
         case .answering(bodyArriving: false):
             guard let exchange = self.exchange, exchange.isHandoverReady else {
-                completion(nil)
+                completion(.busy)
                 return
             }
             exchange.handOverHold { record in
@@ -55,32 +54,34 @@ extension ClientConnectionHandler {
                     // A publish answered the long-poll meanwhile: the connection waits for its next request.
                     self.afterWrites(HandedOverConnection(hold: nil), completion)
                 } else {
-                    completion(nil)
+                    completion(.busy)
                 }
             }
-        default:
-            completion(nil)
+        case .answering(bodyArriving: true), .draining:
+            completion(.busy)
+        case .upgrading, .closed:
+            completion(.stays)
         }
     }
 
     /// Calls `completion` with `connection` once everything written before has reached the socket (an empty write
-    /// completes in order after them), nil if the write fails.
+    /// completes in order after them); the connection stays if the write fails.
     private func afterWrites(
         _ connection: HandedOverConnection,
-        _ completion: @escaping (HandedOverConnection?) -> Void
+        _ completion: @escaping (HandoverOutcome) -> Void
     ) {
         guard let context = self.context else {
-            completion(nil)
+            completion(.stays)
             return
         }
         let written = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer()))), promise: written)
         written.futureResult.assumeIsolated().whenComplete { result in
             guard case .success = result, self.context != nil else {
-                completion(nil)
+                completion(.stays)
                 return
             }
-            completion(connection)
+            completion(.handedOver(connection))
         }
     }
 

@@ -164,7 +164,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if !self.readsHeldForHandover && self.state.readRequested() {
+        // A hand-over starts no new request, but the body of one being read still comes.
+        if (!self.readsHeldForHandover || self.state.state == .answering(bodyArriving: true))
+            && self.state.readRequested()
+        {
             context.read()
         }
     }

@@ -46,7 +46,7 @@ package struct HandoverSummary: Sendable, CustomStringConvertible {
 /// The restart without dropped connections (README "Restarts"), on both sides: the old server hands each client
 /// connection it can over the hand-over socket; the new one takes them over once listening.
 extension ProxyServer {
-    /// How long the hand-over waits for requests in flight to become holds or finish before handing over what can be.
+    /// How long the hand-over waits for requests in flight to become holds or finish.
     static let handoverSettleTime = Duration.seconds(2)
     /// How long a connection may take to flush what it was sent before it is left out.
     static let handoverFlushTime = TimeAmount.seconds(2)
@@ -65,29 +65,42 @@ extension ProxyServer {
                 try? channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self).holdReadsForHandover()
             }
         }
-        let clock = ContinuousClock()
-        let settleBy = clock.now + Self.handoverSettleTime
-        while clock.now < settleBy, await Self.unsettledCount(channels) > 0 {
-            try? await Task.sleep(for: .milliseconds(10))
-        }
         let descriptors = SocketDescriptors.scan()
         var summary = HandoverSummary()
         var outgoing: [(descriptor: CInt, payload: [UInt8])] = []
         let encoder = JSONEncoder()
-        let detaching = channels.map { Self.detach($0, descriptors: descriptors) }
-        for detached in detaching {
-            guard let (descriptor, connection) = try? await detached.get() ?? nil,
-                let payload = try? encoder.encode(connection)
-            else {
-                summary.leftBehind += 1
-                continue
+        // Connections busy with a request are tried again until it settles (a hold, or an answered request), for
+        // a moment at most; reads are held, so no new request starts meanwhile.
+        let clock = ContinuousClock()
+        let settleBy = clock.now + Self.handoverSettleTime
+        var pending = channels
+        while !pending.isEmpty {
+            let attempts = pending.map { Self.detach($0, descriptors: descriptors, final: clock.now >= settleBy) }
+            var busy: [any Channel] = []
+            for (channel, attempt) in zip(pending, attempts) {
+                switch try? await attempt.get() {
+                case .handedOver(let descriptor, let connection)?:
+                    guard let payload = try? encoder.encode(connection) else {
+                        Glibc.close(descriptor)
+                        summary.leftBehind += 1
+                        continue
+                    }
+                    switch connection.hold?.instruct.holdMode {
+                    case nil: summary.idle += 1
+                    case .stream: summary.streams += 1
+                    default: summary.longPolls += 1
+                    }
+                    outgoing.append((descriptor, Array(payload)))
+                case .busy?:
+                    busy.append(channel)
+                case .stays?, nil:
+                    summary.leftBehind += 1
+                }
             }
-            switch connection.hold?.instruct.holdMode {
-            case nil: summary.idle += 1
-            case .stream: summary.streams += 1
-            default: summary.longPolls += 1
+            pending = busy
+            if !pending.isEmpty {
+                try? await Task.sleep(for: .milliseconds(20))
             }
-            outgoing.append((descriptor, Array(payload)))
         }
         defer {
             for message in outgoing {
@@ -150,61 +163,63 @@ extension ProxyServer {
         )
     }
 
-    private static func unsettledCount(_ channels: [any Channel]) async -> Int {
-        let answers = channels.map { channel in
-            channel.eventLoop.submit {
-                !channel.isActive
-                    || ((try? channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self))?
-                        .isHandoverSettled ?? true)
-            }
-        }
-        var unsettled = 0
-        for answer in answers where (try? await answer.get()) == false {
-            unsettled += 1
-        }
-        return unsettled
+    /// What an attempt at one connection came to.
+    private enum Detached {
+        /// A duplicate of its socket, and its description; the channel is closed.
+        case handedOver(CInt, HandedOverConnection)
+        case busy
+        case stays
     }
 
-    /// Hands one connection over on its event loop: a duplicate of its socket and its description, once what it
-    /// was sent is flushed; the channel is then closed (the socket lives on in the duplicate). Nil when it
-    /// stays (it cannot be handed over, or does not flush in time).
+    /// Tries to hand one connection over on its event loop: a duplicate of its socket and its description, once
+    /// what it was sent is flushed; the channel is then closed (the socket lives on in the duplicate). A `final`
+    /// attempt leaves a busy connection here, reading again.
     private static func detach(
         _ channel: any Channel,
-        descriptors: [String: CInt]
-    ) -> EventLoopFuture<(CInt, HandedOverConnection)?> {
+        descriptors: [String: CInt],
+        final: Bool
+    ) -> EventLoopFuture<Detached> {
         let eventLoop = channel.eventLoop
         guard let key = SocketDescriptors.key(local: channel.localAddress, remote: channel.remoteAddress),
             let descriptor = descriptors[key]
-        else { return eventLoop.makeSucceededFuture(nil) }
-        let promise = eventLoop.makePromise(of: (CInt, HandedOverConnection)?.self)
+        else { return eventLoop.makeSucceededFuture(.stays) }
+        let promise = eventLoop.makePromise(of: Detached.self)
         eventLoop.execute {
             guard let handler = try? channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self) else {
-                promise.succeed(nil)
+                promise.succeed(.stays)
                 return
             }
             var decided = false
+            let stay = { (outcome: Detached) in
+                if case .busy = outcome, !final {
+                    promise.succeed(.busy)
+                    return
+                }
+                handler.releaseReadsAfterHandover()
+                promise.succeed(.stays)
+            }
             let giveUp = eventLoop.assumeIsolated().scheduleTask(in: Self.handoverFlushTime) {
                 decided = true
-                handler.releaseReadsAfterHandover()
-                promise.succeed(nil)
+                stay(.stays)
             }
-            handler.handOver { connection in
+            handler.handOver { outcome in
                 guard !decided else { return }
                 decided = true
                 giveUp.cancel()
-                guard let connection else {
-                    handler.releaseReadsAfterHandover()
-                    promise.succeed(nil)
-                    return
+                switch outcome {
+                case .busy:
+                    stay(.busy)
+                case .stays:
+                    stay(.stays)
+                case .handedOver(let connection):
+                    let duplicate = fcntl(descriptor, F_DUPFD_CLOEXEC, 0)
+                    guard duplicate >= 0 else {
+                        stay(.stays)
+                        return
+                    }
+                    handler.detachForHandover()
+                    promise.succeed(.handedOver(duplicate, connection))
                 }
-                let duplicate = fcntl(descriptor, F_DUPFD_CLOEXEC, 0)
-                guard duplicate >= 0 else {
-                    handler.releaseReadsAfterHandover()
-                    promise.succeed(nil)
-                    return
-                }
-                handler.detachForHandover()
-                promise.succeed((duplicate, connection))
             }
         }
         return promise.futureResult
@@ -274,28 +289,23 @@ enum SocketDescriptors {
         String(decoding: characters.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// `ip:port` of an IPv4 or IPv6 address, as NIO's `SocketAddress` spells it (through `inet_ntop`).
     private static func text(_ storage: sockaddr_storage) -> String? {
-        var storage = storage
-        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        // sockaddr_in: family (2 bytes), port (2, network order), address (4); sockaddr_in6: family, port,
+        // flow info (4), address (16).
+        let (family, addressOffset): (CInt, Int)
         switch CInt(storage.ss_family) {
-        case AF_INET:
-            return withUnsafePointer(to: &storage) { pointer in
-                pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { address in
-                    var ip = address.pointee.sin_addr
-                    guard inet_ntop(AF_INET, &ip, &buffer, socklen_t(buffer.count)) != nil else { return nil }
-                    return "\(Self.string(buffer)):\(UInt16(bigEndian: address.pointee.sin_port))"
-                }
+        case AF_INET: (family, addressOffset) = (AF_INET, 4)
+        case AF_INET6: (family, addressOffset) = (AF_INET6, 8)
+        default: return nil
+        }
+        return withUnsafeBytes(of: storage) { raw -> String? in
+            let port = UInt16(raw[2]) << 8 | UInt16(raw[3])
+            var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+            guard inet_ntop(family, raw.baseAddress! + addressOffset, &buffer, socklen_t(buffer.count)) != nil else {
+                return nil
             }
-        case AF_INET6:
-            return withUnsafePointer(to: &storage) { pointer in
-                pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { address in
-                    var ip = address.pointee.sin6_addr
-                    guard inet_ntop(AF_INET6, &ip, &buffer, socklen_t(buffer.count)) != nil else { return nil }
-                    return "\(Self.string(buffer)):\(UInt16(bigEndian: address.pointee.sin6_port))"
-                }
-            }
-        default:
-            return nil
+            return "\(Self.string(buffer)):\(port)"
         }
     }
 }
