@@ -235,9 +235,9 @@ package final class PublishHub: Sendable {
         self.deleteRecord(of: session.id)
     }
 
-    /// Reads a channel's log after the item `id`, for a resume.
-    func readAfter(channel: String, id: String) async -> ResumeReader.Position {
-        await self.resumeReader.readAfter(channel: channel, .id(id))
+    /// Reads a channel's log after `cursor` (an item's id, or a sequence), for a resume.
+    func readAfter(channel: String, _ cursor: Cursor) async -> ResumeReader.Position {
+        await self.resumeReader.readAfter(channel: channel, cursor)
     }
 
     // MARK: - Recover

@@ -102,7 +102,15 @@ package final class WebSocketSession: RecordedSession, ChannelSubscriber {
     /// what the log retains after it, or a reset when it is older than what is retained.
     ///
     /// Subscribing again to a channel already subscribed only updates its filters.
-    package func subscribe(channel: String, backendName: String, filters: [String], lastID: String?) {
+    /// A session taken over from an earlier server subscribes from `resumeSequence`, the log sequence its client
+    /// was at (`lastID` is then the id of that item, for the record).
+    package func subscribe(
+        channel: String,
+        backendName: String,
+        filters: [String],
+        lastID: String?,
+        resumeSequence: Int64? = nil
+    ) {
         let isNew = self.state.withLock { state -> Bool in
             guard !state.ended else { return false }
             if state.subscriptions[channel] != nil {
@@ -118,26 +126,27 @@ package final class WebSocketSession: RecordedSession, ChannelSubscriber {
             }
             // Items logged before the subscription (their delivery may still be on its way) are not sent live.
             let joinedAt = self.hub.store.lastLoggedSequence(channel: channel)
+            let resuming = lastID != nil || resumeSequence != nil
             state.subscriptions[channel] = Subscription(
                 backendName: backendName,
                 filters: filters,
                 lastID: lastID,
-                lastSequence: lastID == nil ? joinedAt : nil,
+                lastSequence: resumeSequence ?? (lastID == nil ? joinedAt : nil),
                 replayedThrough: joinedAt,
-                buffered: lastID == nil ? nil : []
+                buffered: resuming ? [] : nil
             )
             return true
         }
         guard isNew else { return }
         self.hub.addSubscription(self, channel: channel)
-        guard let lastID else { return }
+        guard let position = resumeSequence.map(Cursor.sequence) ?? lastID.map(Cursor.id) else { return }
         Task {
-            await self.resume(channel: channel, after: lastID)
+            await self.resume(channel: channel, after: position)
         }
     }
 
-    private func resume(channel: String, after lastID: String) async {
-        let position = await self.hub.readAfter(channel: channel, id: lastID)
+    private func resume(channel: String, after cursor: Cursor) async {
+        let position = await self.hub.readAfter(channel: channel, cursor)
         let (closed, recordStale) = self.state.withLock { state -> (Bool, Bool) in
             guard !state.ended, var subscription = state.subscriptions[channel],
                 let buffered = subscription.buffered
@@ -281,6 +290,35 @@ package final class WebSocketSession: RecordedSession, ChannelSubscriber {
         self.connection.refresh()
     }
 
+    // MARK: - Hand-over
+
+    /// Ends the session for a server that takes its client over, and says where the client is: each subscription
+    /// with its position, and the subscription meta. Every item sent before has been handed to the connection
+    /// (sends happen under the state lock). Nil when the session ended, or a subscription is still resuming (try
+    /// again).
+    package func handOver() -> (subscriptions: [WebSocketSubscriptionPosition], meta: [String: String])? {
+        let handedOver = self.state.withLock { state -> ([WebSocketSubscriptionPosition], [String: String])? in
+            guard !state.ended, !state.subscriptions.values.contains(where: { $0.buffered != nil }) else {
+                return nil
+            }
+            state.ended = true
+            let positions = state.subscriptions.sorted { $0.key < $1.key }.map { name, subscription in
+                WebSocketSubscriptionPosition(
+                    channel: name,
+                    backendName: subscription.backendName,
+                    filters: subscription.filters,
+                    lastID: subscription.lastID,
+                    sequence: subscription.lastSequence
+                )
+            }
+            return (positions, state.meta)
+        }
+        if handedOver != nil {
+            self.hub.webSocketEnded(self)
+        }
+        return handedOver
+    }
+
     // MARK: - End
 
     /// The connection closed: unsubscribe from everything. Safe to call more than once.
@@ -293,4 +331,15 @@ package final class WebSocketSession: RecordedSession, ChannelSubscriber {
             self.hub.webSocketEnded(self)
         }
     }
+}
+
+/// A WebSocket's subscription as a server that takes the client over needs it.
+package struct WebSocketSubscriptionPosition: Codable, Sendable, Hashable {
+    /// The channel (route prefix included) and as the backend named it.
+    package var channel: String
+    package var backendName: String
+    package var filters: [String]
+    /// The id of the last item sent (or the one subscribed from), and its log sequence when known.
+    package var lastID: String?
+    package var sequence: Int64?
 }

@@ -11,10 +11,10 @@ import Glibc
 /// one to a config that no longer parses leaves the old server serving.
 @Suite("Restarts that drop no connection", .timeLimit(.minutes(1)))
 struct HandoverProcessTests {
-    @Test("SIGUSR2 hands long-polls, streams and idle connections over: the same connections get the next items once")
+    @Test("SIGUSR2 hands long-polls, streams, WebSockets and idle connections over: they get the next items once")
     func heldConnectionsSurviveARestart() async throws {
         try await withTestBackend { backend in
-            let p8 = try P8Process.start(arguments: ["--route", "* 127.0.0.1:\(backend.port)"])
+            let p8 = try P8Process.start(arguments: ["--route", "* 127.0.0.1:\(backend.port),over_http"])
             let ports = try await p8.readyPorts()
             let first = try await RunnerStatusFile.readyServer(of: p8)
             let stream = try await RawHTTPConnection.connect(port: ports.http)
@@ -26,7 +26,9 @@ struct HandoverProcessTests {
             let idle = try await RawHTTPConnection.connect(port: ports.http)
             try await idle.send(Self.request("/plain?body=before"))
             #expect(try await idle.readResponse().text == "before")
-            try await Self.waitForSubscribers(ports.publish, ["hs", "hl"])
+            let socket = try await RawWebSocket.connect(port: ports.http, path: "/ws?channel=hw&echo")
+            #expect(socket.response.status == 101)
+            try await Self.waitForSubscribers(ports.publish, ["hs", "hl", "hw"])
             try await Self.publish(ports.publish, Self.streamItem("hs", id: "s1", prev: nil, "one\n"))
             #expect(try await stream.readChunks(until: "one\n").body == Array("one\n".utf8))
 
@@ -60,9 +62,19 @@ struct HandoverProcessTests {
             #expect(try await longPoll.readResponse().text == "released\n")
             try await idle.send(Self.request("/plain?body=after"))
             #expect(try await idle.readResponse().text == "after")
+            // The WebSocket's subscription and its backend side both go on: no second OPEN.
+            try await Self.publish(
+                ports.publish,
+                #"{"items": [{"channel": "hw", "formats": {"ws-message": {"content": "pushed"}}}]}"#
+            )
+            #expect(try await socket.readMessage().text == "pushed")
+            try await socket.send(text: "hello")
+            #expect(try await socket.readMessage().text == "echo:hello")
+            let opens = backend.requests.filter { $0.uri.hasPrefix("/ws") && $0.body.starts(with: Array("OPEN".utf8)) }
+            #expect(opens.count == 1)
             let log = p8.stderrText
-            #expect(log.contains("3 handed over (1 long-polls, 1 streams, 1 idle), 0 left to close"))
-            for client in [stream, longPoll, idle] {
+            #expect(log.contains("4 handed over (1 long-polls, 1 streams, 1 WebSockets, 1 idle), 0 left to close"))
+            for client in [stream, longPoll, idle, socket.connection] {
                 await client.close()
             }
             p8.signal(SIGTERM)

@@ -119,26 +119,43 @@ async def websocket(client, args, stop):
         if status != 101:
             raise ConnectionError(f"WebSocket handshake answered {status}")
         client.ready = True
-        while True:
-            head = await reader.readexactly(2)
-            size = head[1] & 0x7F
-            if size == 126:
-                size = int.from_bytes(await reader.readexactly(2), "big")
-            elif size == 127:
-                size = int.from_bytes(await reader.readexactly(8), "big")
-            payload = await reader.readexactly(size)
-            opcode = head[0] & 0x0F
-            if opcode == 1:
-                client.got(int(payload))
-            elif opcode == 8:
-                code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
-                raise ConnectionError(f"WebSocket closed by the server ({code})")
-            elif opcode == 9:
+
+        async def talk():
+            # A message to the backend every second, so that what the client sends crosses the restarts too.
+            while not stop.is_set():
+                await asyncio.sleep(1)
                 mask = os.urandom(4)
-                masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-                writer.write(bytes([0x8A, 0x80 | len(payload)]) + mask + masked)
+                writer.write(bytes([0x81, 0x80 | 2]) + mask + bytes(b ^ mask[i] for i, b in enumerate(b"hi")))
+
+        talking = asyncio.create_task(talk())
+        try:
+            await read_frames(client, reader, writer)
+        finally:
+            talking.cancel()
     finally:
         writer.close()
+
+
+async def read_frames(client, reader, writer):
+    """Reads the server's frames: items, pings (answered), and a close (the connection closed)."""
+    while True:
+        head = await reader.readexactly(2)
+        size = head[1] & 0x7F
+        if size == 126:
+            size = int.from_bytes(await reader.readexactly(2), "big")
+        elif size == 127:
+            size = int.from_bytes(await reader.readexactly(8), "big")
+        payload = await reader.readexactly(size)
+        opcode = head[0] & 0x0F
+        if opcode == 1:
+            client.got(int(payload))
+        elif opcode == 8:
+            code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+            raise ConnectionError(f"WebSocket closed by the server ({code})")
+        elif opcode == 9:
+            mask = os.urandom(4)
+            masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+            writer.write(bytes([0x8A, 0x80 | len(payload)]) + mask + masked)
 
 
 MODES = {"long-poll": long_poll, "sse": sse, "ws": websocket}
@@ -330,6 +347,9 @@ def main():
                  for c in behind if c.closed is None][:10]
     if failures:
         problems.append(f"{failures} publish requests failed")
+    crashes = log.count("server ended; starting a new one")
+    if crashes:
+        problems.append(f"the server crashed {crashes} times (the runner restarted it)")
     pids = [pid for _, _, pid in windows]
     if len(set(pids + [first_pid])) != len(windows) + 1:
         problems.append(f"restarts did not each start a new server: {first_pid} then {pids}")

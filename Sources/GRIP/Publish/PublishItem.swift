@@ -147,7 +147,7 @@ package struct HTTPStreamFormat: Sendable, Hashable {
 /// The `ws-message` format: a message (or close) sent to WebSockets.
 package struct WSMessageFormat: Sendable, Hashable {
     /// The kind of frame.
-    package enum MessageType: String, Sendable, Hashable {
+    package enum MessageType: String, Sendable, Hashable, Codable {
         /// A text message (default for `content`).
         case text
         /// A binary message (default for `content-bin`).

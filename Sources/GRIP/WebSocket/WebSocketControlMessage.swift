@@ -25,7 +25,7 @@ package enum WebSocketControlMessage: Sendable, Hashable {
     case unknown(type: String)
 
     /// A message the proxy sends to the client on the backend's behalf.
-    package struct Message: Sendable, Hashable {
+    package struct Message: Sendable, Hashable, Codable {
         /// The frame type (`text`, `binary`, `ping` or `pong`).
         package var type: WSMessageFormat.MessageType
         /// The payload.
@@ -38,7 +38,7 @@ package enum WebSocketControlMessage: Sendable, Hashable {
     }
 
     /// When a keep-alive is sent.
-    package enum KeepAliveMode: String, Sendable, Hashable {
+    package enum KeepAliveMode: String, Sendable, Hashable, Codable {
         /// After `timeout` seconds without any message to the client.
         case idle
         /// Every `timeout` seconds.

@@ -1,10 +1,12 @@
+import GRIP
 import NIOCore
 import NIOHTTP1
 
 /// A client connection as the server that takes it over needs it, besides its socket: nothing for an idle
-/// keep-alive connection (the next request is the client's), else the hold it is in.
+/// keep-alive connection (the next request is the client's), else the hold it is in, or its WebSocket.
 struct HandedOverConnection: Codable, Sendable {
     var hold: HeldExchangeRecord?
+    var webSocket: WebSocketHandoverRecord?
 }
 
 /// A hand-over, connection by connection (see ``ClientHandover``): stop reading new requests, tell when the
@@ -107,6 +109,9 @@ extension ClientConnectionHandler {
     /// continue here (no route takes it now): the connection is then closed.
     func takeOver(_ connection: HandedOverConnection) -> Bool {
         guard let context = self.context else { return false }
+        if let webSocket = connection.webSocket {
+            return self.takeOver(webSocket)
+        }
         guard let record = connection.hold else { return true }
         self.state.takeOverHeldRequest(headWritten: record.responseHeadWritten)
         self.readsAtRequestEnd = self.readCounter?.reads ?? 0
@@ -129,16 +134,61 @@ extension ClientConnectionHandler {
     }
 }
 
+extension ClientConnectionHandler {
+    /// Continues a WebSocket-over-HTTP connection: routed again (a route that no longer gateways WebSockets over
+    /// HTTP closes it), then upgraded at once.
+    private func takeOver(_ record: WebSocketHandoverRecord) -> Bool {
+        let head = record.request.head
+        let target = RequestTarget(uri: head.uri, hostHeader: head.headers.first(name: "host"))
+        let routes = self.engine.routes.current
+        guard
+            let route = record.routeID.flatMap({ routes.route(id: $0) })
+                ?? routes.route(host: target.host, path: target.path, isTLS: self.isTLS, isWebSocket: true),
+            route.targets.first?.overHTTP == true
+        else { return false }
+        self.state.webSocketStarted()
+        _ = WebSocketOverHTTP.takeOver(record, client: self, route: route, originForm: target.originForm)
+        return true
+    }
+}
+
 /// Counts a client connection's reads; first in its pipeline. A connection is handed over only when no read came
 /// after its last request ended: bytes of a next request, read but not yet parsed whole, would be lost.
 final class ClientReadCounter: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
     private(set) var reads = 0
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         self.reads += 1
         context.fireChannelRead(data)
+    }
+
+    /// Calls `completion` once everything written before has reached the socket (an empty write, from the head of
+    /// the pipeline, completes in order after them): true, or false when the write fails.
+    func afterWrites(_ completion: @escaping (Bool) -> Void) {
+        guard let context = self.context else {
+            completion(false)
+            return
+        }
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(NIOAny(ByteBuffer()), promise: written)
+        written.futureResult.assumeIsolated().whenComplete { result in
+            if case .success = result {
+                completion(true)
+            } else {
+                completion(false)
+            }
+        }
     }
 }
 

@@ -240,13 +240,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         return true
     }
 
-    /// Completes a WebSocket handshake: sends the `101` response, then replaces the HTTP handlers with NIO's
-    /// WebSocket frame codec and `frames`.
-    func upgradeToWebSocket(_ head: HTTPResponseHead, frames: WebSocketFrameHandler, maxFrameBytes: Int) {
+    /// Completes a WebSocket handshake: sends the `101` response (nil for a WebSocket taken over from an earlier
+    /// server, whose client has it), then replaces the HTTP handlers with NIO's WebSocket frame codec and `frames`.
+    func upgradeToWebSocket(_ head: HTTPResponseHead?, frames: WebSocketFrameHandler, maxFrameBytes: Int) {
         self.webSocket = nil
         guard let context = self.context else { return }
         self.state.webSocketUpgraded()
-        context.writeAndFlush(Self.wrapOutboundOut(.head(head)), promise: nil)
+        if let head {
+            context.writeAndFlush(Self.wrapOutboundOut(.head(head)), promise: nil)
+        }
+        frames.readCounter = self.readCounter
+        frames.startsAtCurrentRead()
         let pipeline = context.pipeline.syncOperations
         do {
             let encoder = try pipeline.handler(type: HTTPResponseEncoder.self)
@@ -264,6 +268,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             pipeline.removeHandler(self, promise: nil)
             pipeline.removeHandler(encoder, promise: nil)
             pipeline.removeHandler(validator, promise: nil)
+            // NIO's upgrade handler removes itself once it has seen an upgrade request; a WebSocket taken over from
+            // an earlier server never sent one here.
+            if let upgrader = try? pipeline.handler(type: HTTPServerUpgradeHandler.self) {
+                pipeline.removeHandler(upgrader, promise: nil)
+            }
             // Last: the bytes the client sent after its upgrade request go to the frame decoder.
             pipeline.removeHandler(decoder, promise: nil)
         } catch {

@@ -37,23 +37,13 @@ struct HeldExchangeRecord: Equatable, Sendable {
 
 extension HeldExchangeRecord: Codable {
     private enum CodingKeys: String, CodingKey {
-        case method, uri, version, headers, routeID, instruct, positions, nextLink, nextLinkThroughRoute, goneLink
-        case goneLinkThroughRoute, generation, responseHeadWritten, bodyBytesWritten, requestComplete, timeoutAt
+        case request, routeID, instruct, positions, nextLink, nextLinkThroughRoute, goneLink, goneLinkThroughRoute
+        case generation, responseHeadWritten, bodyBytesWritten, requestComplete, timeoutAt
     }
 
     init(from decoder: any Decoder) throws {
         let values = try decoder.container(keyedBy: CodingKeys.self)
-        let version = try values.decode([Int].self, forKey: .version)
-        guard version.count == 2 else {
-            throw DecodingError.dataCorruptedError(forKey: .version, in: values, debugDescription: "not [major, minor]")
-        }
-        let headers = try values.decode([HeaderField].self, forKey: .headers)
-        self.requestHead = HTTPRequestHead(
-            version: HTTPVersion(major: version[0], minor: version[1]),
-            method: HTTPMethod(rawValue: try values.decode(String.self, forKey: .method)),
-            uri: try values.decode(String.self, forKey: .uri),
-            headers: HTTPHeaders(headers.map { ($0.name, $0.value) })
-        )
+        self.requestHead = try values.decode(RequestHeadRecord.self, forKey: .request).head
         self.routeID = try values.decodeIfPresent(String.self, forKey: .routeID)
         self.instruct = try values.decode(Instruct.self, forKey: .instruct)
         self.positions = try values.decode([String: HoldPosition].self, forKey: .positions)
@@ -70,13 +60,7 @@ extension HeldExchangeRecord: Codable {
 
     func encode(to encoder: any Encoder) throws {
         var values = encoder.container(keyedBy: CodingKeys.self)
-        try values.encode(self.requestHead.method.rawValue, forKey: .method)
-        try values.encode(self.requestHead.uri, forKey: .uri)
-        try values.encode([self.requestHead.version.major, self.requestHead.version.minor], forKey: .version)
-        try values.encode(
-            self.requestHead.headers.map { HeaderField(name: $0.name, value: $0.value) },
-            forKey: .headers
-        )
+        try values.encode(RequestHeadRecord(self.requestHead), forKey: .request)
         try values.encodeIfPresent(self.routeID, forKey: .routeID)
         try values.encode(self.instruct, forKey: .instruct)
         try values.encode(self.positions, forKey: .positions)
@@ -89,6 +73,30 @@ extension HeldExchangeRecord: Codable {
         try values.encode(self.bodyBytesWritten, forKey: .bodyBytesWritten)
         try values.encode(self.requestComplete, forKey: .requestComplete)
         try values.encodeIfPresent(self.timeoutAt, forKey: .timeoutAt)
+    }
+}
+
+/// A client's request head as a hand-over carries it (NIO's `HTTPRequestHead` is not `Codable`).
+struct RequestHeadRecord: Codable, Sendable {
+    var method: String
+    var uri: String
+    var version: [Int]
+    var headers: [HeaderField]
+
+    init(_ head: HTTPRequestHead) {
+        self.method = head.method.rawValue
+        self.uri = head.uri
+        self.version = [head.version.major, head.version.minor]
+        self.headers = head.headers.map { HeaderField(name: $0.name, value: $0.value) }
+    }
+
+    var head: HTTPRequestHead {
+        HTTPRequestHead(
+            version: HTTPVersion(major: self.version.first ?? 1, minor: self.version.dropFirst().first ?? 1),
+            method: HTTPMethod(rawValue: self.method),
+            uri: self.uri,
+            headers: HTTPHeaders(self.headers.map { ($0.name, $0.value) })
+        )
     }
 }
 

@@ -2,14 +2,16 @@ import NIOCore
 import NIOHTTP1
 import Synchronization
 
-/// The control API's open connections, so that a graceful shutdown need not wait for clients: connections
-/// still waiting for a request are closed at once, those with a request in progress get a grace period.
+/// The control API's open connections, so that a graceful shutdown need not wait for clients: keep-alive
+/// connections waiting for their next request are closed at once, those with a request in progress get a grace
+/// period, and new ones get a moment for their first request (a publisher that connected just before the
+/// shutdown, say during a restart, has its request on the way: it is served, not dropped).
 final class ControlConnections: Sendable {
     typealias AsyncConnection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
 
     private struct State {
-        /// Each open connection, and whether its request head has arrived.
-        var open: [ObjectIdentifier: (channel: any Channel, busy: Bool)] = [:]
+        /// Each open connection, whether its request head has arrived, and whether it has been answered before.
+        var open: [ObjectIdentifier: (channel: any Channel, busy: Bool, served: Bool)] = [:]
         /// Accepted connections not yet handed to a task that serves them.
         var unserved: [ObjectIdentifier: AsyncConnection] = [:]
         /// The server no longer serves anything: every connection accepted from now on is closed at once.
@@ -19,20 +21,31 @@ final class ControlConnections: Sendable {
 
     private let state = Mutex(State())
 
-    /// Tracks `channel` until it closes; closes it at once when shutdown has begun.
+    /// How long a connection accepted around a shutdown has to start its first request.
+    static let firstRequestWait = TimeAmount.seconds(1)
+
+    /// Tracks `channel` until it closes; once shutdown has begun, it has ``firstRequestWait`` to start a request.
     func add(_ channel: any Channel) {
         let id = ObjectIdentifier(channel)
-        let accepted = self.state.withLock { state -> Bool in
-            guard !state.shuttingDown else { return false }
-            state.open[id] = (channel, false)
-            return true
-        }
-        guard accepted else {
-            channel.close(promise: nil)
-            return
+        let shuttingDown = self.state.withLock { state -> Bool in
+            state.open[id] = (channel, false, false)
+            return state.shuttingDown
         }
         channel.closeFuture.whenComplete { _ in
             _ = self.state.withLock { $0.open.removeValue(forKey: id) }
+        }
+        if shuttingDown {
+            self.closeUnlessBusy(channel, after: Self.firstRequestWait)
+        }
+    }
+
+    /// Closes `channel` after `delay` unless a request is in progress then (which closes it when answered).
+    private func closeUnlessBusy(_ channel: any Channel, after delay: TimeAmount) {
+        let id = ObjectIdentifier(channel)
+        _ = channel.eventLoop.scheduleTask(in: delay) {
+            if self.state.withLock({ $0.open[id]?.busy }) == false {
+                channel.close(promise: nil)
+            }
         }
     }
 
@@ -89,19 +102,25 @@ final class ControlConnections: Sendable {
     func requestFinished(on channel: any Channel) -> Bool {
         self.state.withLock { state in
             state.open[ObjectIdentifier(channel)]?.busy = false
+            state.open[ObjectIdentifier(channel)]?.served = true
             return !state.shuttingDown
         }
     }
 
-    /// Closes idle connections now and the others after `grace`.
+    /// Closes idle keep-alive connections now, new ones without a request after ``firstRequestWait``, and the
+    /// others after `grace`.
     func shutDown(grace: TimeAmount) {
-        let (idle, busy) = self.state.withLock { state in
+        let connections = self.state.withLock { state in
             state.shuttingDown = true
-            let connections = Array(state.open.values)
-            return (connections.filter { !$0.busy }.map(\.channel), connections.filter(\.busy).map(\.channel))
+            return Array(state.open.values)
         }
-        for channel in idle {
-            channel.close(promise: nil)
+        let busy = connections.filter(\.busy).map(\.channel)
+        for connection in connections where !connection.busy {
+            if connection.served {
+                connection.channel.close(promise: nil)
+            } else {
+                self.closeUnlessBusy(connection.channel, after: Self.firstRequestWait)
+            }
         }
         for channel in busy {
             _ = channel.eventLoop.scheduleTask(in: grace) {

@@ -27,19 +27,20 @@ package struct TakenOverConnection: Sendable {
 
 /// What a hand-over did.
 package struct HandoverSummary: Sendable, CustomStringConvertible {
-    /// Connections handed over: held long-polls, held streams, idle keep-alive connections.
+    /// Connections handed over: held long-polls, held streams, WebSocket-over-HTTP, idle keep-alive connections.
     package var longPolls = 0
     package var streams = 0
+    package var webSockets = 0
     package var idle = 0
     /// Connections that stay here and end as in any shutdown (TLS, WebSockets, requests in flight, clients that do
     /// not read).
     package var leftBehind = 0
 
-    package var handedOver: Int { self.longPolls + self.streams + self.idle }
+    package var handedOver: Int { self.longPolls + self.streams + self.webSockets + self.idle }
 
     package var description: String {
-        "\(self.handedOver) handed over (\(self.longPolls) long-polls, \(self.streams) streams, \(self.idle) idle), "
-            + "\(self.leftBehind) left to close"
+        "\(self.handedOver) handed over (\(self.longPolls) long-polls, \(self.streams) streams, "
+            + "\(self.webSockets) WebSockets, \(self.idle) idle), \(self.leftBehind) left to close"
     }
 }
 
@@ -62,7 +63,12 @@ extension ProxyServer {
         let channels = self.clients.all
         for channel in channels {
             channel.eventLoop.execute {
-                try? channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self).holdReadsForHandover()
+                let pipeline = channel.pipeline.syncOperations
+                if let handler = try? pipeline.handler(type: ClientConnectionHandler.self) {
+                    handler.holdReadsForHandover()
+                } else {
+                    try? pipeline.handler(type: WebSocketFrameHandler.self).holdReadsForHandover()
+                }
             }
         }
         let descriptors = SocketDescriptors.scan()
@@ -86,6 +92,7 @@ extension ProxyServer {
                         continue
                     }
                     switch connection.hold?.instruct.holdMode {
+                    case nil where connection.webSocket != nil: summary.webSockets += 1
                     case nil: summary.idle += 1
                     case .stream: summary.streams += 1
                     default: summary.longPolls += 1
@@ -186,7 +193,7 @@ extension ProxyServer {
         let promise = eventLoop.makePromise(of: Detached.self)
         eventLoop.execute {
             guard let handler = try? channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self) else {
-                promise.succeed(.stays)
+                Self.detachWebSocket(channel, descriptor: descriptor, final: final, promise)
                 return
             }
             var decided = false
@@ -223,6 +230,44 @@ extension ProxyServer {
             }
         }
         return promise.futureResult
+    }
+
+    /// ``detach(_:descriptors:final:)`` for an upgraded connection: a WebSocket-over-HTTP between backend
+    /// requests is handed over; passthrough WebSockets stay (their backend side is a second connection).
+    private static func detachWebSocket(
+        _ channel: any Channel,
+        descriptor: CInt,
+        final: Bool,
+        _ promise: EventLoopPromise<Detached>
+    ) {
+        let pipeline = channel.pipeline.syncOperations
+        guard let frames = try? pipeline.handler(type: WebSocketFrameHandler.self),
+            let counter = try? pipeline.handler(type: ClientReadCounter.self),
+            let webSocket = frames.delegate as? WebSocketOverHTTP
+        else {
+            promise.succeed(.stays)
+            return
+        }
+        guard let record = webSocket.handOver() else {
+            if !final && webSocket.machine.session.phase == .open {
+                promise.succeed(.busy)
+            } else {
+                frames.releaseReadsAfterHandover()
+                promise.succeed(.stays)
+            }
+            return
+        }
+        counter.afterWrites { written in
+            let duplicate = written ? fcntl(descriptor, F_DUPFD_CLOEXEC, 0) : -1
+            guard duplicate >= 0 else {
+                // Its GRIP side has ended: it closes with the shutdown, and its client resumes.
+                frames.releaseReadsAfterHandover()
+                promise.succeed(.stays)
+                return
+            }
+            frames.detachForHandover()
+            promise.succeed(.handedOver(duplicate, HandedOverConnection(webSocket: record)))
+        }
     }
 
     /// Runs blocking I/O on a thread of its own.

@@ -71,6 +71,12 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     /// Our close frame is sent: nothing more may be sent.
     private(set) var closeSent = false
     private var closeTimer: Scheduled<Void>?
+    /// The connection's read count (see ``ClientReadCounter``) and its value at the last frame: a WebSocket is
+    /// handed over only when no read brought part of a frame not yet decoded whole.
+    var readCounter: ClientReadCounter?
+    private var readsAtLastFrame = 0
+    /// A hand-over is under way: nothing more is read.
+    private var readsHeldForHandover = false
 
     init(engine: ProxyEngine, role: Role, answersPings: Bool, maxMessageBytes: Int) {
         self.engine = engine
@@ -94,6 +100,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = Self.unwrapInboundIn(data)
+        self.readsAtLastFrame = self.readCounter?.reads ?? 0
         if let relay = self.fragmentRelay,
             frame.opcode == .text || frame.opcode == .binary || frame.opcode == .continuation
         {
@@ -253,7 +260,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if self.readPaused {
+        if self.readPaused || self.readsHeldForHandover {
             self.readPending = true
         } else {
             context.read()
@@ -267,6 +274,41 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
             self.readPending = false
             context.read()
         }
+    }
+
+    // MARK: - Hand-over
+
+    /// Nothing more is read until ``releaseReadsAfterHandover()``.
+    func holdReadsForHandover() {
+        self.readsHeldForHandover = true
+    }
+
+    func releaseReadsAfterHandover() {
+        guard self.readsHeldForHandover else { return }
+        self.readsHeldForHandover = false
+        if !self.readPaused, self.readPending, let context = self.context {
+            self.readPending = false
+            context.read()
+        }
+    }
+
+    /// Whether the WebSocket can be handed over now: no message half received, no close under way, and every
+    /// byte read decoded into frames.
+    var isHandoverReady: Bool {
+        self.context != nil && self.partial == nil && !self.closeSent && self.fragmentRelay == nil
+            && (self.readCounter?.reads ?? 0) == self.readsAtLastFrame
+    }
+
+    /// Marks where the frames of a WebSocket taken over from an earlier server start.
+    func startsAtCurrentRead() {
+        self.readsAtLastFrame = self.readCounter?.reads ?? 0
+    }
+
+    /// The connection was handed over: closing this side tells nobody (the socket lives on in the new server).
+    func detachForHandover() {
+        self.delegate = nil
+        self.closeTimer?.cancel()
+        self.context?.close(promise: nil)
     }
 
     /// Whether the connection takes more writes now.

@@ -205,6 +205,60 @@ final class WebSocketGrip {
         self.sendToClient(.text, (WebSocketControlMessage.prefix + json)[...])
     }
 
+    // MARK: - Hand-over
+
+    /// What a server that takes the client over needs of the GRIP side.
+    struct Handover: Codable, Sendable {
+        var subscriptions: [WebSocketSubscriptionPosition]
+        var meta: [String: String]
+        var keepAlive: KeepAlive?
+
+        /// The `keep-alive` control message in force.
+        struct KeepAlive: Codable, Sendable {
+            var message: WebSocketControlMessage.Message
+            var timeout: Int
+            var mode: WebSocketControlMessage.KeepAliveMode
+        }
+    }
+
+    /// Ends the GRIP side for a server that takes the client over (the backend hears nothing); nil while it
+    /// cannot be (a delayed message waits, a subscription is resuming).
+    func handOver() -> Handover? {
+        guard self.delayed == nil else { return nil }
+        var handover = Handover(subscriptions: [], meta: [:])
+        if let session = self.session {
+            guard let (subscriptions, meta) = session.handOver() else { return nil }
+            handover.subscriptions = subscriptions
+            handover.meta = meta
+        }
+        handover.keepAlive = self.keepAlive.map { .init(message: $0.message, timeout: $0.timeout, mode: $0.mode) }
+        self.session = nil
+        self.keepAliveTimer?.cancel()
+        self.keepAlive = nil
+        return handover
+    }
+
+    /// Continues what an earlier server handed over: the subscriptions from their positions, the meta, the
+    /// keep-alive.
+    func takeOver(_ handover: Handover) {
+        for (name, value) in handover.meta {
+            self.session?.setMeta(name: name, value: value)
+        }
+        for subscription in handover.subscriptions {
+            self.session?.subscribe(
+                channel: subscription.channel,
+                backendName: subscription.backendName,
+                filters: subscription.filters,
+                lastID: subscription.lastID,
+                resumeSequence: subscription.sequence
+            )
+        }
+        if let keepAlive = handover.keepAlive {
+            self.keepAlive = (keepAlive.message, keepAlive.timeout, keepAlive.mode)
+            self.armKeepAlive()
+        }
+    }
+
     // MARK: - End
 
     /// The client is closing or gone: unsubscribe and stop the timers. Safe to call more than once.

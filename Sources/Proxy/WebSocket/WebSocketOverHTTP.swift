@@ -15,12 +15,13 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
     /// Largest reply body accepted from the backend (grip-spec §7.3).
     static let maxResponseBody = 1_000_000
 
-    private var handshake: WebSocketClientHandshake
-    private var machine: WebSocketOverHTTPStateMachine
-    private var frames: WebSocketFrameHandler?
-    /// The GRIP side of the connection, once upgraded.
-    private var grip: WebSocketGrip?
-    private var keepAlivePoll: Scheduled<Void>?
+    var handshake: WebSocketClientHandshake
+    var machine: WebSocketOverHTTPStateMachine
+    var frames: WebSocketFrameHandler?
+    /// The GRIP side of the connection, once upgraded, and the extensions the backend's reply to `OPEN` named.
+    var grip: WebSocketGrip?
+    var extensions: [String] = []
+    var keepAlivePoll: Scheduled<Void>?
     private var retryTimer: Scheduled<Void>?
 
     // The request in flight, on the wire.
@@ -41,6 +42,13 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
                 oneEventPerRequest: handshake.route.targets[0].oneEvent
             )
         )
+    }
+
+    /// A connection taken over from an earlier server, in `session`'s phase.
+    init(handshake: WebSocketClientHandshake, session: WebSocketOverHTTPSession) {
+        self.handshake = handshake
+        self.handshake.logger[metadataKey: "p8.connection-id"] = "\(session.connectionID)"
+        self.machine = WebSocketOverHTTPStateMachine(session: session)
     }
 
     /// The connection as data, with the channels the client is subscribed to.
@@ -67,7 +75,7 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
 
     // MARK: - Actions
 
-    private func run(_ actions: [WebSocketOverHTTPStateMachine.Action]) {
+    func run(_ actions: [WebSocketOverHTTPStateMachine.Action]) {
         for action in actions {
             switch action {
             case .send(let events, let retry):
@@ -125,6 +133,7 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
     }
 
     private func upgrade(_ headers: HTTPHeaders, extensions: [String]) {
+        self.extensions = extensions
         guard self.handshake.client != nil,
             let key = self.handshake.requestHead.headers.first(name: "sec-websocket-key")
         else {

@@ -1,0 +1,100 @@
+import GRIP
+import NIOCore
+import Publish
+
+/// A WebSocket-over-HTTP connection as the server that takes it over needs it, besides its socket: the upgrade
+/// request and route, the connection's id and meta (the backend sees the same connection), the keep-alive
+/// interval, and the GRIP side (subscriptions with positions, meta, keep-alive).
+struct WebSocketHandoverRecord: Codable, Sendable {
+    var request: RequestHeadRecord
+    var routeID: String?
+    var connectionID: String
+    var oneEventPerRequest: Bool
+    var meta: [String: String]
+    var keepAliveInterval: Int?
+    var extensions: [String]
+    var grip: WebSocketGrip.Handover?
+}
+
+/// The restart without dropped connections, for WebSocket-over-HTTP: the old server hands an open connection over
+/// between backend requests; the new one continues it without a new `OPEN` (the backend sees one connection).
+extension WebSocketOverHTTP {
+    /// Whether the connection can be handed over now: open, attached, no backend request in flight or queued,
+    /// no close under way, no message half received.
+    var isHandoverReady: Bool {
+        let session = self.machine.session
+        return session.phase == .open && session.clientAttached && session.inFlight == nil && session.queued.isEmpty
+            && session.clientClose == nil && (self.frames?.isHandoverReady ?? false)
+    }
+
+    /// Ends this side of the connection for a server that takes it over (the backend hears nothing), and gives
+    /// its record; nil when it cannot be handed over now.
+    func handOver() -> WebSocketHandoverRecord? {
+        guard self.isHandoverReady else { return nil }
+        var grip: WebSocketGrip.Handover?
+        if let current = self.grip {
+            guard let handedOver = current.handOver() else { return nil }
+            grip = handedOver
+        }
+        self.grip = nil
+        self.keepAlivePoll?.cancel()
+        let session = self.machine.session
+        let route = self.handshake.route
+        return WebSocketHandoverRecord(
+            request: RequestHeadRecord(self.handshake.requestHead),
+            routeID: route.hasExplicitID ? route.id : nil,
+            connectionID: session.connectionID,
+            oneEventPerRequest: session.oneEventPerRequest,
+            meta: session.meta,
+            keepAliveInterval: session.keepAliveInterval,
+            extensions: self.extensions,
+            grip: grip
+        )
+    }
+
+    /// Continues a connection an earlier server handed over, on `client` (the connection's HTTP handler, which
+    /// gives way to the WebSocket frame codec at once: the client has its `101`).
+    static func takeOver(
+        _ record: WebSocketHandoverRecord,
+        client: ClientConnectionHandler,
+        route: Route,
+        originForm: String
+    ) -> WebSocketOverHTTP {
+        let handshake = WebSocketClientHandshake(
+            client: client,
+            engine: client.engine,
+            pool: client.pool,
+            requestHead: record.request.head,
+            route: route,
+            originForm: originForm,
+            logger: client.logger
+        )
+        var session = WebSocketOverHTTPSession(
+            connectionID: record.connectionID,
+            oneEventPerRequest: record.oneEventPerRequest
+        )
+        session.phase = .open
+        session.clientAttached = true
+        session.meta = record.meta
+        session.keepAliveInterval = record.keepAliveInterval
+        let webSocket = WebSocketOverHTTP(handshake: handshake, session: session)
+        let frames = handshake.frameHandler(role: .server, answersPings: true)
+        frames.delegate = webSocket
+        webSocket.frames = frames
+        webSocket.extensions = record.extensions
+        client.upgradeToWebSocket(nil, frames: frames, maxFrameBytes: handshake.maxFrameBytes)
+        webSocket.grip = handshake.grip(
+            connectionID: record.connectionID,
+            extensions: record.extensions,
+            frames: frames,
+            owner: webSocket
+        )
+        if let grip = record.grip {
+            webSocket.grip?.takeOver(grip)
+        }
+        if let interval = record.keepAliveInterval {
+            webSocket.run([.armKeepAlive(seconds: interval)])
+        }
+        return webSocket
+    }
+}
