@@ -4,7 +4,7 @@
 # built p8 with the black-box suite in ../shared/conformance when it is present, a django-eventstream app behind
 # p8, the example app and the status page in headless Chromium, a short run of every parser fuzz target
 # (scripts/fuzz.sh) and of the live-server fuzzer, the disk-fault test, short churn, backend-fault and
-# slow-client soaks, and the resume chaos test.
+# slow-client soaks, restarts under load (SIGUSR2 hand-overs), and the resume chaos test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -84,6 +84,10 @@ echo "== slow clients soak, short (300 clients that stop reading and 300 that va
 # The vanished clients need root and ip (a network namespace); without them the run says SKIPPED for them.
 python3 Tests/Soak/slow_clients.py --p8 "$PWD/.build/debug/p8" --slow 300 --vanish 300 --fast 10 --seconds 8 \
   --max-rss-per-slow 300
+
+echo "== restarts under load, short (SIGUSR2 three times with long-polls, SSE and WebSocket-over-HTTP clients held)"
+python3 Tests/Soak/handover_run.py --p8 "$p8" --long-polls 200 --streams 50 --websockets 50 --channels 4 --rate 20 \
+  --restarts 3 --interval 2
 
 echo "== resume under chaos (kill -9 and restarts)"
 python3 Tests/Chaos/resume_chaos.py --p8 "$p8" --seconds 20

@@ -82,13 +82,6 @@ final class HandoverService: Service {
     }
 }
 
-extension Duration {
-    var seconds: Double {
-        let (seconds, attoseconds) = self.components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
-}
-
 /// The new server's side: listens on the hand-over socket, says so (the runner then signals the old server), and
 /// takes the old server's connections; returns once the old server has exited.
 enum HandoverReceiver {

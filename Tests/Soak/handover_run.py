@@ -183,7 +183,7 @@ async def publish(args, items):
 
 async def publisher(args, stop, published, sent_at):
     """`rate` items a second, in ten batches, round-robin over the channels, each channel's items a prev-id chain."""
-    failures = 0
+    failures = []
     channel_index = 0
     while not stop.is_set():
         started = time.monotonic()
@@ -204,10 +204,11 @@ async def publisher(args, stop, published, sent_at):
         for item in items:
             sent_at[item["id"]] = now
         try:
-            if await publish(args, items) != 200:
-                failures += 1
-        except (OSError, asyncio.IncompleteReadError):
-            failures += 1
+            status = await publish(args, items)
+            if status != 200:
+                failures.append(f"answered {status}")
+        except (OSError, asyncio.IncompleteReadError) as error:
+            failures.append(f"{type(error).__name__}: {error}")
         await asyncio.sleep(max(0, 0.1 - (time.monotonic() - started)))
     return failures
 
@@ -322,7 +323,7 @@ def main():
     deliveries = sum(len(c.numbers) for c in clients)
     print(f"handover run: {args.long_polls} long-polls, {args.streams} SSE streams, {args.websockets} WebSockets "
           f"on {args.channels} channels; {sum(published.values())} items at {args.rate}/s "
-          f"({failures} publish requests failed); {len(windows)} restarts; {deliveries} deliveries")
+          f"({len(failures)} publish requests failed); {len(windows)} restarts; {deliveries} deliveries")
     for index, (start, end, pid) in enumerate(windows):
         print(f"  restart {index + 1}: server pid {pid}, complete after {end - start:.3f} s "
               f"(runner: {restart_seconds[index] if index < len(restart_seconds) else '?'} s, old server's "
@@ -346,7 +347,7 @@ def main():
     problems += [f"client {c.index} ({c.mode} {c.channel}) ended at {c.last}, not {published.get(c.channel)}"
                  for c in behind if c.closed is None][:10]
     if failures:
-        problems.append(f"{failures} publish requests failed")
+        problems.append(f"{len(failures)} publish requests failed: " + "; ".join(failures[:3]))
     crashes = log.count("server ended; starting a new one")
     if crashes:
         problems.append(f"the server crashed {crashes} times (the runner restarted it)")

@@ -22,7 +22,7 @@ final class ControlConnections: Sendable {
     private let state = Mutex(State())
 
     /// How long a connection accepted around a shutdown has to start its first request.
-    static let firstRequestWait = TimeAmount.seconds(1)
+    static let firstRequestWait = TimeAmount.seconds(2)
 
     /// Tracks `channel` until it closes; once shutdown has begun, it has ``firstRequestWait`` to start a request.
     func add(_ channel: any Channel) {
@@ -84,6 +84,14 @@ final class ControlConnections: Sendable {
         }
         for connection in unserved {
             Self.close(connection)
+        }
+    }
+
+    /// The accepted connections that no task served yet, now the caller's to serve.
+    func takeUnserved() -> [AsyncConnection] {
+        self.state.withLock { state in
+            defer { state.unserved = [:] }
+            return Array(state.unserved.values)
         }
     }
 

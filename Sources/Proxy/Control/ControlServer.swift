@@ -98,8 +98,8 @@ package final class ControlServer: Service {
         )
         self.logger.info("publish API listening", metadata: ["p8.listen": "\(bound)"])
         self.onListening(bound)
-        // Connections accepted but never served (the accept loop ended first, on shutdown or cancellation) are
-        // closed, as NIO requires of every NIOAsyncChannel.
+        // Connections accepted but never served (the accept loop ended first, on cancellation) are closed, as NIO
+        // requires of every NIOAsyncChannel.
         defer { connections.closeUnserved() }
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
@@ -117,6 +117,16 @@ package final class ControlServer: Service {
             // connections are closed.
             server.channel.close(promise: nil)
             connections.shutDown(grace: Self.shutdownGrace)
+        }
+        // Accepted when the accept loop ended (a shutdown closes the listener under it): their requests are on the
+        // way (a publisher that connected during a restart), so they are served as any connection is during
+        // shutdown: one request, then closed.
+        await withDiscardingTaskGroup { group in
+            for connection in connections.takeUnserved() {
+                group.addTask {
+                    await self.serve(connection)
+                }
+            }
         }
     }
 

@@ -35,20 +35,31 @@ package struct HandoverSummary: Sendable, CustomStringConvertible {
     /// Connections that stay here and end as in any shutdown (TLS, WebSockets, requests in flight, clients that do
     /// not read).
     package var leftBehind = 0
+    /// Seconds spent detaching the connections (the first pass over all of them, and in all), and sending them.
+    package var firstPassSeconds = 0.0
+    package var detachSeconds = 0.0
+    package var sendSeconds = 0.0
 
     package var handedOver: Int { self.longPolls + self.streams + self.webSockets + self.idle }
 
     package var description: String {
         "\(self.handedOver) handed over (\(self.longPolls) long-polls, \(self.streams) streams, "
-            + "\(self.webSockets) WebSockets, \(self.idle) idle), \(self.leftBehind) left to close"
+            + "\(self.webSockets) WebSockets, \(self.idle) idle), \(self.leftBehind) left to close; detached in "
+            + String(
+                format: "%.3f s (first pass %.3f s), sent in %.3f s",
+                self.detachSeconds,
+                self.firstPassSeconds,
+                self.sendSeconds
+            )
     }
 }
 
 /// The restart without dropped connections (README "Restarts"), on both sides: the old server hands each client
 /// connection it can over the hand-over socket; the new one takes them over once listening.
 extension ProxyServer {
-    /// How long the hand-over waits for requests in flight to become holds or finish.
-    static let handoverSettleTime = Duration.seconds(2)
+    /// How long, after a first pass over every connection, the hand-over waits for requests in flight to become
+    /// holds or finish.
+    static let handoverSettleTime = Duration.seconds(3)
     /// How long a connection may take to flush what it was sent before it is left out.
     static let handoverFlushTime = TimeAmount.seconds(2)
 
@@ -71,44 +82,46 @@ extension ProxyServer {
                 }
             }
         }
+        let clock = ContinuousClock()
+        let started = clock.now
         let descriptors = SocketDescriptors.scan()
         var summary = HandoverSummary()
         var outgoing: [(descriptor: CInt, payload: [UInt8])] = []
-        let encoder = JSONEncoder()
         // Connections busy with a request are tried again until it settles (a hold, or an answered request), for
-        // a moment at most; reads are held, so no new request starts meanwhile.
-        let clock = ContinuousClock()
-        let settleBy = clock.now + Self.handoverSettleTime
+        // a moment after the first pass at most; reads are held, so no new request starts meanwhile.
+        var settleBy: ContinuousClock.Instant?
         var pending = channels
         while !pending.isEmpty {
-            let attempts = pending.map { Self.detach($0, descriptors: descriptors, final: clock.now >= settleBy) }
+            let final = settleBy.map { clock.now >= $0 } ?? false
+            let attempts = pending.map { Self.detach($0, descriptors: descriptors, final: final) }
             var busy: [any Channel] = []
             for (channel, attempt) in zip(pending, attempts) {
                 switch try? await attempt.get() {
-                case .handedOver(let descriptor, let connection)?:
-                    guard let payload = try? encoder.encode(connection) else {
-                        Glibc.close(descriptor)
-                        summary.leftBehind += 1
-                        continue
-                    }
+                case .handedOver(let descriptor, let connection, let payload)?:
                     switch connection.hold?.instruct.holdMode {
                     case nil where connection.webSocket != nil: summary.webSockets += 1
                     case nil: summary.idle += 1
                     case .stream: summary.streams += 1
                     default: summary.longPolls += 1
                     }
-                    outgoing.append((descriptor, Array(payload)))
+                    outgoing.append((descriptor, payload))
                 case .busy?:
                     busy.append(channel)
                 case .stays?, nil:
                     summary.leftBehind += 1
                 }
             }
+            if settleBy == nil {
+                summary.firstPassSeconds = (clock.now - started).seconds
+                settleBy = clock.now + Self.handoverSettleTime
+            }
             pending = busy
             if !pending.isEmpty {
                 try? await Task.sleep(for: .milliseconds(20))
             }
         }
+        summary.detachSeconds = (clock.now - started).seconds
+        let sending = clock.now
         defer {
             for message in outgoing {
                 Glibc.close(message.descriptor)
@@ -121,6 +134,7 @@ extension ProxyServer {
             }
             try socket.sendEnd()
         }
+        summary.sendSeconds = (clock.now - sending).seconds
         return summary
     }
 
@@ -172,8 +186,8 @@ extension ProxyServer {
 
     /// What an attempt at one connection came to.
     private enum Detached {
-        /// A duplicate of its socket, and its description; the channel is closed.
-        case handedOver(CInt, HandedOverConnection)
+        /// A duplicate of its socket, and its description (and as JSON); the channel is closed.
+        case handedOver(CInt, HandedOverConnection, [UInt8])
         case busy
         case stays
     }
@@ -219,13 +233,18 @@ extension ProxyServer {
                 case .stays:
                     stay(.stays)
                 case .handedOver(let connection):
+                    // Encoded here: the event loops share the work.
+                    guard let payload = try? JSONEncoder().encode(connection) else {
+                        stay(.stays)
+                        return
+                    }
                     let duplicate = fcntl(descriptor, F_DUPFD_CLOEXEC, 0)
                     guard duplicate >= 0 else {
                         stay(.stays)
                         return
                     }
                     handler.detachForHandover()
-                    promise.succeed(.handedOver(duplicate, connection))
+                    promise.succeed(.handedOver(duplicate, connection, Array(payload)))
                 }
             }
         }
@@ -257,16 +276,31 @@ extension ProxyServer {
             }
             return
         }
+        // The messages the session sent before it ended are queued on this event loop: written first.
+        channel.eventLoop.assumeIsolated().execute {
+            Self.finishDetachingWebSocket(frames, counter, record, descriptor: descriptor, promise)
+        }
+    }
+
+    private static func finishDetachingWebSocket(
+        _ frames: WebSocketFrameHandler,
+        _ counter: ClientReadCounter,
+        _ record: WebSocketHandoverRecord,
+        descriptor: CInt,
+        _ promise: EventLoopPromise<Detached>
+    ) {
         counter.afterWrites { written in
-            let duplicate = written ? fcntl(descriptor, F_DUPFD_CLOEXEC, 0) : -1
-            guard duplicate >= 0 else {
+            let connection = HandedOverConnection(webSocket: record)
+            let payload = try? JSONEncoder().encode(connection)
+            let duplicate = written && payload != nil ? fcntl(descriptor, F_DUPFD_CLOEXEC, 0) : -1
+            guard duplicate >= 0, let payload else {
                 // Its GRIP side has ended: it closes with the shutdown, and its client resumes.
                 frames.releaseReadsAfterHandover()
                 promise.succeed(.stays)
                 return
             }
             frames.detachForHandover()
-            promise.succeed(.handedOver(duplicate, HandedOverConnection(webSocket: record)))
+            promise.succeed(.handedOver(duplicate, connection, Array(payload)))
         }
     }
 
@@ -285,6 +319,14 @@ extension ProxyServer {
             }
         }
         try result.get()
+    }
+}
+
+extension Duration {
+    /// The duration in seconds.
+    package var seconds: Double {
+        let (seconds, attoseconds) = self.components
+        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }
 
