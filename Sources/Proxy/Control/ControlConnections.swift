@@ -39,11 +39,13 @@ final class ControlConnections: Sendable {
         }
     }
 
-    /// Closes `channel` after `delay` unless a request is in progress then (which closes it when answered).
+    /// Closes `channel` after `delay` unless a request is in progress then (which closes it when answered), or no
+    /// task serves it yet (the one that will gives it `delay` again, ``takeUnserved()``).
     private func closeUnlessBusy(_ channel: any Channel, after delay: TimeAmount) {
         let id = ObjectIdentifier(channel)
         _ = channel.eventLoop.scheduleTask(in: delay) {
-            if self.state.withLock({ $0.open[id]?.busy }) == false {
+            let idle = self.state.withLock { state in state.open[id]?.busy == false && state.unserved[id] == nil }
+            if idle {
                 channel.close(promise: nil)
             }
         }
@@ -89,10 +91,14 @@ final class ControlConnections: Sendable {
 
     /// The accepted connections that no task served yet, now the caller's to serve.
     func takeUnserved() -> [AsyncConnection] {
-        self.state.withLock { state in
+        let taken = self.state.withLock { state in
             defer { state.unserved = [:] }
             return Array(state.unserved.values)
         }
+        for connection in taken {
+            self.closeUnlessBusy(connection.channel, after: Self.firstRequestWait)
+        }
+        return taken
     }
 
     /// Notes that `channel` has a request in progress.
