@@ -129,9 +129,7 @@ enum HandoverReceiver {
         receiving: while true {
             switch try socket.receive() {
             case .connection(let descriptor, let payload):
-                if let taken = TakenOverConnection.decode(descriptor: descriptor, payload: payload) {
-                    connections.append(taken)
-                }
+                connections.append(TakenOverConnection(descriptor: descriptor, payload: payload))
             case .end:
                 break receiving
             case .closed:

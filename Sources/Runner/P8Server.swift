@@ -109,7 +109,7 @@ package struct P8Server: Sendable {
             )
             self.logger.info(
                 "the previous server's connections received",
-                metadata: ["p8.connections": "\(takenOver.count)", "p8.held": "\(takenOver.filter(\.isHeld).count)"]
+                metadata: ["p8.connections": "\(takenOver.count)"]
             )
         }
         let store: any ChannelLogStore

@@ -6,23 +6,16 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
-/// A client connection an earlier server handed over: its socket, and what it was doing.
+/// A client connection an earlier server handed over: its socket, and what it was doing (JSON, decoded on the
+/// event loop that takes it over: the receiving thread only collects).
 package struct TakenOverConnection: Sendable {
     package var descriptor: CInt
-    var connection: HandedOverConnection
+    package var payload: [UInt8]
 
-    /// Reads a connection message of the hand-over socket; nil (the socket closed) when the payload does not
-    /// parse.
-    package static func decode(descriptor: CInt, payload: [UInt8]) -> TakenOverConnection? {
-        guard let connection = try? JSONDecoder().decode(HandedOverConnection.self, from: Data(payload)) else {
-            Glibc.close(descriptor)
-            return nil
-        }
-        return TakenOverConnection(descriptor: descriptor, connection: connection)
+    package init(descriptor: CInt, payload: [UInt8]) {
+        self.descriptor = descriptor
+        self.payload = payload
     }
-
-    /// Whether the connection is held (else idle), and a held one's mode, for the log.
-    package var isHeld: Bool { self.connection.hold != nil }
 }
 
 /// What a hand-over did.
@@ -145,43 +138,60 @@ extension ProxyServer {
             return taken
         }
         guard !connections.isEmpty else { return }
+        let logger = self.logger
         for taken in connections {
-            let connection = taken.connection
-            let adopted = ClientBootstrap(group: self.group)
-                .channelOption(.maxMessagesPerRead, value: 16)
-                .channelOption(.allowRemoteHalfClosure, value: true)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        _ = try self.initializeClient(channel, tls: nil, pools: pools)
-                    }
-                }
-                .withConnectedSocket(taken.descriptor)
-            let logger = self.logger
-            adopted.whenComplete { result in
-                switch result {
-                case .success(let channel):
-                    channel.eventLoop.execute {
-                        guard
-                            let handler = try? channel.pipeline.syncOperations.handler(
-                                type: ClientConnectionHandler.self
-                            ),
-                            handler.takeOver(connection)
-                        else {
-                            logger.info("a connection handed over has no route now: closed")
-                            channel.close(promise: nil)
-                            return
-                        }
-                    }
-                case .failure(let error):
-                    logger.warning("a connection handed over could not be taken over", metadata: ["error": "\(error)"])
+            let eventLoop = self.group.next()
+            eventLoop.execute {
+                guard let connection = try? JSONDecoder().decode(HandedOverConnection.self, from: Data(taken.payload))
+                else {
+                    logger.warning("a connection handed over has a description that does not parse: closed")
                     Glibc.close(taken.descriptor)
+                    return
                 }
+                self.takeOver(taken.descriptor, connection, on: eventLoop, pools: pools)
             }
         }
         self.logger.info(
             "connections of the previous server taken over",
             metadata: ["p8.connections": "\(connections.count)"]
         )
+    }
+
+    /// Adopts one connection's socket on `eventLoop` and continues what it was doing.
+    private func takeOver(
+        _ descriptor: CInt,
+        _ connection: HandedOverConnection,
+        on eventLoop: any EventLoop,
+        pools: BackendPools
+    ) {
+        let adopted = ClientBootstrap(group: eventLoop)
+            .channelOption(.maxMessagesPerRead, value: 16)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    _ = try self.initializeClient(channel, tls: nil, pools: pools)
+                }
+            }
+            .withConnectedSocket(descriptor)
+        let logger = self.logger
+        adopted.whenComplete { result in
+            switch result {
+            case .success(let channel):
+                channel.eventLoop.execute {
+                    guard
+                        let handler = try? channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self),
+                        handler.takeOver(connection)
+                    else {
+                        logger.info("a connection handed over has no route now: closed")
+                        channel.close(promise: nil)
+                        return
+                    }
+                }
+            case .failure(let error):
+                logger.warning("a connection handed over could not be taken over", metadata: ["error": "\(error)"])
+                Glibc.close(descriptor)
+            }
+        }
     }
 
     /// What an attempt at one connection came to.
