@@ -14,9 +14,7 @@ Usage: churn.py --p8 PATH [--clients 2000] [--seconds 1800] [--rate 200] [--chan
 
 import argparse
 import asyncio
-import base64
 import collections
-import json
 import os
 import random
 import resource
@@ -26,7 +24,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Support"))
-from p8harness import HOST, P8, GripBackend, start_server  # noqa: E402
+from p8harness import (HOST, P8, GripBackend, publish_async, read_head, read_websocket_frame,  # noqa: E402
+                       start_server, websocket_request)
 
 
 class Client:
@@ -49,16 +48,6 @@ class Client:
         if previous is not None and number != previous + 1 and len(self.problems) < 5:
             self.problems.append(f"after {previous} got {number}")
         self.received.append(number)
-
-
-async def read_head(reader):
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    headers = {}
-    for line in head.decode("latin-1").split("\r\n")[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return status, headers
 
 
 async def longpoll_session(client, args, stop_at):
@@ -105,24 +94,17 @@ async def sse_session(client, args, stop_at):
 async def ws_session(client, args, stop_at):
     reader, writer = await asyncio.open_connection(HOST, args.http_port)
     try:
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write(f"GET /ws?ch={client.channel} HTTP/1.1\r\nHost: churn\r\nUpgrade: websocket\r\n"
-                     f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+        writer.write(websocket_request(f"/ws?ch={client.channel}"))
         status, _ = await asyncio.wait_for(read_head(reader), max(0.1, stop_at - time.monotonic()))
         if status != 101:
             raise ValueError(f"WebSocket handshake answered {status}")
         client.received.append(None)  # no resume for WebSockets: each session is its own run
         while time.monotonic() < stop_at:
-            head = await asyncio.wait_for(reader.readexactly(2), max(0.01, stop_at - time.monotonic()))
-            size = head[1] & 0x7F
-            if size == 126:
-                size = int.from_bytes(await reader.readexactly(2), "big")
-            elif size == 127:
-                size = int.from_bytes(await reader.readexactly(8), "big")
-            payload = await reader.readexactly(size)
-            if head[0] & 0x0F == 1:
+            opcode, payload = await asyncio.wait_for(read_websocket_frame(reader),
+                                                     max(0.01, stop_at - time.monotonic()))
+            if opcode == 1:
                 client.got(int(payload))
-            elif head[0] & 0x0F == 8:
+            elif opcode == 8:
                 return
     finally:
         writer.close()
@@ -146,16 +128,6 @@ async def run_client(client, args, stop, rng, caught_up):
         await asyncio.sleep(rng.uniform(0, 1.0))
 
 
-async def publish(args, items):
-    reader, writer = await asyncio.open_connection(HOST, args.publish_port)
-    body = json.dumps({"items": items}).encode()
-    writer.write(b"POST /publish/ HTTP/1.1\r\nHost: churn\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-    status, _ = await read_head(reader)
-    writer.close()
-    return status
-
-
 async def publisher(args, stop, published, rng, latencies):
     """Publishes `rate` items a second in ten batches, each on a random channel with a prev-id chain."""
     failures = 0
@@ -174,7 +146,7 @@ async def publisher(args, stop, published, rng, latencies):
                 item["prev-id"] = f"{channel}-{number - 1}"
             items.append(item)
         sent = time.monotonic()
-        if await publish(args, items) != 200:
+        if await publish_async(args.publish_port, items) != 200:
             failures += 1
         latencies.append(time.monotonic() - sent)
         await asyncio.sleep(max(0, 0.1 - (time.monotonic() - started)))

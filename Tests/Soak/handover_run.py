@@ -19,7 +19,6 @@ Usage: handover_run.py --p8 PATH [--long-polls 10000] [--streams 1000] [--websoc
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import re
@@ -30,7 +29,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Support"))
-from p8harness import HOST, P8, GripBackend, start_server  # noqa: E402
+from p8harness import (HOST, P8, GripBackend, masked_frame, publish_async, read_head,  # noqa: E402
+                       read_websocket_frame, start_server, websocket_request)
 
 
 class Client:
@@ -53,16 +53,6 @@ class Client:
             self.problems.append(f"after {self.numbers[-1]} got {number}")
         self.numbers.append(number)
         self.times.append(time.monotonic())
-
-
-async def read_head(reader):
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    headers = {}
-    for line in head.decode("latin-1").split("\r\n")[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return status, headers
 
 
 async def long_poll(client, args, stop):
@@ -112,9 +102,7 @@ async def sse(client, args, stop):
 async def websocket(client, args, stop):
     reader, writer = await asyncio.open_connection(HOST, args.http_port)
     try:
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write(f"GET /ws?ch={client.channel} HTTP/1.1\r\nHost: handover\r\nUpgrade: websocket\r\n"
-                     f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+        writer.write(websocket_request(f"/ws?ch={client.channel}"))
         status, _ = await read_head(reader)
         if status != 101:
             raise ConnectionError(f"WebSocket handshake answered {status}")
@@ -124,38 +112,23 @@ async def websocket(client, args, stop):
             # A message to the backend every second, so that what the client sends crosses the restarts too.
             while not stop.is_set():
                 await asyncio.sleep(1)
-                mask = os.urandom(4)
-                writer.write(bytes([0x81, 0x80 | 2]) + mask + bytes(b ^ mask[i] for i, b in enumerate(b"hi")))
+                writer.write(masked_frame(1, b"hi"))
 
         talking = asyncio.create_task(talk())
         try:
-            await read_frames(client, reader, writer)
+            while True:
+                opcode, payload = await read_websocket_frame(reader)
+                if opcode == 1:
+                    client.got(int(payload))
+                elif opcode == 8:
+                    code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+                    raise ConnectionError(f"WebSocket closed by the server ({code})")
+                elif opcode == 9:
+                    writer.write(masked_frame(0xA, payload))
         finally:
             talking.cancel()
     finally:
         writer.close()
-
-
-async def read_frames(client, reader, writer):
-    """Reads the server's frames: items, pings (answered), and a close (the connection closed)."""
-    while True:
-        head = await reader.readexactly(2)
-        size = head[1] & 0x7F
-        if size == 126:
-            size = int.from_bytes(await reader.readexactly(2), "big")
-        elif size == 127:
-            size = int.from_bytes(await reader.readexactly(8), "big")
-        payload = await reader.readexactly(size)
-        opcode = head[0] & 0x0F
-        if opcode == 1:
-            client.got(int(payload))
-        elif opcode == 8:
-            code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
-            raise ConnectionError(f"WebSocket closed by the server ({code})")
-        elif opcode == 9:
-            mask = os.urandom(4)
-            masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-            writer.write(bytes([0x8A, 0x80 | len(payload)]) + mask + masked)
 
 
 MODES = {"long-poll": long_poll, "sse": sse, "ws": websocket}
@@ -169,16 +142,6 @@ async def run_client(client, args, stop):
             client.closed = f"{type(error).__name__}: {error}"
     except asyncio.CancelledError:
         pass
-
-
-async def publish(args, items):
-    reader, writer = await asyncio.open_connection(HOST, args.publish_port)
-    body = json.dumps({"items": items}).encode()
-    writer.write(b"POST /publish/ HTTP/1.1\r\nHost: handover\r\nContent-Type: application/json\r\n"
-                 b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-    status, _ = await read_head(reader)
-    writer.close()
-    return status
 
 
 async def publisher(args, stop, published, sent_at):
@@ -204,7 +167,7 @@ async def publisher(args, stop, published, sent_at):
         for item in items:
             sent_at[item["id"]] = now
         try:
-            status = await publish(args, items)
+            status = await publish_async(args.publish_port, items)
             if status != 200:
                 failures.append(f"answered {status}")
         except (OSError, asyncio.IncompleteReadError) as error:

@@ -1,7 +1,8 @@
 """What every Python test, soak, chaos run and benchmark of P-8 does the same way: a real built p8 in a directory of
 its own (config, routes, log, SQLite database) on ephemeral loopback ports, started and waited for ("p8 ready"),
 stopped by its PID; a quiet threaded test backend; publishing and /stats over the HTTP API; an SSE line parser; the
-resident memory and open descriptors of a process, from /proc. Standard library only.
+pieces of asyncio clients (a response head, a WebSocket handshake and frames, a publish); the resident memory and
+open descriptors of a process, from /proc. Standard library only.
 
 A script imports it with two lines, relative to its own file:
 
@@ -9,6 +10,8 @@ A script imports it with two lines, relative to its own file:
     from p8harness import P8, free_port  # noqa: E402
 """
 
+import asyncio
+import base64
 import http.client
 import json
 import os
@@ -295,6 +298,57 @@ class SSEParser:
 
 
 # MARK: - /proc
+
+
+# MARK: - asyncio clients
+
+
+async def read_head(reader):
+    """Reads an HTTP response head from an asyncio stream: (status, headers with lower-case names)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    headers = {}
+    for line in head.decode("latin-1").split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers
+
+
+async def publish_async(port, items):
+    """POSTs `items` to /publish/ on HOST:`port` on a connection of its own; returns the status."""
+    reader, writer = await asyncio.open_connection(HOST, port)
+    body = json.dumps({"items": items}).encode()
+    writer.write(b"POST /publish/ HTTP/1.1\r\nHost: p8-test\r\nContent-Type: application/json\r\n"
+                 b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    try:
+        status, _ = await read_head(reader)
+    finally:
+        writer.close()
+    return status
+
+
+def websocket_request(path):
+    """A WebSocket opening handshake for `path`, as bytes."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (f"GET {path} HTTP/1.1\r\nHost: p8-test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+
+
+async def read_websocket_frame(reader):
+    """Reads one server frame (unmasked): (opcode, payload)."""
+    head = await reader.readexactly(2)
+    size = head[1] & 0x7F
+    if size == 126:
+        size = int.from_bytes(await reader.readexactly(2), "big")
+    elif size == 127:
+        size = int.from_bytes(await reader.readexactly(8), "big")
+    return head[0] & 0x0F, await reader.readexactly(size)
+
+
+def masked_frame(opcode, payload):
+    """A client frame (masked, payload under 126 bytes)."""
+    mask = os.urandom(4)
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
 def server_pid_of(pid):
