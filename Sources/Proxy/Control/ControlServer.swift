@@ -120,7 +120,10 @@ package final class ControlServer: Service {
         }
         // Accepted when the accept loop ended (a shutdown closes the listener under it): their requests are on the
         // way (a publisher that connected during a restart), so they are served as any connection is during
-        // shutdown: one request, then closed.
+        // shutdown: one request, then closed. A connection accepted as the listener closed is set up a loop turn
+        // later: once the listener is closed, a moment is left for it (closed unserved, it would be reset).
+        try? await server.channel.closeFuture.get()
+        try? await Task.sleep(for: .milliseconds(50))
         await withDiscardingTaskGroup { group in
             for connection in connections.takeUnserved() {
                 group.addTask {
