@@ -9,26 +9,27 @@ struct HandedOverConnection: Codable, Sendable {
     var webSocket: WebSocketHandoverRecord?
 }
 
-/// A hand-over, connection by connection (see ``ClientHandover``): stop reading new requests, tell when the
-/// connection is where it can be handed over, hand it over, and on the new server take it over.
+/// What one attempt at handing a connection over came to.
+enum HandoverOutcome {
+    /// Ready to go: nothing more is decided for it; once what it was sent is flushed, the caller passes its socket
+    /// and closes this side (``ClientConnectionHandler/detachForHandover()``).
+    case handedOver(HandedOverConnection)
+    /// Not now: a request is being read or answered (a later attempt may hand it over).
+    case busy
+    /// Never: TLS, a passthrough WebSocket, a JSON-P or CORS response, pipelined requests.
+    case stays
+}
+
+/// A hand-over, connection by connection (see ``ProxyServer/handOver(over:)``): stop reading new requests, hand
+/// the connection over when it is idle or held, and on the new server take it over.
 extension ClientConnectionHandler {
     /// No new request is read from now on (a request already being read goes on).
     func holdReadsForHandover() {
         self.readsHeldForHandover = true
     }
 
-    /// What one attempt at handing the connection over came to.
-    enum HandoverOutcome {
-        /// Handed over: nothing more is written, and the caller closes the channel (``detachForHandover()``).
-        case handedOver(HandedOverConnection)
-        /// Not now: a request is being read or answered (a later attempt may hand it over).
-        case busy
-        /// Never: TLS, a WebSocket, a JSON-P or CORS response, pipelined requests, a client that does not read.
-        case stays
-    }
-
-    /// Hands the connection over: ends its hold, if any, and gives what the new server needs once every byte the
-    /// client was sent has gone to the socket.
+    /// Hands the connection over: ends its hold, if any, and gives what the new server needs (once everything
+    /// decided for the hold has been queued on this event loop).
     func handOver(_ completion: @escaping (HandoverOutcome) -> Void) {
         guard self.context != nil, !self.isTLS, self.webSocket == nil, self.state.queuedParts.isEmpty,
             self.crossOrigin == nil
@@ -43,7 +44,7 @@ extension ClientConnectionHandler {
         }
         switch self.state.state {
         case .idle:
-            self.afterWrites(HandedOverConnection(hold: nil), completion)
+            completion(.handedOver(HandedOverConnection(hold: nil)))
         case .answering(bodyArriving: false):
             guard let exchange = self.exchange, exchange.isHandoverReady else {
                 completion(.busy)
@@ -51,10 +52,10 @@ extension ClientConnectionHandler {
             }
             exchange.handOverHold { record in
                 if let record {
-                    self.afterWrites(HandedOverConnection(hold: record), completion)
+                    completion(.handedOver(HandedOverConnection(hold: record)))
                 } else if case .idle = self.state.state, self.crossOrigin == nil {
                     // A publish answered the long-poll meanwhile: the connection waits for its next request.
-                    self.afterWrites(HandedOverConnection(hold: nil), completion)
+                    completion(.handedOver(HandedOverConnection(hold: nil)))
                 } else {
                     completion(.busy)
                 }
@@ -63,27 +64,6 @@ extension ClientConnectionHandler {
             completion(.busy)
         case .upgrading, .closed:
             completion(.stays)
-        }
-    }
-
-    /// Calls `completion` with `connection` once everything written before has reached the socket (an empty write
-    /// completes in order after them); the connection stays if the write fails.
-    private func afterWrites(
-        _ connection: HandedOverConnection,
-        _ completion: @escaping (HandoverOutcome) -> Void
-    ) {
-        guard let context = self.context else {
-            completion(.stays)
-            return
-        }
-        let written = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer()))), promise: written)
-        written.futureResult.assumeIsolated().whenComplete { result in
-            guard case .success = result, self.context != nil else {
-                completion(.stays)
-                return
-            }
-            completion(.handedOver(connection))
         }
     }
 

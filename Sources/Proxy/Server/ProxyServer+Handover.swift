@@ -216,101 +216,95 @@ extension ProxyServer {
         else { return eventLoop.makeSucceededFuture(.stays) }
         let promise = eventLoop.makePromise(of: Detached.self)
         eventLoop.execute {
-            guard let handler = try? channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self) else {
-                Self.detachWebSocket(channel, descriptor: descriptor, final: final, promise)
+            let pipeline = channel.pipeline.syncOperations
+            guard let counter = try? pipeline.handler(type: ClientReadCounter.self) else {
+                promise.succeed(.stays)
                 return
             }
-            var decided = false
-            let stay = { (outcome: Detached) in
-                if case .busy = outcome, !final {
-                    promise.succeed(.busy)
-                    return
+            let passing = Passing(channel: channel, counter: counter, descriptor: descriptor, final: final)
+            if let handler = try? pipeline.handler(type: ClientConnectionHandler.self) {
+                handler.handOver { outcome in
+                    passing.complete(
+                        outcome,
+                        release: handler.releaseReadsAfterHandover,
+                        detach: handler.detachForHandover,
+                        promise
+                    )
                 }
-                handler.releaseReadsAfterHandover()
+            } else if let frames = try? pipeline.handler(type: WebSocketFrameHandler.self),
+                let webSocket = frames.delegate as? WebSocketOverHTTP
+            {
+                passing.complete(
+                    webSocket.handOver(),
+                    release: frames.releaseReadsAfterHandover,
+                    detach: frames.detachForHandover,
+                    promise
+                )
+            } else {
+                // A passthrough WebSocket: its backend side is a second connection.
                 promise.succeed(.stays)
-            }
-            let giveUp = eventLoop.assumeIsolated().scheduleTask(in: Self.handoverFlushTime) {
-                decided = true
-                stay(.stays)
-            }
-            handler.handOver { outcome in
-                guard !decided else { return }
-                decided = true
-                giveUp.cancel()
-                switch outcome {
-                case .busy:
-                    stay(.busy)
-                case .stays:
-                    stay(.stays)
-                case .handedOver(let connection):
-                    // Encoded here: the event loops share the work.
-                    guard let payload = try? JSONEncoder().encode(connection) else {
-                        stay(.stays)
-                        return
-                    }
-                    let duplicate = fcntl(descriptor, F_DUPFD_CLOEXEC, 0)
-                    guard duplicate >= 0 else {
-                        stay(.stays)
-                        return
-                    }
-                    handler.detachForHandover()
-                    promise.succeed(.handedOver(duplicate, connection, Array(payload)))
-                }
             }
         }
         return promise.futureResult
     }
 
-    /// ``detach(_:descriptors:final:)`` for an upgraded connection: a WebSocket-over-HTTP between backend
-    /// requests is handed over; passthrough WebSockets stay (their backend side is a second connection).
-    private static func detachWebSocket(
-        _ channel: any Channel,
-        descriptor: CInt,
-        final: Bool,
-        _ promise: EventLoopPromise<Detached>
-    ) {
-        let pipeline = channel.pipeline.syncOperations
-        guard let frames = try? pipeline.handler(type: WebSocketFrameHandler.self),
-            let counter = try? pipeline.handler(type: ClientReadCounter.self),
-            let webSocket = frames.delegate as? WebSocketOverHTTP
-        else {
-            promise.succeed(.stays)
-            return
-        }
-        guard let record = webSocket.handOver() else {
-            if !final && webSocket.machine.session.phase == .open {
-                promise.succeed(.busy)
-            } else {
-                frames.releaseReadsAfterHandover()
-                promise.succeed(.stays)
-            }
-            return
-        }
-        // The messages the session sent before it ended are queued on this event loop: written first.
-        channel.eventLoop.assumeIsolated().execute {
-            Self.finishDetachingWebSocket(frames, counter, record, descriptor: descriptor, promise)
-        }
-    }
+    /// The last step of ``detach(_:descriptors:final:)``, the same for HTTP connections and WebSockets.
+    private struct Passing {
+        let channel: any Channel
+        let counter: ClientReadCounter
+        let descriptor: CInt
+        let final: Bool
 
-    private static func finishDetachingWebSocket(
-        _ frames: WebSocketFrameHandler,
-        _ counter: ClientReadCounter,
-        _ record: WebSocketHandoverRecord,
-        descriptor: CInt,
-        _ promise: EventLoopPromise<Detached>
-    ) {
-        counter.afterWrites { written in
-            let connection = HandedOverConnection(webSocket: record)
-            let payload = try? JSONEncoder().encode(connection)
-            let duplicate = written && payload != nil ? fcntl(descriptor, F_DUPFD_CLOEXEC, 0) : -1
-            guard duplicate >= 0, let payload else {
-                // Its GRIP side has ended: it closes with the shutdown, and its client resumes.
-                frames.releaseReadsAfterHandover()
+        /// Carries out `outcome`: a connection to hand over is flushed first (everything decided for it before is
+        /// queued on this event loop, ahead of the flush marker; a client that does not take it within
+        /// ``handoverFlushTime`` stays), encoded here (the event loops share the work), its socket duplicated,
+        /// and this side `detach`ed. A connection that stays reads again (`release`).
+        func complete(
+            _ outcome: HandoverOutcome,
+            release: @escaping () -> Void,
+            detach: @escaping () -> Void,
+            _ promise: EventLoopPromise<Detached>
+        ) {
+            let connection: HandedOverConnection
+            switch outcome {
+            case .busy where !self.final:
+                promise.succeed(.busy)
+                return
+            case .busy, .stays:
+                release()
                 promise.succeed(.stays)
                 return
+            case .handedOver(let handedOver):
+                connection = handedOver
             }
-            frames.detachForHandover()
-            promise.succeed(.handedOver(duplicate, connection, Array(payload)))
+            let eventLoop = self.channel.eventLoop.assumeIsolated()
+            var decided = false
+            let giveUp = eventLoop.scheduleTask(in: ProxyServer.handoverFlushTime) {
+                decided = true
+                release()
+                promise.succeed(.stays)
+            }
+            let (counter, descriptor) = (self.counter, self.descriptor)
+            eventLoop.execute {
+                counter.afterWrites { written in
+                    guard !decided else { return }
+                    decided = true
+                    giveUp.cancel()
+                    guard written, let payload = try? JSONEncoder().encode(connection) else {
+                        release()
+                        promise.succeed(.stays)
+                        return
+                    }
+                    let duplicate = fcntl(descriptor, F_DUPFD_CLOEXEC, 0)
+                    guard duplicate >= 0 else {
+                        release()
+                        promise.succeed(.stays)
+                        return
+                    }
+                    detach()
+                    promise.succeed(.handedOver(duplicate, connection, Array(payload)))
+                }
+            }
         }
     }
 
@@ -329,80 +323,5 @@ extension ProxyServer {
             }
         }
         try result.get()
-    }
-}
-
-extension Duration {
-    /// The duration in seconds.
-    package var seconds: Double {
-        let (seconds, attoseconds) = self.components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
-}
-
-/// This process's TCP sockets by their addresses: NIO does not tell a channel's descriptor, so the hand-over finds
-/// each in `/proc/self/fd`.
-enum SocketDescriptors {
-    /// Every connected TCP socket's descriptor, by ``key(local:remote:)``.
-    static func scan() -> [String: CInt] {
-        var found: [String: CInt] = [:]
-        guard let directory = opendir("/proc/self/fd") else { return found }
-        defer { closedir(directory) }
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            guard let descriptor = CInt(name) else { continue }
-            var local = sockaddr_storage()
-            var remote = sockaddr_storage()
-            guard Self.address(of: descriptor, into: &local, getsockname),
-                Self.address(of: descriptor, into: &remote, getpeername),
-                let localText = Self.text(local), let remoteText = Self.text(remote)
-            else { continue }
-            found[localText + ">" + remoteText] = descriptor
-        }
-        return found
-    }
-
-    static func key(local: SocketAddress?, remote: SocketAddress?) -> String? {
-        guard let local, let remote, let localIP = local.ipAddress, let localPort = local.port,
-            let remoteIP = remote.ipAddress, let remotePort = remote.port
-        else { return nil }
-        return "\(localIP):\(localPort)>\(remoteIP):\(remotePort)"
-    }
-
-    private static func address(
-        of descriptor: CInt,
-        into storage: inout sockaddr_storage,
-        _ call: (CInt, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> CInt
-    ) -> Bool {
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        return withUnsafeMutablePointer(to: &storage) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(descriptor, $0, &length) == 0 }
-        }
-    }
-
-    private static func string(_ characters: [CChar]) -> String {
-        String(decoding: characters.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    /// `ip:port` of an IPv4 or IPv6 address, as NIO's `SocketAddress` spells it (through `inet_ntop`).
-    private static func text(_ storage: sockaddr_storage) -> String? {
-        // sockaddr_in: family (2 bytes), port (2, network order), address (4); sockaddr_in6: family, port,
-        // flow info (4), address (16).
-        let (family, addressOffset): (CInt, Int)
-        switch CInt(storage.ss_family) {
-        case AF_INET: (family, addressOffset) = (AF_INET, 4)
-        case AF_INET6: (family, addressOffset) = (AF_INET6, 8)
-        default: return nil
-        }
-        return withUnsafeBytes(of: storage) { raw -> String? in
-            let port = UInt16(raw[2]) << 8 | UInt16(raw[3])
-            var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
-            guard inet_ntop(family, raw.baseAddress! + addressOffset, &buffer, socklen_t(buffer.count)) != nil else {
-                return nil
-            }
-            return "\(Self.string(buffer)):\(port)"
-        }
     }
 }

@@ -28,19 +28,20 @@ extension WebSocketOverHTTP {
     }
 
     /// Ends this side of the connection for a server that takes it over (the backend hears nothing), and gives
-    /// its record; nil when it cannot be handed over now.
-    func handOver() -> WebSocketHandoverRecord? {
-        guard self.isHandoverReady else { return nil }
+    /// its record; busy while a backend request or a message is under way, and for good once it is closing.
+    func handOver() -> HandoverOutcome {
+        let notNow: HandoverOutcome = self.machine.session.phase == .open ? .busy : .stays
+        guard self.isHandoverReady else { return notNow }
         var grip: WebSocketGrip.Handover?
         if let current = self.grip {
-            guard let handedOver = current.handOver() else { return nil }
+            guard let handedOver = current.handOver() else { return notNow }
             grip = handedOver
         }
         self.grip = nil
         self.keepAlivePoll?.cancel()
         let session = self.machine.session
         let route = self.handshake.route
-        return WebSocketHandoverRecord(
+        let record = WebSocketHandoverRecord(
             request: RequestHeadRecord(self.handshake.requestHead),
             routeID: route.hasExplicitID ? route.id : nil,
             connectionID: session.connectionID,
@@ -50,6 +51,7 @@ extension WebSocketOverHTTP {
             extensions: self.extensions,
             grip: grip
         )
+        return .handedOver(HandedOverConnection(webSocket: record))
     }
 
     /// Continues a connection an earlier server handed over, on `client` (the connection's HTTP handler, which
