@@ -15,8 +15,9 @@ package struct HoldRequest: Sendable {
         package var prevID: String?
         /// `filter=` names.
         package var filters: [String]
-        /// A hold taken over from an earlier server: where its client is in the log. The log is read after that
-        /// sequence, and ``prevID`` is then the id the next item's `prev-id` is checked against.
+        /// A hold taken over from an earlier server: where its client is in the log. It stands in for ``prevID``:
+        /// the log is read after its sequence (else its id), and the next item's `prev-id` is checked against its
+        /// ``HoldPosition/expectedPrevID``.
         package var resume: HoldPosition?
 
         package init(

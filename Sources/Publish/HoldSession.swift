@@ -174,8 +174,7 @@ package final class HoldSession: ChannelSubscriber, RecordedSession {
             // The record was written when the hold started, with where it joined each channel: it moved only if
             // positions were resolved against the log (a prev-id) or items were delivered since.
             let moved =
-                !replay.isEmpty || !buffered.isEmpty
-                || self.request.channels.contains { $0.prevID != nil || $0.resume != nil }
+                !replay.isEmpty || !buffered.isEmpty || self.request.channels.contains { $0.logPosition != nil }
             return (actions, moved && Self.markRecordStale(&state))
         }
         if recordStale {

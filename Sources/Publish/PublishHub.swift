@@ -175,7 +175,7 @@ package final class PublishHub: Sendable {
         self.counters.holdsActive.add(1, ordering: .relaxed)
         self.counters.holdsStarted.add(1, ordering: .relaxed)
         self.recordHold(session)
-        guard request.channels.contains(where: { $0.prevID != nil || $0.resume != nil }) else {
+        guard request.channels.contains(where: { $0.logPosition != nil }) else {
             completion(.hold(session, resetChannels: []))
             return
         }
