@@ -71,7 +71,21 @@ package final class PublishHub: Sendable {
     ///
     /// - Throws: the store's error when the commit failed (then nothing was stored or delivered).
     package func publish(_ items: [PublishItem]) async throws {
-        guard !items.isEmpty else { return }
+        try await withCheckedThrowingContinuation { continuation in
+            self.publish(items) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// ``publish(_:)`` for callers that are not in a task (the control API's event loops): `completion` is called
+    /// once the items are durable, or with the store's error, on the store's writer (hand it to an event loop).
+    package func publish(
+        _ items: [PublishItem],
+        completion: @escaping @Sendable (Result<Void, any Error>) -> Void
+    ) {
+        guard !items.isEmpty else {
+            completion(.success(()))
+            return
+        }
         self.counters.itemsReceived.add(items.count, ordering: .relaxed)
         let newItems = items.map { item in
             NewItem(
@@ -85,8 +99,13 @@ package final class PublishHub: Sendable {
             )
         }
         let start = ContinuousClock.now
-        _ = try await self.store.append(newItems)
-        self.counters.metrics?.committed(after: .now - start)
+        let metrics = self.counters.metrics
+        self.store.append(newItems) { result in
+            if case .success = result {
+                metrics?.committed(after: .now - start)
+            }
+            completion(result.map { _ in () })
+        }
     }
 
     /// Whether a ``publish(_:)`` error means the database is out of reach for now (a PostgreSQL server lost or

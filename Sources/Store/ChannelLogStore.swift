@@ -22,6 +22,8 @@ package protocol ChannelLogStore: AnyObject, Sendable {
     func enqueueHoldPositions(_ positions: [HoldPositions]) throws
     /// Appends items and returns once they are committed (see ``ChannelStore/append(_:)``).
     func append(_ items: [NewItem]) async throws -> [AppendResult]
+    /// Appends items and calls `completion` once they are committed (see ``ChannelStore/append(_:completion:)``).
+    func append(_ items: [NewItem], completion: @escaping CommitCompletion)
     /// Sets the one observer of what this process's commits append.
     func observeCommits(_ observer: @escaping @Sendable (CommittedBatch) -> Void)
     /// Reads a channel's items after a cursor.
@@ -65,6 +67,10 @@ package protocol ChannelLogStore: AnyObject, Sendable {
     /// The `limit` live holds of `instance` furthest behind one of their channels.
     func holdsFurthestBehind(instance: String, limit: Int) async throws -> [HoldLag]
 }
+
+/// How an append learns its commit's outcome: called once, on whatever thread the store commits on (keep it short:
+/// hand the result to an event loop or a continuation).
+package typealias CommitCompletion = @Sendable (Result<[AppendResult], any Error>) -> Void
 
 extension ChannelStore: ChannelLogStore {
     package var location: String { self.path }

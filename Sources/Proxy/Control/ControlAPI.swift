@@ -5,8 +5,8 @@ import NIOHTTP1
 import Publish
 
 /// The HTTP control API's behaviour (grip-spec §4.2), apart from the wire: which endpoint a request is for, content
-/// negotiation, authentication, and what each endpoint answers. ``ControlServer`` reads requests and writes the
-/// responses.
+/// negotiation, authentication, and what each endpoint answers. ``ControlRequestHandler`` reads requests and writes
+/// the responses.
 ///
 /// Endpoints: `/` (`Pushpin API`, any method), `POST /publish`, `POST /recover`, and P-8's `GET /stats` (counters and
 /// live subscribers, for `p8ctl`). A single trailing `/` is ignored; a query string makes a path unknown.
@@ -22,7 +22,7 @@ struct ControlAPI: Sendable {
     enum Plan: Sendable {
         /// Answer without reading the body further.
         case respond(ControlResponse)
-        /// Read the body, then call ``ControlAPI/respond(to:body:json:)``.
+        /// Read the body, then call ``ControlAPI/respond(to:body:json:completion:)``.
         case read(Endpoint, json: Bool)
     }
 
@@ -77,56 +77,76 @@ struct ControlAPI: Sendable {
         return .read(endpoint, json: json)
     }
 
-    /// Answers a request whose body has been read. Publishing answers only once the items are committed.
-    func respond(to endpoint: Endpoint, body: [UInt8], json: Bool) async -> ControlResponse {
+    /// Answers a request whose body has been read, by calling `completion` once, on any thread. Publishing
+    /// answers only once the items are committed.
+    func respond(
+        to endpoint: Endpoint,
+        body: [UInt8],
+        json: Bool,
+        completion: @escaping @Sendable (ControlResponse) -> Void
+    ) {
         switch endpoint {
         case .root:
-            return .text(200, "Pushpin API")
+            completion(.text(200, "Pushpin API"))
         case .status:
-            return ControlResponse(
-                status: 200,
-                contentType: "text/html; charset=utf-8",
-                headers: [("Cache-Control", "no-store")],
-                body: Array(StatusPage.html.utf8)
+            completion(
+                ControlResponse(
+                    status: 200,
+                    contentType: "text/html; charset=utf-8",
+                    headers: [("Cache-Control", "no-store")],
+                    body: Array(StatusPage.html.utf8)
+                )
             )
         case .statusEvents:
-            // Streamed by ``ControlServer``; never answered here.
-            return .text(500, "Internal error.")
+            // Streamed by ``ControlRequestHandler``; never answered here.
+            completion(.text(500, "Internal error."))
         case .publish:
-            return await self.publish(body: body, json: json)
+            self.publish(body: body, json: json, completion: completion)
         case .recover:
-            await self.hub.recover()
-            return .message("Updated", json: json)
+            let hub = self.hub
+            Task {
+                await hub.recover()
+                completion(.message("Updated", json: json))
+            }
         case .stats:
-            return .json(200, self.stats())
+            completion(.json(200, self.stats()))
         }
     }
 
-    private func publish(body: [UInt8], json: Bool) async -> ControlResponse {
+    private func publish(body: [UInt8], json: Bool, completion: @escaping @Sendable (ControlResponse) -> Void) {
         let items: [PublishItem]
         do {
             items = try PublishRequest.parse(body: body)
         } catch {
             self.logger.debug("publish request refused", metadata: ["p8.publish.error": "\(error)"])
-            return .text(400, Self.pushpinText(error))
+            completion(.text(400, Self.pushpinText(error)))
+            return
         }
-        do {
-            try await self.hub.publish(items)
-        } catch {
-            self.logger.warning(
-                "publish failed: the items could not be committed",
-                metadata: ["p8.publish.items": "\(items.count)", "error": "\(error)"]
-            )
-            if PublishHub.isStoreUnavailable(error) {
-                return .text(
-                    503,
-                    "Publish failed: the database cannot be reached; nothing was published. Retry later.",
-                    headers: [("Retry-After", "1")]
+        let logger = self.logger
+        self.hub.publish(items) { result in
+            switch result {
+            case .success:
+                completion(.message("Published", json: json))
+            case .failure(let error):
+                logger.warning(
+                    "publish failed: the items could not be committed",
+                    metadata: ["p8.publish.items": "\(items.count)", "error": "\(error)"]
                 )
+                completion(Self.publishFailure(error))
             }
-            return .text(500, "Publish failed: the items could not be stored; nothing was published.")
         }
-        return .message("Published", json: json)
+    }
+
+    /// 503 with `Retry-After` when the database is out of reach for now, else 500; nothing was published.
+    private static func publishFailure(_ error: any Error) -> ControlResponse {
+        if PublishHub.isStoreUnavailable(error) {
+            return .text(
+                503,
+                "Publish failed: the database cannot be reached; nothing was published. Retry later.",
+                headers: [("Retry-After", "1")]
+            )
+        }
+        return .text(500, "Publish failed: the items could not be stored; nothing was published.")
     }
 
     /// `{"counters": {name: n}, "channels": {channel: {"subscribers": n}}, "store": {"path", "epoch"}}`.

@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 import Synchronization
 
 /// The control API's open connections, so that a graceful shutdown need not wait for clients: keep-alive
@@ -7,16 +6,12 @@ import Synchronization
 /// period, and new ones get a moment for their first request (a publisher that connected just before the
 /// shutdown, say during a restart, has its request on the way: it is served, not dropped).
 final class ControlConnections: Sendable {
-    typealias AsyncConnection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
-
     private struct State {
-        /// Each open connection, whether its request head has arrived, and whether it has been answered before.
+        /// Each open connection, whether a request is in progress on it, and whether it has been answered before.
         var open: [ObjectIdentifier: (channel: any Channel, busy: Bool, served: Bool)] = [:]
-        /// Accepted connections not yet handed to a task that serves them.
-        var unserved: [ObjectIdentifier: AsyncConnection] = [:]
-        /// The server no longer serves anything: every connection accepted from now on is closed at once.
-        var drained = false
         var shuttingDown = false
+        /// Resumed once shutdown has begun and every connection has closed.
+        var closedWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     private let state = Mutex(State())
@@ -32,73 +27,27 @@ final class ControlConnections: Sendable {
             return state.shuttingDown
         }
         channel.closeFuture.whenComplete { _ in
-            _ = self.state.withLock { $0.open.removeValue(forKey: id) }
+            let waiters = self.state.withLock { state -> [CheckedContinuation<Void, Never>] in
+                state.open.removeValue(forKey: id)
+                return Self.takeWaitersIfDone(&state)
+            }
+            for waiter in waiters {
+                waiter.resume()
+            }
         }
         if shuttingDown {
             self.closeUnlessBusy(channel, after: Self.firstRequestWait)
         }
     }
 
-    /// Closes `channel` after `delay` unless a request is in progress then (which closes it when answered), or no
-    /// task serves it yet (the one that will gives it `delay` again, ``takeUnserved()``).
+    /// Closes `channel` after `delay` unless a request is in progress then (which closes it when answered).
     private func closeUnlessBusy(_ channel: any Channel, after delay: TimeAmount) {
         let id = ObjectIdentifier(channel)
         _ = channel.eventLoop.scheduleTask(in: delay) {
-            let idle = self.state.withLock { state in state.open[id]?.busy == false && state.unserved[id] == nil }
-            if idle {
+            if self.state.withLock({ $0.open[id]?.busy == false }) {
                 channel.close(promise: nil)
             }
         }
-    }
-
-    /// Keeps `connection` until a task serves it (``serving(_:)``) or the server drains it
-    /// (``closeUnserved()``). An `NIOAsyncChannel` released unused is a fatal error in NIO, and the server's
-    /// stream of accepted connections drops the ones still in flight when it ends (shutdown, cancellation).
-    func retain(_ connection: AsyncConnection) {
-        let kept = self.state.withLock { state -> Bool in
-            guard !state.drained else { return false }
-            state.unserved[ObjectIdentifier(connection.channel)] = connection
-            return true
-        }
-        if !kept {
-            Self.close(connection)
-        }
-    }
-
-    /// Closes a connection that will not be served, finishing its writer as NIO requires.
-    static func close(_ connection: AsyncConnection) {
-        Task.detached {
-            try? await connection.executeThenClose { _, _ in }
-        }
-    }
-
-    /// Notes that a task serves `channel` now.
-    func serving(_ channel: any Channel) {
-        _ = self.state.withLock { $0.unserved.removeValue(forKey: ObjectIdentifier(channel)) }
-    }
-
-    /// Closes the accepted connections that no task served, and every one accepted from now on.
-    func closeUnserved() {
-        let unserved = self.state.withLock { state in
-            state.drained = true
-            defer { state.unserved = [:] }
-            return Array(state.unserved.values)
-        }
-        for connection in unserved {
-            Self.close(connection)
-        }
-    }
-
-    /// The accepted connections that no task served yet, now the caller's to serve.
-    func takeUnserved() -> [AsyncConnection] {
-        let taken = self.state.withLock { state in
-            defer { state.unserved = [:] }
-            return Array(state.unserved.values)
-        }
-        for connection in taken {
-            self.closeUnlessBusy(connection.channel, after: Self.firstRequestWait)
-        }
-        return taken
     }
 
     /// Notes that `channel` has a request in progress.
@@ -123,23 +72,62 @@ final class ControlConnections: Sendable {
 
     /// Closes idle keep-alive connections now, new ones without a request after ``firstRequestWait``, and the
     /// others after `grace`.
+    /// Only the first call does anything.
     func shutDown(grace: TimeAmount) {
+        let (connections, waiters) = self.state.withLock { state in
+            if state.shuttingDown {
+                return ([], [])
+            }
+            state.shuttingDown = true
+            return (Array(state.open.values), Self.takeWaitersIfDone(&state))
+        }
+        for waiter in waiters {
+            waiter.resume()
+        }
+        for connection in connections {
+            let channel = connection.channel
+            if connection.busy {
+                _ = channel.eventLoop.scheduleTask(in: grace) {
+                    channel.close(promise: nil)
+                }
+            } else if connection.served {
+                channel.close(promise: nil)
+            } else {
+                self.closeUnlessBusy(channel, after: Self.firstRequestWait)
+            }
+        }
+    }
+
+    /// Closes every connection now (the server's task was cancelled).
+    func closeAll() {
         let connections = self.state.withLock { state in
             state.shuttingDown = true
             return Array(state.open.values)
         }
-        let busy = connections.filter(\.busy).map(\.channel)
-        for connection in connections where !connection.busy {
-            if connection.served {
-                connection.channel.close(promise: nil)
-            } else {
-                self.closeUnlessBusy(connection.channel, after: Self.firstRequestWait)
+        for connection in connections {
+            connection.channel.close(promise: nil)
+        }
+    }
+
+    /// Returns once shutdown has begun and every connection has closed.
+    func allClosed() async {
+        await withCheckedContinuation { continuation in
+            let done = self.state.withLock { state -> Bool in
+                if state.shuttingDown && state.open.isEmpty {
+                    return true
+                }
+                state.closedWaiters.append(continuation)
+                return false
+            }
+            if done {
+                continuation.resume()
             }
         }
-        for channel in busy {
-            _ = channel.eventLoop.scheduleTask(in: grace) {
-                channel.close(promise: nil)
-            }
-        }
+    }
+
+    private static func takeWaitersIfDone(_ state: inout State) -> [CheckedContinuation<Void, Never>] {
+        guard state.shuttingDown && state.open.isEmpty else { return [] }
+        defer { state.closedWaiters = [] }
+        return state.closedWaiters
     }
 }

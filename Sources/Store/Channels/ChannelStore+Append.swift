@@ -38,7 +38,7 @@ struct CommitWaiter: Sendable {
     /// Releases the reordering buffer's items received at or before this time (milliseconds since 1970).
     var releasesItemsReceivedThrough: Int64?
     /// `nil` for fire-and-forget writes (``ChannelStore/enqueueHolds(upserts:deletes:)``).
-    var continuation: CheckedContinuation<[AppendResult], any Error>?
+    var completion: CommitCompletion?
 }
 
 extension ChannelStore {
@@ -63,8 +63,25 @@ extension ChannelStore {
             return []
         }
         return try await withCheckedThrowingContinuation { continuation in
-            self.submit(CommitWaiter(items: items, continuation: continuation))
+            self.submit(CommitWaiter(items: items, completion: { continuation.resume(with: $0) }))
         }
+    }
+
+    /// ``append(_:)`` for callers that are not in a task (the control API's event loops): `completion` is called
+    /// once, on the store's writer queue, after the commit (or at once, on a read-only store). Saves the two
+    /// thread hops of resuming a task and hopping back to an event loop.
+    package func append(_ items: [NewItem], completion: @escaping CommitCompletion) {
+        do {
+            try self.checkWritable()
+        } catch {
+            completion(.failure(error))
+            return
+        }
+        if items.isEmpty {
+            completion(.success([]))
+            return
+        }
+        self.submit(CommitWaiter(items: items, completion: completion))
     }
 
     /// Sets the one observer of what commits append: the items that enter channel logs, and counts.
@@ -95,7 +112,11 @@ extension ChannelStore {
         let receivedThrough = now.storeMilliseconds - Int64(self.configuration.reorderingWaitMilliseconds)
         _ = try await withCheckedThrowingContinuation { continuation in
             self.submit(
-                CommitWaiter(items: [], releasesItemsReceivedThrough: receivedThrough, continuation: continuation)
+                CommitWaiter(
+                    items: [],
+                    releasesItemsReceivedThrough: receivedThrough,
+                    completion: { continuation.resume(with: $0) }
+                )
             )
         }
     }
@@ -238,8 +259,8 @@ extension ChannelStore {
             self.channelCache.withLock { $0 = [:] }
             self.needsWaitingReload.withLock { $0 = true }
             for waiter in batch {
-                if let continuation = waiter.continuation {
-                    continuation.resume(throwing: error)
+                if let completion = waiter.completion {
+                    completion(.failure(error))
                 } else {
                     self.logger.info("hold records not written", metadata: ["error": "\(error)"])
                 }
@@ -284,7 +305,7 @@ extension ChannelStore {
             )
         }
         for (waiter, waiterResults) in zip(batch, results) {
-            waiter.continuation?.resume(returning: waiterResults)
+            waiter.completion?(.success(waiterResults))
         }
     }
 

@@ -12,7 +12,12 @@ extension ChannelStore {
         }
         _ = try await withCheckedThrowingContinuation { continuation in
             self.submit(
-                CommitWaiter(items: [], holdUpserts: upserts, holdDeletes: deletes, continuation: continuation)
+                CommitWaiter(
+                    items: [],
+                    holdUpserts: upserts,
+                    holdDeletes: deletes,
+                    completion: { continuation.resume(with: $0) }
+                )
             )
         }
     }
@@ -25,7 +30,7 @@ extension ChannelStore {
         if upserts.isEmpty && deletes.isEmpty {
             return
         }
-        self.submit(CommitWaiter(items: [], holdUpserts: upserts, holdDeletes: deletes, continuation: nil))
+        self.submit(CommitWaiter(items: [], holdUpserts: upserts, holdDeletes: deletes, completion: nil))
     }
 
     /// Queues position updates of live holds for the next group commit without waiting for it (see
@@ -35,7 +40,7 @@ extension ChannelStore {
         if positions.isEmpty {
             return
         }
-        self.submit(CommitWaiter(items: [], holdPositions: positions, continuation: nil))
+        self.submit(CommitWaiter(items: [], holdPositions: positions, completion: nil))
     }
 
     /// The hold records (of every instance, orphaned ones included), by start time; those on `channel` if given.

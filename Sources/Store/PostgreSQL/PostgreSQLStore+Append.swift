@@ -18,7 +18,7 @@ struct PostgreSQLCommitWaiter: Sendable {
     var holdDeletes: [String] = []
     var releasesItemsReceivedThrough: Int64?
     /// `nil` for fire-and-forget hold writes.
-    var continuation: CheckedContinuation<[AppendResult], any Error>?
+    var completion: CommitCompletion?
 }
 
 extension PostgreSQLStore {
@@ -29,8 +29,17 @@ extension PostgreSQLStore {
             return []
         }
         return try await withCheckedThrowingContinuation { continuation in
-            self.submit(PostgreSQLCommitWaiter(items: items, continuation: continuation))
+            self.submit(PostgreSQLCommitWaiter(items: items, completion: { continuation.resume(with: $0) }))
         }
+    }
+
+    /// ``append(_:)`` with a completion, called once after the commit (see ``ChannelStore/append(_:completion:)``).
+    package func append(_ items: [NewItem], completion: @escaping CommitCompletion) {
+        if items.isEmpty {
+            completion(.success([]))
+            return
+        }
+        self.submit(PostgreSQLCommitWaiter(items: items, completion: completion))
     }
 
     /// Moves into the log the waiting items (of any node) whose `message_wait` is over.
@@ -41,7 +50,7 @@ extension PostgreSQLStore {
                 PostgreSQLCommitWaiter(
                     items: [],
                     releasesItemsReceivedThrough: receivedThrough,
-                    continuation: continuation
+                    completion: { continuation.resume(with: $0) }
                 )
             )
         }
@@ -61,8 +70,8 @@ extension PostgreSQLStore {
     /// PostgreSQLStore+Availability.swift) and fire-and-forget hold writes wait, queued, for it to answer again.
     func submit(_ waiter: PostgreSQLCommitWaiter) {
         let lost = self.lostServerError
-        if let lost, let continuation = waiter.continuation {
-            continuation.resume(throwing: lost)
+        if let lost, let completion = waiter.completion {
+            completion(.failure(lost))
             return
         }
         let startsLoop = self.commitQueue.withLock { queue in
@@ -106,8 +115,8 @@ extension PostgreSQLStore {
                 queue -> ([PostgreSQLCommitWaiter], [PostgreSQLCommitWaiter]) in
                 if lost != nil {
                     // Appends queued before the server was found lost fail now; hold writes wait for it.
-                    let refused = queue.waiters.filter { $0.continuation != nil }
-                    queue.waiters.removeAll { $0.continuation != nil }
+                    let refused = queue.waiters.filter { $0.completion != nil }
+                    queue.waiters.removeAll { $0.completion != nil }
                     queue.isCommitting = false
                     return ([], refused)
                 }
@@ -120,7 +129,7 @@ extension PostgreSQLStore {
             }
             if let lost {
                 for waiter in refused {
-                    waiter.continuation?.resume(throwing: lost)
+                    waiter.completion?(.failure(lost))
                 }
                 return
             }
@@ -147,8 +156,8 @@ extension PostgreSQLStore {
         case .failure(let error):
             self.noteFailure(error)
             for waiter in batch {
-                if let continuation = waiter.continuation {
-                    continuation.resume(throwing: error)
+                if let completion = waiter.completion {
+                    completion(.failure(error))
                 } else {
                     logger.info("hold records not written", metadata: ["error": "\(error)"])
                 }
@@ -166,7 +175,7 @@ extension PostgreSQLStore {
                 self.notifyOthers(logged)
             }
             for (waiter, waiterResults) in zip(batch, results) {
-                waiter.continuation?.resume(returning: waiterResults)
+                waiter.completion?(.success(waiterResults))
             }
         }
     }

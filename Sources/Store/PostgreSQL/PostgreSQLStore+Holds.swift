@@ -16,7 +16,7 @@ extension PostgreSQLStore {
                     items: [],
                     holdUpserts: upserts,
                     holdDeletes: deletes,
-                    continuation: continuation
+                    completion: { continuation.resume(with: $0) }
                 )
             )
         }
@@ -27,7 +27,7 @@ extension PostgreSQLStore {
         if upserts.isEmpty && deletes.isEmpty {
             return
         }
-        self.submit(PostgreSQLCommitWaiter(items: [], holdUpserts: upserts, holdDeletes: deletes, continuation: nil))
+        self.submit(PostgreSQLCommitWaiter(items: [], holdUpserts: upserts, holdDeletes: deletes, completion: nil))
     }
 
     /// Queues position updates of live holds for the next commit without waiting for it (see ``HoldPositions``).
@@ -35,7 +35,7 @@ extension PostgreSQLStore {
         if positions.isEmpty {
             return
         }
-        self.submit(PostgreSQLCommitWaiter(items: [], holdPositions: positions, continuation: nil))
+        self.submit(PostgreSQLCommitWaiter(items: [], holdPositions: positions, completion: nil))
     }
 
     package func holds(channel: String? = nil) async throws -> [HoldRecord] {
