@@ -74,7 +74,8 @@ final class ControlConnections: Sendable {
     /// others after `grace`.
     /// Only the first call does anything.
     func shutDown(grace: TimeAmount) {
-        let (connections, waiters) = self.state.withLock { state in
+        let (connections, waiters) = self.state.withLock {
+            state -> ([(channel: any Channel, busy: Bool, served: Bool)], [CheckedContinuation<Void, Never>]) in
             if state.shuttingDown {
                 return ([], [])
             }

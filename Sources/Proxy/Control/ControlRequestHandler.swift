@@ -1,4 +1,5 @@
 import Foundation
+import GRIP
 import NIOCore
 import NIOHTTP1
 import Publish
@@ -141,8 +142,9 @@ final class ControlRequestHandler: ChannelDuplexHandler {
         // Idle only once the answer is out: a shutdown closes idle connections at once.
         guard self.connections.requestFinished(on: context.channel) && keepAlive else {
             self.state = .closed
+            let channel = context.channel
             written.whenComplete { _ in
-                context.close(promise: nil)
+                channel.close(promise: nil)
             }
             return
         }
@@ -180,10 +182,10 @@ final class ControlRequestHandler: ChannelDuplexHandler {
         self.queued = []
         self.write(response, version: version, keepAlive: false, context: context)
         let inputClosed = self.inputClosed
-        context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in
-            context.close(mode: inputClosed ? .all : .output, promise: nil)
-        }
         let channel = context.channel
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in
+            channel.close(mode: inputClosed ? .all : .output, promise: nil)
+        }
         _ = context.eventLoop.scheduleTask(in: ControlResponse.drainTime) {
             channel.close(promise: nil)
         }

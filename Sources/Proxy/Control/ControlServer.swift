@@ -105,3 +105,4 @@ package final class ControlServer: Service {
         connections.shutDown(grace: Self.shutdownGrace)
         await connections.allClosed()
     }
+}
