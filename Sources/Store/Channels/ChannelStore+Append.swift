@@ -27,6 +27,11 @@ struct CommitQueue: Sendable {
     var concurrency = 1
     /// Whether the commit job waits on `batchCondition` for more waiters.
     var isWaitingForBatch = false
+
+    /// Whether as many waiters as there are concurrent appenders are queued, or enough items.
+    func isBatchComplete(maxItems: Int) -> Bool {
+        self.waiters.count >= self.concurrency || self.itemCount >= maxItems
+    }
 }
 
 /// One caller's share of a commit.
@@ -137,11 +142,13 @@ extension ChannelStore {
 
     /// Queues a waiter, and starts the commit loop if none runs.
     func submit(_ waiter: CommitWaiter) {
+        let maxBatchItems = self.maxBatchItems
         let (startsLoop, wakesBatch) = self.commitQueue.withLock { queue in
             queue.waiters.append(waiter)
             queue.itemCount += waiter.items.count
             if queue.isCommitting {
-                return (false, queue.isWaitingForBatch)
+                // Wake the waiting job only once its batch is complete: one wake-up per batch, not one per waiter.
+                return (false, queue.isWaitingForBatch && queue.isBatchComplete(maxItems: maxBatchItems))
             }
             queue.isCommitting = true
             return (true, false)
@@ -203,9 +210,7 @@ extension ChannelStore {
         defer { self.batchCondition.unlock() }
         while true {
             let ready = self.commitQueue.withLock { queue in
-                let ready =
-                    queue.concurrency <= 1 || queue.waiters.count >= queue.concurrency
-                    || queue.itemCount >= self.maxBatchItems
+                let ready = queue.concurrency <= 1 || queue.isBatchComplete(maxItems: self.maxBatchItems)
                 queue.isWaitingForBatch = !ready
                 return ready
             }
