@@ -37,7 +37,11 @@ package final class PublishHub: Sendable {
     let registry = SubscriptionRegistry()
     let resumeReader: ResumeReader
     /// Fans items out, one commit's items after the other: a channel's subscribers get its items in log order.
-    private let deliveryQueue = DispatchQueue(label: "p8.publish.delivery")
+    let deliveryQueue = DispatchQueue(label: "p8.publish.delivery")
+    /// Paces the fan-outs of large items (``FanOutPacer``); nil hands every fan-out out at once.
+    let fanOutPacer: (any FanOutPacer)?
+    /// The channels whose fan-out is being paced, touched only on `deliveryQueue`.
+    let pacedFanOuts = Mutex<[String: PacedFanOut]>([:])
     /// Open WebSocket sessions by id, for the command socket's `conncheck` and `refresh`.
     let webSockets = Mutex<[String: WebSocketSession]>([:])
     /// The held-request records.
@@ -50,8 +54,15 @@ package final class PublishHub: Sendable {
         var meta: [String: String]
     }
 
-    package init(store: any ChannelLogStore, configuration: HandlerConfiguration, instance: String, logger: Logger) {
+    package init(
+        store: any ChannelLogStore,
+        configuration: HandlerConfiguration,
+        instance: String,
+        logger: Logger,
+        fanOutPacer: (any FanOutPacer)? = nil
+    ) {
         self.store = store
+        self.fanOutPacer = fanOutPacer
         self.instance = instance
         self.maxChannelsPerHold = max(1, configuration.connectionSubscriptionMax)
         self.logger = logger
@@ -153,14 +164,6 @@ package final class PublishHub: Sendable {
         guard !deliveries.isEmpty else { return }
         self.deliveryQueue.async { [deliveries] in
             self.fanOut(deliveries)
-        }
-    }
-
-    private func fanOut(_ deliveries: [Delivery]) {
-        for delivery in deliveries {
-            for subscriber in self.registry.subscribers(of: delivery.channel) {
-                subscriber.deliver(delivery)
-            }
         }
     }
 

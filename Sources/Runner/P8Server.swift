@@ -143,7 +143,8 @@ package struct P8Server: Sendable {
             store: store,
             configuration: self.configuration.handler,
             instance: instance,
-            logger: self.logger
+            logger: self.logger,
+            fanOutPacer: EventLoopFanOutPacer()
         )
         let export = self.configuration.metrics.listen.map { _ in
             MetricsExport(configuration: self.configuration.metrics)

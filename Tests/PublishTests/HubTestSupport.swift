@@ -67,6 +67,7 @@ final class RecordingConnection: HeldConnection {
 /// A hub over a fresh database in a temporary directory, with its sequencer running.
 func withHub(
     messageWait: Int = 300,
+    fanOutPacer: (any FanOutPacer)? = nil,
     _ body: (PublishHub) async throws -> Void
 ) async throws {
     let temporary = try TemporaryDirectory(prefix: "p8-publish")
@@ -83,7 +84,8 @@ func withHub(
         store: store,
         configuration: HandlerConfiguration(statsSpec: "", messageWait: messageWait),
         instance: "test",
-        logger: logger
+        logger: logger,
+        fanOutPacer: fanOutPacer
     )
     try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await hub.run() }
