@@ -90,6 +90,21 @@ struct ControlAPITests {
         }
     }
 
+    @Test("a client that half-closes behind a pipelined request cut short gets the first answer, then the close")
+    func halfCloseMidRequest() async throws {
+        try await withRunningP8Server { p8 in
+            let client = try await RawHTTPConnection.connect(port: p8.publishPort)
+            let cutShort = String(post("/publish/", Self.streamItems).dropLast(5))
+            try await client.sendThenCloseOutput(post("/publish/", Self.streamItems) + cutShort)
+            let response = try await client.readResponse()
+            #expect(response.status == 200)
+            // At once, not at the 30 s read timeout: nothing more can arrive.
+            try await client.waitForClose(timeout: .seconds(10))
+            #expect(try await storedIDs(p8, channel: "c").count == 1)
+            await client.close()
+        }
+    }
+
     @Test("errors are text/plain even for a client that asks for JSON, as Pushpin's")
     func errorsAreText() async throws {
         try await withRunningP8Server { p8 in

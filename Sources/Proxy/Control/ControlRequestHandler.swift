@@ -51,7 +51,8 @@ final class ControlRequestHandler: ChannelDuplexHandler {
     private var queued: [HTTPServerRequestPart] = []
     /// A read the channel asked for while a request was being answered.
     private var heldRead = false
-    /// The client shut down its sending side: the connection closes once the request in progress is answered.
+    /// Nothing more can be read (the client shut down its sending side, or what it sent next cannot be parsed):
+    /// the connection closes once the request in progress is answered.
     private var inputClosed = false
 
     init(api: ControlAPI, maxBodySize: Int, connections: ControlConnections) {
@@ -158,9 +159,15 @@ final class ControlRequestHandler: ChannelDuplexHandler {
             self.handle(self.queued.removeFirst(), context: context)
         }
         guard !self.isHoldingReads else { return }
-        if self.inputClosed, case .idle = self.state {
-            context.close(promise: nil)
-            return
+        if self.inputClosed {
+            switch self.state {
+            case .idle, .reading:
+                // Nothing more will arrive: no next request, or one cut short (not answered).
+                context.close(promise: nil)
+                return
+            case .answering, .streaming, .draining, .closed:
+                break
+            }
         }
         if self.heldRead {
             self.heldRead = false
@@ -222,14 +229,19 @@ final class ControlRequestHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard let parserError = error as? HTTPParserError else {
-            context.close(promise: nil)
-            return
-        }
         switch self.state {
+        case .answering:
+            // What follows the request being answered cannot be read (a pipelined request cut short by the
+            // client's close, garbage): the answer still goes out, then the connection closes.
+            self.queued = []
+            self.inputClosed = true
         case .idle, .reading:
+            guard let parserError = error as? HTTPParserError else {
+                context.close(promise: nil)
+                return
+            }
             self.answerEarly(.text(400, ControlResponse.text(for: parserError)), version: .http1_1, context: context)
-        case .answering, .streaming, .draining, .closed:
+        case .streaming, .draining, .closed:
             context.close(promise: nil)
         }
     }
