@@ -20,8 +20,6 @@ package protocol ChannelLogStore: AnyObject, Sendable {
     func enqueueHolds(upserts: [HoldRecord], deletes: [String]) throws
     /// Queues updates of live holds' channel positions for the next commit without waiting for it.
     func enqueueHoldPositions(_ positions: [HoldPositions]) throws
-    /// Appends items and returns once they are committed (see ``ChannelStore/append(_:)``).
-    func append(_ items: [NewItem]) async throws -> [AppendResult]
     /// Appends items and calls `completion` once they are committed (see ``ChannelStore/append(_:completion:)``).
     func append(_ items: [NewItem], completion: @escaping CommitCompletion)
     /// Sets the one observer of what this process's commits append.
@@ -71,6 +69,16 @@ package protocol ChannelLogStore: AnyObject, Sendable {
 /// How an append learns its commit's outcome: called once, on whatever thread the store commits on (keep it short:
 /// hand the result to an event loop or a continuation).
 package typealias CommitCompletion = @Sendable (Result<[AppendResult], any Error>) -> Void
+
+extension ChannelLogStore {
+    /// Appends items and returns once they are committed: ``append(_:completion:)``, awaited. Not cancellable:
+    /// once submitted, it completes with the commit.
+    package func append(_ items: [NewItem]) async throws -> [AppendResult] {
+        try await withCheckedThrowingContinuation { continuation in
+            self.append(items) { continuation.resume(with: $0) }
+        }
+    }
+}
 
 extension ChannelStore: ChannelLogStore {
     package var location: String { self.path }

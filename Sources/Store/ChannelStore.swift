@@ -7,13 +7,13 @@ import Synchronization
 /// The durable store: channel logs (append, read after a cursor, de-duplicate, retention), the database's epoch,
 /// and held-request records, in one SQLite database in WAL mode (one writer connection, a pool of readers).
 ///
-/// Appends are group-committed (see ``append(_:)``); reads of hot channels are mostly answered from a small
+/// Appends are group-committed (see ``append(_:completion:)``); reads of hot channels are mostly answered from a small
 /// in-memory tail of each channel's newest items. One process writes a database; any number may open it
 /// read-only (``openReadOnly(path:logger:)``), as `p8ctl` does.
 ///
 /// ## Topics
 /// - ``open(configuration:logger:)``, ``openReadOnly(path:logger:)``, ``epoch``
-/// - ``append(_:)``, ``read(channel:after:limit:)``, ``oldest(channel:)``, ``newest(channel:)``,
+/// - ``append(_:completion:)``, ``read(channel:after:limit:)``, ``oldest(channel:)``, ``newest(channel:)``,
 ///   ``channelSummaries(prefix:)``
 /// - ``trim(now:)``, ``RetentionService``
 /// - ``recordHolds(upserts:deletes:)``, ``enqueueHolds(upserts:deletes:)``, ``holds(channel:)``,

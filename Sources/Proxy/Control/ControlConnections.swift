@@ -6,9 +6,11 @@ import Synchronization
 /// period, and new ones get a moment for their first request (a publisher that connected just before the
 /// shutdown, say during a restart, has its request on the way: it is served, not dropped).
 final class ControlConnections: Sendable {
+    /// An open connection, whether a request is in progress on it, and whether it has been answered before.
+    private typealias OpenConnection = (channel: any Channel, busy: Bool, served: Bool)
+
     private struct State {
-        /// Each open connection, whether a request is in progress on it, and whether it has been answered before.
-        var open: [ObjectIdentifier: (channel: any Channel, busy: Bool, served: Bool)] = [:]
+        var open: [ObjectIdentifier: OpenConnection] = [:]
         var shuttingDown = false
         /// Resumed once shutdown has begun and every connection has closed.
         var closedWaiters: [CheckedContinuation<Void, Never>] = []
@@ -71,11 +73,10 @@ final class ControlConnections: Sendable {
     }
 
     /// Closes idle keep-alive connections now, new ones without a request after ``firstRequestWait``, and the
-    /// others after `grace`.
-    /// Only the first call does anything.
+    /// others after `grace`. Only the first call does anything.
     func shutDown(grace: TimeAmount) {
         let (connections, waiters) = self.state.withLock {
-            state -> ([(channel: any Channel, busy: Bool, served: Bool)], [CheckedContinuation<Void, Never>]) in
+            state -> ([OpenConnection], [CheckedContinuation<Void, Never>]) in
             if state.shuttingDown {
                 return ([], [])
             }

@@ -47,34 +47,22 @@ struct CommitWaiter: Sendable {
 }
 
 extension ChannelStore {
-    /// Appends items to their channels' logs and returns once they are committed.
+    /// Appends items to their channels' logs and calls `completion` once they are committed: once, on the store's
+    /// writer queue (at once, on a read-only store). Callers in a task await ``ChannelLogStore/append(_:)``;
+    /// the control API's event loops call this, saving the hops of resuming a task and coming back to the loop.
     ///
     /// Concurrent calls share transactions (group commit). Each new item gets the next sequence of its channel,
     /// in the channel's `prev-id` chain order: an item whose `prev-id` names an item not yet in the log is
     /// committed to the reordering buffer (its result says ``AppendResult/isWaiting``) and enters the log once
     /// that item does, or `message_wait` after it was received (see ``releaseWaitingItems(now:)``). Either way it
-    /// is durable when this returns. An item without an id is given `"{epoch}-{sequence}"`. An item whose
-    /// `(channel, id)` is still retained or waiting (or appears earlier in the same call) is not appended again:
-    /// its result carries the original sequence and `isDuplicate`. The call is not cancellable: once submitted, it
-    /// completes with the commit. What each commit did reaches ``observeCommits(_:)``'s observer.
+    /// is durable when `completion` is called. An item without an id is given `"{epoch}-{sequence}"`. An item
+    /// whose `(channel, id)` is still retained or waiting (or appears earlier in the same call) is not appended
+    /// again: its result carries the original sequence and `isDuplicate`. Once submitted, the append completes
+    /// with the commit. What each commit did reaches ``observeCommits(_:)``'s observer.
     ///
     /// - Parameter items: The items, in order; items of one channel get increasing sequences in this order.
-    /// - Returns: One result per item, in the same order.
-    /// - Throws: ``StoreError/Code/readOnly`` on a read-only store, or the SQLite error that failed the commit
-    ///   (then none of the batch's items were written).
-    package func append(_ items: [NewItem]) async throws -> [AppendResult] {
-        try self.checkWritable()
-        if items.isEmpty {
-            return []
-        }
-        return try await withCheckedThrowingContinuation { continuation in
-            self.submit(CommitWaiter(items: items, completion: { continuation.resume(with: $0) }))
-        }
-    }
-
-    /// ``append(_:)`` for callers that are not in a task (the control API's event loops): `completion` is called
-    /// once, on the store's writer queue, after the commit (or at once, on a read-only store). Saves the two
-    /// thread hops of resuming a task and hopping back to an event loop.
+    /// - Parameter completion: One result per item, in the same order; or ``StoreError/Code/readOnly`` on a
+    ///   read-only store, or the SQLite error that failed the commit (then none of the batch's items were written).
     package func append(_ items: [NewItem], completion: @escaping CommitCompletion) {
         do {
             try self.checkWritable()

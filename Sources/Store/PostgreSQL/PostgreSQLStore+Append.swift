@@ -22,18 +22,9 @@ struct PostgreSQLCommitWaiter: Sendable {
 }
 
 extension PostgreSQLStore {
-    /// Appends items and returns once committed, with the semantics of ``ChannelStore/append(_:)``; several nodes
-    /// appending to one channel produce one chain order, since each transaction holds the channel's row lock.
-    package func append(_ items: [NewItem]) async throws -> [AppendResult] {
-        if items.isEmpty {
-            return []
-        }
-        return try await withCheckedThrowingContinuation { continuation in
-            self.submit(PostgreSQLCommitWaiter(items: items, completion: { continuation.resume(with: $0) }))
-        }
-    }
-
-    /// ``append(_:)`` with a completion, called once after the commit (see ``ChannelStore/append(_:completion:)``).
+    /// Appends items and calls `completion` once they are committed, with the semantics of
+    /// ``ChannelStore/append(_:completion:)``; several nodes appending to one channel produce one chain order,
+    /// since each transaction holds the channel's row lock.
     package func append(_ items: [NewItem], completion: @escaping CommitCompletion) {
         if items.isEmpty {
             completion(.success([]))
