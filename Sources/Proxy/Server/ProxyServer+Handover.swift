@@ -166,6 +166,7 @@ extension ProxyServer {
     ) {
         let adopted = ClientBootstrap(group: eventLoop)
             .channelOption(.maxMessagesPerRead, value: 16)
+            .channelOption(.recvAllocator, value: Self.clientReceiveBuffers)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

@@ -168,6 +168,10 @@ package final class ProxyServer: Service {
     /// cut at its limit. Clients that read are unaffected: the kernel still keeps a window in flight and asks for
     /// more as soon as fewer bytes than this are unsent.
     static let maxUnsentKernelBytes: SocketOptionValue = 128 * 1024
+    /// How a client connection's reads are sized. Each connection keeps its last receive buffer for the next read,
+    /// for its whole life, so its starting size is paid by every held request. NIO starts at 2 KB; 1 KB, nginx's
+    /// `client_header_buffer_size`, holds a typical request head, and the buffer grows after a read that fills it.
+    static let clientReceiveBuffers = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 1024, maximum: 65536)
     #if canImport(Darwin)
     private static let tcpNotSentLowWaterMark = NIOBSDSocket.Option(rawValue: 0x201)
     #else
@@ -196,6 +200,7 @@ package final class ProxyServer: Service {
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.tcpOption(Self.tcpNotSentLowWaterMark), value: Self.maxUnsentKernelBytes)
             .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelOption(.recvAllocator, value: Self.clientReceiveBuffers)
             // A client that half-closes after its request still gets the answer (see ClientConnectionHandler).
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
