@@ -174,6 +174,10 @@ package struct P8Server: Sendable {
             maxConnections: self.configuration.runner.clientMaxConn
         )
         let listening = ListeningReport(zeroMQ: zeroMQ.endpoints, expectsMetrics: export != nil, onReady: onReady)
+        let control = ControlServer(hub: hub, configuration: self.configuration.handler, logger: self.logger) {
+            bound in
+            listening.publishBound(bound)
+        }
         let proxy = ProxyServer(
             settings: settings,
             routes: routes,
@@ -181,15 +185,12 @@ package struct P8Server: Sendable {
             tls: tls,
             owedGoneCallbacks: owedGoneCallbacks,
             takenOver: takenOver,
+            control: control,
             logger: self.logger
         ) {
             http,
             https in
             listening.proxyBound(http, https: https)
-        }
-        let control = ControlServer(hub: hub, configuration: self.configuration.handler, logger: self.logger) {
-            bound in
-            listening.publishBound(bound)
         }
         let retention = RetentionService(store: store, logger: self.logger) { summary in
             if summary.deletedItems > 0 {

@@ -11,7 +11,9 @@ import Glibc
 /// one to a config that no longer parses leaves the old server serving.
 @Suite("Restarts that drop no connection", .timeLimit(.minutes(1)))
 struct HandoverProcessTests {
-    @Test("SIGUSR2 hands long-polls, streams, WebSockets and idle connections over: they get the next items once")
+    @Test(
+        "SIGUSR2 hands long-polls, streams, WebSockets, idle and publishing connections over: they get the next items once"
+    )
     func heldConnectionsSurviveARestart() async throws {
         try await withTestBackend { backend in
             let p8 = try P8Process.start(arguments: ["--route", "* 127.0.0.1:\(backend.port),over_http"])
@@ -29,7 +31,9 @@ struct HandoverProcessTests {
             let socket = try await RawWebSocket.connect(port: ports.http, path: "/ws?channel=hw&echo")
             #expect(socket.response.status == 101)
             try await Self.waitForSubscribers(ports.publish, ["hs", "hl", "hw"])
-            try await Self.publish(ports.publish, Self.streamItem("hs", id: "s1", prev: nil, "one\n"))
+            // A publisher that keeps its connection alive.
+            let publisher = try await RawHTTPConnection.connect(port: ports.publish)
+            try await Self.publish(on: publisher, Self.streamItem("hs", id: "s1", prev: nil, "one\n"))
             #expect(try await stream.readChunks(until: "one\n").body == Array("one\n".utf8))
 
             // The old server stopped: the restart stays under way until it continues.
@@ -52,7 +56,8 @@ struct HandoverProcessTests {
             #expect(second.handovers == 1)
             #expect(second.restarts == 0)
             #expect(try await eventually { !RunnerStatusFile.isAlive(first.serverPid) })
-            try await Self.publish(ports.publish, Self.streamItem("hs", id: "s3", prev: "s2", "three\n"))
+            // The publisher's connection went over too: the new server answers on it.
+            try await Self.publish(on: publisher, Self.streamItem("hs", id: "s3", prev: "s2", "three\n"))
             let streamed = try await stream.readChunks(until: "three\n")
             #expect(String(decoding: streamed.body, as: UTF8.self) == "two\nthree\n")
             try await Self.publish(
@@ -73,8 +78,12 @@ struct HandoverProcessTests {
             let opens = backend.requests.filter { $0.uri.hasPrefix("/ws") && $0.body.starts(with: Array("OPEN".utf8)) }
             #expect(opens.count == 1)
             let log = p8.stderrText
-            #expect(log.contains("4 handed over (1 long-polls, 1 streams, 1 WebSockets, 1 idle), 0 left to close"))
-            for client in [stream, longPoll, idle, socket.connection] {
+            #expect(
+                log.contains(
+                    "5 handed over (1 long-polls, 1 streams, 1 WebSockets, 1 idle, 1 publishing), 0 left to close"
+                )
+            )
+            for client in [stream, longPoll, idle, socket.connection, publisher] {
                 await client.close()
             }
             p8.signal(SIGTERM)
@@ -182,12 +191,16 @@ struct HandoverProcessTests {
 
     private static func publish(_ port: Int, _ json: String) async throws {
         let connection = try await RawHTTPConnection.connect(port: port)
+        try await self.publish(on: connection, json, keepAlive: false)
+        await connection.close()
+    }
+
+    private static func publish(on connection: RawHTTPConnection, _ json: String, keepAlive: Bool = true) async throws {
         try await connection.send(
             "POST /publish/ HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                + "Content-Length: \(json.utf8.count)\r\nConnection: close\r\n\r\n\(json)"
+                + "Content-Length: \(json.utf8.count)\r\n\(keepAlive ? "" : "Connection: close\r\n")\r\n\(json)"
         )
         let response = try await connection.readResponse()
-        await connection.close()
         guard response.status == 200 else {
             throw HoldTestError("publish answered \(response.status): \(response.text)")
         }

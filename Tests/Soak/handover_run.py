@@ -10,9 +10,11 @@ Pass condition: no client connection is closed; every client has every item of i
 from the first it received to the last published; every restart completes (a new server pid each time). Reported:
 each restart's hand-over time (the runner's `p8.restart.seconds`, SIGUSR2 to the new server ready, and the old
 server's own part, `p8.handover.seconds`), what each hand-over moved, and the delivery latency (publish request
-sent to item received) p50/p99 overall and for items published while a restart was under way. A publish request
-closed without an answer is sent again once, as a publisher would (the items carry ids: a copy is dropped), and
-counted in the report. Standard library only.
+sent to item received) p50/p99 overall and for items published while a restart was under way. The publisher
+sends every other batch on one keep-alive connection, kept for the whole run (the restarts hand it over too), and
+the others each on a connection of its own. A publish request closed without an answer is sent again once on a
+new connection, as a publisher would (the items carry ids: a copy is dropped), and counted in the report.
+Standard library only.
 
 Usage: handover_run.py --p8 PATH [--long-polls 10000] [--streams 1000] [--websockets 500] [--channels 20]
                        [--rate 100] [--restarts 5] [--interval 5]
@@ -145,10 +147,42 @@ async def run_client(client, args, stop):
         pass
 
 
+class KeptPublishConnection:
+    """One keep-alive connection to the publish API, opened on first use and again after a close."""
+
+    def __init__(self, port):
+        self.port = port
+        self.reader = self.writer = None
+
+    async def publish(self, items):
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
+        body = json.dumps({"items": items}).encode()
+        self.writer.write(b"POST /publish/ HTTP/1.1\r\nHost: p8-test\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        try:
+            status, headers = await read_head(self.reader)
+            await self.reader.readexactly(int(headers.get("content-length", "0")))
+        except BaseException:
+            self.close()
+            raise
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return status
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
 async def publisher(args, stop, published, sent_at, unanswered):
-    """`rate` items a second, in ten batches, round-robin over the channels, each channel's items a prev-id chain."""
+    """`rate` items a second, in ten batches, round-robin over the channels, each channel's items a prev-id chain;
+    every other batch on the kept connection."""
     failures = []
     channel_index = 0
+    kept = KeptPublishConnection(args.publish_port)
+    batch = 0
     while not stop.is_set():
         started = time.monotonic()
         items = []
@@ -169,9 +203,13 @@ async def publisher(args, stop, published, sent_at, unanswered):
             sent_at[item["id"]] = now
         # A request closed without an answer was not acknowledged: a publisher sends it again (the items carry
         # ids, so a copy that was committed after all is dropped). Counted and reported; a second failure fails.
+        batch += 1
         for attempt in range(2):
             try:
-                status = await publish_async(args.publish_port, items)
+                if attempt == 0 and batch % 2 == 0:
+                    status = await kept.publish(items)
+                else:
+                    status = await publish_async(args.publish_port, items)
                 if status != 200:
                     failures.append(f"answered {status}")
                 break
@@ -180,6 +218,7 @@ async def publisher(args, stop, published, sent_at, unanswered):
                 if attempt == 1:
                     failures.append(unanswered[-1])
         await asyncio.sleep(max(0, 0.1 - (time.monotonic() - started)))
+    kept.close()
     return failures
 
 

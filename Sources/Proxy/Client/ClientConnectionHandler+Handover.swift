@@ -3,10 +3,12 @@ import NIOCore
 import NIOHTTP1
 
 /// A client connection as the server that takes it over needs it, besides its socket: nothing for an idle
-/// keep-alive connection (the next request is the client's), else the hold it is in, or its WebSocket.
+/// keep-alive connection (the next request is the client's), else the hold it is in, or its WebSocket; or that it
+/// is a publish API connection (idle too).
 struct HandedOverConnection: Codable, Sendable {
     var hold: HeldExchangeRecord?
     var webSocket: WebSocketHandoverRecord?
+    var publishAPI: Bool?
 }
 
 /// What one attempt at handing a connection over came to.

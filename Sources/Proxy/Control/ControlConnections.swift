@@ -57,6 +57,11 @@ final class ControlConnections: Sendable {
         self.state.withLock { $0.open[ObjectIdentifier(channel)]?.busy = true }
     }
 
+    /// Every open connection.
+    var all: [any Channel] {
+        self.state.withLock { $0.open.values.map(\.channel) }
+    }
+
     /// Whether graceful shutdown has begun.
     var isShuttingDown: Bool {
         self.state.withLock(\.shuttingDown)

@@ -22,7 +22,7 @@ final class ControlRequestHandler: ChannelDuplexHandler {
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private enum State {
+    enum State {
         /// Waiting for a request head.
         case idle
         /// Reading the body of a request the API will answer.
@@ -36,7 +36,7 @@ final class ControlRequestHandler: ChannelDuplexHandler {
         case closed
     }
 
-    private struct ReadingRequest {
+    struct ReadingRequest {
         var head: HTTPRequestHead
         var endpoint: ControlAPI.Endpoint
         var json: Bool
@@ -46,19 +46,35 @@ final class ControlRequestHandler: ChannelDuplexHandler {
     private let api: ControlAPI
     private let maxBodySize: Int
     private let connections: ControlConnections
-    private var state = State.idle
+    private(set) var state = State.idle
     /// Parts that arrived behind a request being answered (pipelined).
-    private var queued: [HTTPServerRequestPart] = []
+    private(set) var queued: [HTTPServerRequestPart] = []
     /// A read the channel asked for while a request was being answered.
     private var heldRead = false
     /// Nothing more can be read (the client shut down its sending side, or what it sent next cannot be parsed):
     /// the connection closes once the request in progress is answered.
-    private var inputClosed = false
+    private(set) var inputClosed = false
+    private(set) var context: ChannelHandlerContext?
+    /// Counts the connection's reads, and the count when the last request ended: a read since then is a request
+    /// not yet parsed whole (see ``handOver()``).
+    let readCounter: ClientReadCounter
+    private(set) var readsAtRequestEnd = 0
+    /// A hand-over is under way: no new request is read (one being read goes on).
+    var readsHeldForHandover = false
 
-    init(api: ControlAPI, maxBodySize: Int, connections: ControlConnections) {
+    init(api: ControlAPI, maxBodySize: Int, connections: ControlConnections, readCounter: ClientReadCounter) {
         self.api = api
         self.maxBodySize = maxBodySize
         self.connections = connections
+        self.readCounter = readCounter
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
     }
 
     // MARK: - Inbound
@@ -88,6 +104,7 @@ final class ControlRequestHandler: ChannelDuplexHandler {
             request.body += buffer.readableBytesView
             self.state = .reading(request)
         case (.reading(let request), .end):
+            self.readsAtRequestEnd = self.readCounter.reads
             self.answer(request, context: context)
         case (.reading, .head):
             // The decoder never sends a head before the previous request's end.
@@ -154,7 +171,7 @@ final class ControlRequestHandler: ChannelDuplexHandler {
     }
 
     /// Goes on with the parts that arrived meanwhile, then with reading.
-    private func resumeReading(context: ChannelHandlerContext) {
+    func resumeReading(context: ChannelHandlerContext) {
         while !self.queued.isEmpty && !self.isHoldingReads {
             self.handle(self.queued.removeFirst(), context: context)
         }
@@ -178,7 +195,8 @@ final class ControlRequestHandler: ChannelDuplexHandler {
     private var isHoldingReads: Bool {
         switch self.state {
         case .answering, .streaming: true
-        case .idle, .reading, .draining, .closed: false
+        case .idle: self.readsHeldForHandover
+        case .reading, .draining, .closed: false
         }
     }
 

@@ -5,6 +5,7 @@ import NIOHTTP1
 import NIOPosix
 package import Publish
 import ServiceLifecycle
+import Synchronization
 
 /// The HTTP control API listener (`[handler] push_in_http_addr:push_in_http_port`): publish, recover and stats
 /// (grip-spec §4.2, ``ControlAPI``). Connections are kept alive between requests when the client asks for it
@@ -27,9 +28,19 @@ package final class ControlServer: Service {
     private let api: ControlAPI
     private let address: ListenAddress
     private let maxBodySize: Int
-    private let logger: Logger
+    let logger: Logger
     private let onListening: @Sendable (ListenAddress) -> Void
-    private let connections = ControlConnections()
+    let connections = ControlConnections()
+    /// The listener, once bound (a hand-over closes it).
+    let listener = Mutex<(any Channel)?>(nil)
+    /// Set once a hand-over has closed the listener.
+    let handingOver = Atomic(false)
+    private static let limits: NIOHTTPDecoderLimitConfiguration = {
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderListSize = ControlServer.maxHeadBytes
+        limits.maxHeaderFieldSize = ControlServer.maxHeadBytes
+        return limits
+    }()
 
     /// - Parameters:
     ///   - configuration: the `[handler]` section: address, port, body limit, publish key.
@@ -48,15 +59,6 @@ package final class ControlServer: Service {
     }
 
     package func run() async throws {
-        let limits: NIOHTTPDecoderLimitConfiguration = {
-            var limits = NIOHTTPDecoderLimitConfiguration()
-            limits.maxHeaderListSize = Self.maxHeadBytes
-            limits.maxHeaderFieldSize = Self.maxHeadBytes
-            return limits
-        }()
-        let connections = self.connections
-        let api = self.api
-        let maxBodySize = self.maxBodySize
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -64,32 +66,27 @@ package final class ControlServer: Service {
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    connections.add(channel)
-                    let pipeline = channel.pipeline.syncOperations
-                    try pipeline.configureHTTPServerPipeline(
-                        withPipeliningAssistance: false,
-                        withErrorHandling: false,
-                        withEncoderConfiguration: HTTPResponseEncoder.Configuration(),
-                        withDecoderLimitConfiguration: limits
-                    )
-                    try pipeline.addHandler(IdleStateHandler(readTimeout: Self.readTimeout))
-                    try pipeline.addHandler(CloseOnIdleHandler())
-                    try pipeline.addHandler(
-                        ControlRequestHandler(api: api, maxBodySize: maxBodySize, connections: connections)
-                    )
+                    try self.initializeConnection(channel)
                 }
             }
             .bind(self.address, role: "publish")
             .get()
+        self.listener.withLock { $0 = server }
         let bound = ListenAddress(
             host: server.localAddress?.ipAddress ?? self.address.host,
             port: server.localAddress?.port ?? self.address.port
         )
         self.logger.info("publish API listening", metadata: ["p8.listen": "\(bound)"])
         self.onListening(bound)
+        let connections = self.connections
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
                 try? await server.closeFuture.get()
+                if self.handingOver.load(ordering: .relaxed) {
+                    // A hand-over closed the listener: what it leaves here is served until the shutdown that
+                    // follows it.
+                    try? await gracefulShutdown()
+                }
             } onGracefulShutdown: {
                 // Stop accepting (connections still in the backlog wait there, for the next server when the
                 // runner holds the socket); requests in flight finish (their publish commits and is answered),
@@ -104,5 +101,30 @@ package final class ControlServer: Service {
         // The listener is closed (shutdown, cancellation, or an error): serve what is in progress, then end.
         connections.shutDown(grace: Self.shutdownGrace)
         await connections.allClosed()
+    }
+
+    /// Sets up a connection's pipeline: a read counter (for hand-overs), NIO's HTTP/1 server codec, the read
+    /// timeout, and the handler that serves it.
+    func initializeConnection(_ channel: any Channel) throws {
+        self.connections.add(channel)
+        let pipeline = channel.pipeline.syncOperations
+        let counter = ClientReadCounter()
+        try pipeline.addHandler(counter)
+        try pipeline.configureHTTPServerPipeline(
+            withPipeliningAssistance: false,
+            withErrorHandling: false,
+            withEncoderConfiguration: HTTPResponseEncoder.Configuration(),
+            withDecoderLimitConfiguration: Self.limits
+        )
+        try pipeline.addHandler(IdleStateHandler(readTimeout: Self.readTimeout))
+        try pipeline.addHandler(CloseOnIdleHandler())
+        try pipeline.addHandler(
+            ControlRequestHandler(
+                api: self.api,
+                maxBodySize: self.maxBodySize,
+                connections: self.connections,
+                readCounter: counter
+            )
+        )
     }
 }

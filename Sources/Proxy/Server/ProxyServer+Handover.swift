@@ -25,6 +25,8 @@ package struct HandoverSummary: Sendable, CustomStringConvertible {
     package var streams = 0
     package var webSockets = 0
     package var idle = 0
+    /// Idle keep-alive connections to the publish API.
+    package var publishAPI = 0
     /// Connections that stay here and end as in any shutdown (TLS, WebSockets, requests in flight, clients that do
     /// not read).
     package var leftBehind = 0
@@ -33,11 +35,12 @@ package struct HandoverSummary: Sendable, CustomStringConvertible {
     package var detachSeconds = 0.0
     package var sendSeconds = 0.0
 
-    package var handedOver: Int { self.longPolls + self.streams + self.webSockets + self.idle }
+    package var handedOver: Int { self.longPolls + self.streams + self.webSockets + self.idle + self.publishAPI }
 
     package var description: String {
         "\(self.handedOver) handed over (\(self.longPolls) long-polls, \(self.streams) streams, "
-            + "\(self.webSockets) WebSockets, \(self.idle) idle), \(self.leftBehind) left to close; detached in "
+            + "\(self.webSockets) WebSockets, \(self.idle) idle, \(self.publishAPI) publishing), "
+            + "\(self.leftBehind) left to close; detached in "
             + String(
                 format: "%.3f s (first pass %.3f s), sent in %.3f s",
                 self.detachSeconds,
@@ -77,41 +80,14 @@ extension ProxyServer {
         }
         let clock = ContinuousClock()
         let started = clock.now
-        let descriptors = SocketDescriptors.scan()
         var summary = HandoverSummary()
         var outgoing: [(descriptor: CInt, payload: [UInt8])] = []
-        // Connections busy with a request are tried again until it settles (a hold, or an answered request), for
-        // a moment after the first pass at most; reads are held, so no new request starts meanwhile.
-        var settleBy: ContinuousClock.Instant?
-        var pending = channels
-        while !pending.isEmpty {
-            let final = settleBy.map { clock.now >= $0 } ?? false
-            let attempts = pending.map { Self.detach($0, descriptors: descriptors, final: final) }
-            var busy: [any Channel] = []
-            for (channel, attempt) in zip(pending, attempts) {
-                switch try? await attempt.get() {
-                case .handedOver(let descriptor, let connection, let payload)?:
-                    switch connection.hold?.instruct.holdMode {
-                    case nil where connection.webSocket != nil: summary.webSockets += 1
-                    case nil: summary.idle += 1
-                    case .stream: summary.streams += 1
-                    default: summary.longPolls += 1
-                    }
-                    outgoing.append((descriptor, payload))
-                case .busy?:
-                    busy.append(channel)
-                case .stays?, nil:
-                    summary.leftBehind += 1
-                }
-            }
-            if settleBy == nil {
-                summary.firstPassSeconds = (clock.now - started).seconds
-                settleBy = clock.now + Self.handoverSettleTime
-            }
-            pending = busy
-            if !pending.isEmpty {
-                try? await Task.sleep(for: .milliseconds(20))
-            }
+        await Self.detachAll(channels, descriptors: SocketDescriptors.scan(), into: &summary, &outgoing)
+        // The publish API served publishes until now (the holds just passed resume after them); its idle
+        // connections go last, each once its request in flight is answered.
+        if let control = self.control {
+            let publishing = await control.stopForHandover()
+            await Self.detachAll(publishing, descriptors: SocketDescriptors.scan(), into: &summary, &outgoing)
         }
         summary.detachSeconds = (clock.now - started).seconds
         let sending = clock.now
@@ -131,6 +107,53 @@ extension ProxyServer {
         return summary
     }
 
+    /// Detaches what it can of `channels`: connections busy with a request are tried again until it settles (a
+    /// hold, or an answered request), for ``handoverSettleTime`` after the first pass at most; reads are held, so
+    /// no new request starts meanwhile.
+    private static func detachAll(
+        _ channels: [any Channel],
+        descriptors: [String: CInt],
+        into summary: inout HandoverSummary,
+        _ outgoing: inout [(descriptor: CInt, payload: [UInt8])]
+    ) async {
+        let clock = ContinuousClock()
+        let started = clock.now
+        var settleBy: ContinuousClock.Instant?
+        var pending = channels
+        while !pending.isEmpty {
+            let final = settleBy.map { clock.now >= $0 } ?? false
+            let attempts = pending.map { Self.detach($0, descriptors: descriptors, final: final) }
+            var busy: [any Channel] = []
+            for (channel, attempt) in zip(pending, attempts) {
+                switch try? await attempt.get() {
+                case .handedOver(let descriptor, let connection, let payload)?:
+                    switch connection.hold?.instruct.holdMode {
+                    case nil where connection.publishAPI == true: summary.publishAPI += 1
+                    case nil where connection.webSocket != nil: summary.webSockets += 1
+                    case nil: summary.idle += 1
+                    case .stream: summary.streams += 1
+                    default: summary.longPolls += 1
+                    }
+                    outgoing.append((descriptor, payload))
+                case .busy?:
+                    busy.append(channel)
+                case .stays?, nil:
+                    summary.leftBehind += 1
+                case .gone?:
+                    break
+                }
+            }
+            if settleBy == nil {
+                summary.firstPassSeconds += (clock.now - started).seconds
+                settleBy = clock.now + Self.handoverSettleTime
+            }
+            pending = busy
+            if !pending.isEmpty {
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
+    }
+
     /// Continues the connections an earlier server handed over (once listening).
     func takeOverConnections(_ pools: BackendPools) {
         let connections = self.takenOver.withLock { taken in
@@ -146,6 +169,14 @@ extension ProxyServer {
                 else {
                     logger.warning("a connection handed over has a description that does not parse: closed")
                     Glibc.close(taken.descriptor)
+                    return
+                }
+                guard connection.publishAPI != true else {
+                    if let control = self.control {
+                        control.adopt(taken.descriptor, on: eventLoop)
+                    } else {
+                        Glibc.close(taken.descriptor)
+                    }
                     return
                 }
                 self.takeOver(taken.descriptor, connection, on: eventLoop, pools: pools)
@@ -201,6 +232,8 @@ extension ProxyServer {
         case handedOver(CInt, HandedOverConnection, [UInt8])
         case busy
         case stays
+        /// It closed meanwhile (its client left, or its last request asked for a close).
+        case gone
     }
 
     /// Tries to hand one connection over on its event loop: a duplicate of its socket and its description, once
@@ -217,6 +250,10 @@ extension ProxyServer {
         else { return eventLoop.makeSucceededFuture(.stays) }
         let promise = eventLoop.makePromise(of: Detached.self)
         eventLoop.execute {
+            guard channel.isActive else {
+                promise.succeed(.gone)
+                return
+            }
             let pipeline = channel.pipeline.syncOperations
             guard let counter = try? pipeline.handler(type: ClientReadCounter.self) else {
                 promise.succeed(.stays)
@@ -232,6 +269,13 @@ extension ProxyServer {
                         promise
                     )
                 }
+            } else if let control = try? pipeline.handler(type: ControlRequestHandler.self) {
+                passing.complete(
+                    control.handOver(),
+                    release: control.releaseReadsAfterHandover,
+                    detach: control.detachForHandover,
+                    promise
+                )
             } else if let frames = try? pipeline.handler(type: WebSocketFrameHandler.self),
                 let webSocket = frames.delegate as? WebSocketOverHTTP
             {

@@ -24,11 +24,14 @@ package final class ProxyServer: Service {
     let takenOver: Mutex<[TakenOverConnection]>
     /// The listeners, once bound (a hand-over closes them).
     let listeners = Mutex<[any Channel]>([])
+    /// The publish API, whose idle connections a hand-over passes too.
+    let control: ControlServer?
 
     /// - Parameters:
     ///   - tls: the certificates of ``ProxySettings/tlsListeners`` (needed when there are any).
     ///   - owedGoneCallbacks: the gone callbacks an earlier server owed when it died, sent once listening.
     ///   - takenOver: the client connections an earlier server handed over, continued once listening.
+    ///   - control: the publish API: its connections are handed over and taken over with the clients'.
     ///   - onListening: called once every listener is bound, with the bound plain and TLS addresses (port 0
     ///     resolved).
     package init(
@@ -38,6 +41,7 @@ package final class ProxyServer: Service {
         tls: TLSIdentities? = nil,
         owedGoneCallbacks: [OwedGoneCallback] = [],
         takenOver: [TakenOverConnection] = [],
+        control: ControlServer? = nil,
         logger: Logger,
         onListening: @escaping @Sendable (_ http: [ListenAddress], _ https: [ListenAddress]) -> Void
     ) {
@@ -46,6 +50,7 @@ package final class ProxyServer: Service {
         self.tls = tls
         self.owedGoneCallbacks = owedGoneCallbacks
         self.takenOver = Mutex(takenOver)
+        self.control = control
         self.logger = logger
         self.onListening = onListening
     }
