@@ -58,6 +58,8 @@ package struct HoldRequest: Sendable {
     package var links: HoldLinks?
     /// Response holds: when the hold times out.
     package var timeoutAt: Date?
+    /// A hold taken over from an earlier server keeps its held-request record: the same id and start time.
+    package var record: HoldRecordIdentity?
 
     package init(
         mode: Instruct.HoldMode,
@@ -71,7 +73,8 @@ package struct HoldRequest: Sendable {
         clientAddress: String? = nil,
         keepAliveDescription: String? = nil,
         links: HoldLinks? = nil,
-        timeoutAt: Date? = nil
+        timeoutAt: Date? = nil,
+        record: HoldRecordIdentity? = nil
     ) {
         self.mode = mode
         self.channels = channels
@@ -85,6 +88,18 @@ package struct HoldRequest: Sendable {
         self.keepAliveDescription = keepAliveDescription
         self.links = links
         self.timeoutAt = timeoutAt
+        self.record = record
+    }
+}
+
+/// Which held-request record a hold writes: its id and when the client's hold started.
+package struct HoldRecordIdentity: Sendable, Hashable, Codable {
+    package var id: String
+    package var startedAt: Date
+
+    package init(id: String, startedAt: Date) {
+        self.id = id
+        self.startedAt = startedAt
     }
 }
 

@@ -1,4 +1,4 @@
-import Foundation
+package import Foundation
 import GRIP
 import Logging
 import Synchronization
@@ -14,8 +14,8 @@ package final class HoldSession: ChannelSubscriber, RecordedSession {
     /// A unique id (also the held-request record's id).
     package let id: String
     package let request: HoldRequest
-    /// When the hold started, for the held-request record.
-    let startedAt = Date()
+    /// When the hold started, for the held-request record (a hold taken over keeps the time its client's began).
+    package let startedAt: Date
     let connection: any HeldConnection
     let hub: PublishHub
     /// Everything that changes, under one lock (the extensions in other files take it too).
@@ -76,6 +76,7 @@ package final class HoldSession: ChannelSubscriber, RecordedSession {
     init(id: String, request: HoldRequest, connection: any HeldConnection, hub: PublishHub) {
         self.id = id
         self.request = request
+        self.startedAt = request.record?.startedAt ?? Date()
         self.connection = connection
         self.hub = hub
         var state = State()

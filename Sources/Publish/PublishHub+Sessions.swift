@@ -1,4 +1,4 @@
-import Foundation
+package import Foundation
 import GRIP
 import Logging
 import Store
@@ -9,15 +9,18 @@ extension PublishHub {
     // MARK: - WebSockets
 
     /// Starts the publish side of a client WebSocket: a session its backend's control messages subscribe to
-    /// channels. End it (``WebSocketSession/end()``) when the connection closes.
+    /// channels. End it (``WebSocketSession/end()``) when the connection closes. A connection taken over from an
+    /// earlier server keeps its `id` and the time it opened (`startedAt`), and so its held-request record.
     package func openWebSocket(
         id: String? = nil,
+        startedAt: Date? = nil,
         connection: any WebSocketConnection,
         routeID: String?,
         clientAddress: String?
     ) -> WebSocketSession {
         let session = WebSocketSession(
             id: id ?? UUID().uuidString,
+            startedAt: startedAt ?? Date(),
             routeID: routeID,
             clientAddress: clientAddress,
             connection: connection,

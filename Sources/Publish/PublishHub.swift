@@ -186,7 +186,12 @@ package final class PublishHub: Sendable {
             )
             request.channels.removeLast(request.channels.count - self.maxChannelsPerHold)
         }
-        let session = HoldSession(id: UUID().uuidString, request: request, connection: connection, hub: self)
+        let session = HoldSession(
+            id: request.record?.id ?? UUID().uuidString,
+            request: request,
+            connection: connection,
+            hub: self
+        )
         self.registry.add(session)
         session.joined(
             at: Dictionary(

@@ -1,4 +1,4 @@
-import Foundation
+package import Foundation
 import GRIP
 import Logging
 import Store
@@ -18,8 +18,8 @@ package final class WebSocketSession: RecordedSession, ChannelSubscriber {
     let routeID: String?
     /// The client's address, for the held-request record.
     let clientAddress: String?
-    /// When the connection opened, for the held-request record.
-    let startedAt = Date()
+    /// When the connection opened, for the held-request record (a connection taken over keeps its time).
+    package let startedAt: Date
     private let connection: any WebSocketConnection
     private let hub: PublishHub
     private let state = Mutex(State())
@@ -60,8 +60,16 @@ package final class WebSocketSession: RecordedSession, ChannelSubscriber {
         }
     }
 
-    init(id: String, routeID: String?, clientAddress: String?, connection: any WebSocketConnection, hub: PublishHub) {
+    init(
+        id: String,
+        startedAt: Date,
+        routeID: String?,
+        clientAddress: String?,
+        connection: any WebSocketConnection,
+        hub: PublishHub
+    ) {
         self.id = id
+        self.startedAt = startedAt
         self.routeID = routeID
         self.clientAddress = clientAddress
         self.connection = connection

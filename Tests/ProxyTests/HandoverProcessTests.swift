@@ -35,6 +35,9 @@ struct HandoverProcessTests {
             let publisher = try await RawHTTPConnection.connect(port: ports.publish)
             try await Self.publish(on: publisher, Self.streamItem("hs", id: "s1", prev: nil, "one\n"))
             #expect(try await stream.readChunks(until: "one\n").body == Array("one\n".utf8))
+            // The three holds' records, as `p8ctl held` shows them: the new server keeps them.
+            let config = try #require(p8.configPath)
+            let records = try await Self.heldRecords(config, count: 3)
 
             // The old server stopped: the restart stays under way until it continues.
             kill(first.serverPid, SIGSTOP)
@@ -75,6 +78,9 @@ struct HandoverProcessTests {
             #expect(try await socket.readMessage().text == "pushed")
             try await socket.send(text: "hello")
             #expect(try await socket.readMessage().text == "echo:hello")
+            // The long-poll was answered (its record went); the stream's and the WebSocket's are the same records.
+            let kept = try await Self.heldRecords(config, count: 2)
+            #expect(kept.allSatisfy { records[$0.key] == $0.value })
             let opens = backend.requests.filter { $0.uri.hasPrefix("/ws") && $0.body.starts(with: Array("OPEN".utf8)) }
             #expect(opens.count == 1)
             let log = p8.stderrText
@@ -204,6 +210,24 @@ struct HandoverProcessTests {
         guard response.status == 200 else {
             throw HoldTestError("publish answered \(response.status): \(response.text)")
         }
+    }
+
+    /// The held-request records (`p8ctl held --json`): each one's start time by id, once there are `count`.
+    private static func heldRecords(_ config: String, count: Int) async throws -> [String: String] {
+        var records: [String: String] = [:]
+        let listed = try await eventually {
+            let held = try await Self.p8ctl(["held", "--config", config, "--json"])
+            guard held.status == 0, let holds = try? JSONSerialization.jsonObject(with: Data(held.output.utf8)) else {
+                return false
+            }
+            records = [:]
+            for hold in holds as? [[String: Any]] ?? [] {
+                records[hold["id"] as? String ?? ""] = hold["startedAt"] as? String
+            }
+            return records.count == count
+        }
+        guard listed else { throw HoldTestError("not \(count) held-request records: \(records)") }
+        return records
     }
 
     /// Waits until each channel has a subscriber (the publish API's stats).

@@ -106,6 +106,11 @@ final class P8Process: Sendable {
     /// The temporary directory made for this process, removed with it.
     private let scratch: TemporaryDirectory?
 
+    /// The config file made for this process (nil when the caller passed its own `--config`).
+    var configPath: String? {
+        self.scratch?.url.appendingPathComponent("p-8.conf").path
+    }
+
     private init(process: ChildProcess, scratch: TemporaryDirectory?) {
         self.process = process
         self.scratch = scratch

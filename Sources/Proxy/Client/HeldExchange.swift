@@ -33,12 +33,14 @@ struct HeldExchangeRecord: Equatable, Sendable {
     var requestComplete: Bool
     /// Long-polls: when the hold times out.
     var timeoutAt: Date?
+    /// The hold's held-request record, which the server taking it over keeps (nil from a server before it).
+    var record: HoldRecordIdentity?
 }
 
 extension HeldExchangeRecord: Codable {
     private enum CodingKeys: String, CodingKey {
         case request, routeID, instruct, positions, nextLink, nextLinkThroughRoute, goneLink, goneLinkThroughRoute
-        case generation, responseHeadWritten, bodyBytesWritten, requestComplete, timeoutAt
+        case generation, responseHeadWritten, bodyBytesWritten, requestComplete, timeoutAt, record
     }
 
     init(from decoder: any Decoder) throws {
@@ -56,6 +58,7 @@ extension HeldExchangeRecord: Codable {
         self.bodyBytesWritten = try values.decode(Int.self, forKey: .bodyBytesWritten)
         self.requestComplete = try values.decode(Bool.self, forKey: .requestComplete)
         self.timeoutAt = try values.decodeIfPresent(Date.self, forKey: .timeoutAt)
+        self.record = try values.decodeIfPresent(HoldRecordIdentity.self, forKey: .record)
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -73,6 +76,7 @@ extension HeldExchangeRecord: Codable {
         try values.encode(self.bodyBytesWritten, forKey: .bodyBytesWritten)
         try values.encode(self.requestComplete, forKey: .requestComplete)
         try values.encodeIfPresent(self.timeoutAt, forKey: .timeoutAt)
+        try values.encodeIfPresent(self.record, forKey: .record)
     }
 }
 

@@ -9,6 +9,8 @@ struct HoldResumption {
     var positions: [String: HoldPosition]
     var nextLink: NextLink?
     var goneLink: LinkTarget?
+    /// The record the hold keeps.
+    var record: HoldRecordIdentity?
 }
 
 /// Handing a held client to the server that replaces this one, and taking one over (the restart without dropped
@@ -71,7 +73,12 @@ extension ProxyExchange {
         let goneLink = record.goneLink.flatMap { LinkTarget(uri: $0, throughRoute: record.goneLinkThroughRoute) }
         self.beginHold(
             instruct,
-            resuming: HoldResumption(positions: record.positions, nextLink: nextLink, goneLink: goneLink)
+            resuming: HoldResumption(
+                positions: record.positions,
+                nextLink: nextLink,
+                goneLink: goneLink,
+                record: record.record
+            )
         )
         return true
     }

@@ -24,7 +24,8 @@ extension ProxyExchange {
             responseHeadWritten: self.holds.streamStarted,
             bodyBytesWritten: held.pacing.bytesWritten,
             requestComplete: self.requestComplete,
-            timeoutAt: held.timeoutAt
+            timeoutAt: held.timeoutAt,
+            record: held.session.map { HoldRecordIdentity(id: $0.id, startedAt: $0.startedAt) }
         )
     }
 
@@ -116,7 +117,8 @@ extension ProxyExchange {
             clientAddress: self.client.remoteAddressText,
             keepAliveDescription: instruct.keepAlive.map { "\($0.mode.rawValue) every \($0.timeout)s" },
             links: Self.recordedLinks(next: nextLink, gone: goneLink),
-            timeoutAt: timeoutAt
+            timeoutAt: timeoutAt,
+            record: resuming?.record
         )
         let connection = HeldClient(exchange: self, generation: held.generation)
         self.engine.hub.startHold(request, connection: connection) { decision in

@@ -1,3 +1,4 @@
+import Foundation
 import GRIP
 import Logging
 import NIOCore
@@ -127,12 +128,14 @@ struct WebSocketClientHandshake {
     /// The GRIP side of the upgraded client, on `frames`, GRIP on when the backend's `extensions` name it.
     func grip(
         connectionID: String? = nil,
+        startedAt: Date? = nil,
         extensions: [String],
         frames: WebSocketFrameHandler,
         owner: any WebSocketGripOwner
     ) -> WebSocketGrip {
         let grip = WebSocketGrip(
             connectionID: connectionID,
+            startedAt: startedAt,
             extensions: extensions,
             enabled: self.offersGrip,
             route: self.route,

@@ -1,3 +1,4 @@
+import Foundation
 import GRIP
 import Logging
 import NIOCore
@@ -46,8 +47,10 @@ final class WebSocketGrip {
     /// - Parameters:
     ///   - connectionID: the id the publish side knows the connection by (`conncheck`, `refresh`): the
     ///     `Connection-Id` of WebSocket-over-HTTP, as in Pushpin; a new one when nil.
+    ///   - startedAt: when the connection opened, for a connection taken over from an earlier server.
     init(
         connectionID: String? = nil,
+        startedAt: Date? = nil,
         extensions: [String],
         enabled: Bool,
         route: Route,
@@ -64,6 +67,7 @@ final class WebSocketGrip {
         if prefix != nil {
             self.session = engine.hub.openWebSocket(
                 id: connectionID,
+                startedAt: startedAt,
                 connection: HeldWebSocket(grip: self, eventLoop: eventLoop),
                 routeID: route.hasExplicitID ? route.id : nil,
                 clientAddress: clientAddress
@@ -72,6 +76,11 @@ final class WebSocketGrip {
     }
 
     /// The channels the client is subscribed to, with the id each was subscribed from.
+    /// When the connection opened, as its held-request record says (nil without GRIP).
+    var startedAt: Date? {
+        self.session?.startedAt
+    }
+
     var subscriptions: [WebSocketOverHTTPSession.Subscription] {
         self.session?.channels.map { .init(channel: $0.name, lastID: $0.lastID) } ?? []
     }

@@ -1,3 +1,4 @@
+import Foundation
 import GRIP
 import NIOCore
 import Publish
@@ -14,6 +15,8 @@ struct WebSocketHandoverRecord: Codable, Sendable {
     var keepAliveInterval: Int?
     var extensions: [String]
     var grip: WebSocketGrip.Handover?
+    /// When the client's connection opened (its held-request record keeps it; nil from a server before this).
+    var startedAt: Date?
 }
 
 /// The restart without dropped connections, for WebSocket-over-HTTP: the old server hands an open connection over
@@ -33,6 +36,7 @@ extension WebSocketOverHTTP {
         let notNow: HandoverOutcome = self.machine.session.phase == .open ? .busy : .stays
         guard self.isHandoverReady else { return notNow }
         var grip: WebSocketGrip.Handover?
+        let startedAt = self.grip?.startedAt
         if let current = self.grip {
             guard let handedOver = current.handOver() else { return notNow }
             grip = handedOver
@@ -49,7 +53,8 @@ extension WebSocketOverHTTP {
             meta: session.meta,
             keepAliveInterval: session.keepAliveInterval,
             extensions: self.extensions,
-            grip: grip
+            grip: grip,
+            startedAt: startedAt
         )
         return .handedOver(HandedOverConnection(webSocket: record))
     }
@@ -87,6 +92,7 @@ extension WebSocketOverHTTP {
         client.upgradeToWebSocket(nil, frames: frames, maxFrameBytes: handshake.maxFrameBytes)
         webSocket.grip = handshake.grip(
             connectionID: record.connectionID,
+            startedAt: record.startedAt,
             extensions: record.extensions,
             frames: frames,
             owner: webSocket
