@@ -86,12 +86,40 @@ struct HandoverProcessTests {
             let log = p8.stderrText
             #expect(
                 log.contains(
-                    "5 handed over (1 long-polls, 1 streams, 1 WebSockets, 1 idle, 1 publishing), 0 left to close"
+                    "5 handed over (1 long-polls, 1 streams, 1 WebSockets, 1 idle, 1 publishing, 0 sent again), "
+                        + "0 left to close"
                 )
             )
             for client in [stream, longPoll, idle, socket.connection, publisher] {
                 await client.close()
             }
+            p8.signal(SIGTERM)
+            #expect(try await p8.waitForExit() == 0)
+        }
+    }
+
+    @Test("a GET still waiting for its backend when the settling time ends is handed over and sent again")
+    func requestInFlightIsSentAgain() async throws {
+        try await withTestBackend { backend in
+            let p8 = try P8Process.start(arguments: ["--route", "* 127.0.0.1:\(backend.port)"])
+            let ports = try await p8.readyPorts()
+            let first = try await RunnerStatusFile.readyServer(of: p8)
+            let path = "/firsthangs" + Self.longPollPath("hr").dropFirst("/plain".count)
+            let client = try await RawHTTPConnection.connect(port: ports.http)
+            try await client.send(Self.request(path))
+            #expect(try await eventually { backend.requests.contains { $0.uri == path } })
+            p8.signal(SIGUSR2)
+            _ = try await RunnerStatusFile.restarted(p8, from: first)
+            // The new server asked the backend again, and holds the answer on the same connection.
+            #expect(try await eventually { backend.requests.count { $0.uri == path } == 2 })
+            try await Self.waitForSubscribers(ports.publish, ["hr"])
+            try await Self.publish(
+                ports.publish,
+                #"{"items": [{"channel": "hr", "formats": {"http-response": {"body": "released\n"}}}]}"#
+            )
+            #expect(try await client.readResponse().text == "released\n")
+            #expect(p8.stderrText.contains("1 sent again), 0 left to close"))
+            await client.close()
             p8.signal(SIGTERM)
             #expect(try await p8.waitForExit() == 0)
         }

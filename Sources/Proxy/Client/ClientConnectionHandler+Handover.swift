@@ -3,11 +3,13 @@ import NIOCore
 import NIOHTTP1
 
 /// A client connection as the server that takes it over needs it, besides its socket: nothing for an idle
-/// keep-alive connection (the next request is the client's), else the hold it is in, or its WebSocket; or that it
-/// is a publish API connection (idle too).
+/// keep-alive connection (the next request is the client's), else the hold it is in, its WebSocket, or a request
+/// to send again; or that it is a publish API connection (idle too).
 struct HandedOverConnection: Codable, Sendable {
     var hold: HeldExchangeRecord?
     var webSocket: WebSocketHandoverRecord?
+    /// A request whose backend had not answered: the new server handles it as if just read.
+    var replay: RequestHeadRecord?
     var publishAPI: Bool?
 }
 
@@ -31,8 +33,10 @@ extension ClientConnectionHandler {
     }
 
     /// Hands the connection over: ends its hold, if any, and gives what the new server needs (once everything
-    /// decided for the hold has been queued on this event loop).
-    func handOver(_ completion: @escaping (HandoverOutcome) -> Void) {
+    /// decided for the hold has been queued on this event loop). With `replaying` (the settling time is over), a
+    /// request still waiting for its backend's answer goes over too, for the new server to send again, when that
+    /// is safe (``ProxyExchange/isReplayableForHandover``).
+    func handOver(replaying: Bool, _ completion: @escaping (HandoverOutcome) -> Void) {
         guard self.context != nil, !self.isTLS, self.webSocket == nil, self.state.queuedParts.isEmpty,
             self.crossOrigin == nil
         else {
@@ -48,8 +52,17 @@ extension ClientConnectionHandler {
         case .idle:
             completion(.handedOver(HandedOverConnection(hold: nil)))
         case .answering(bodyArriving: false):
-            guard let exchange = self.exchange, exchange.isHandoverReady else {
+            guard let exchange = self.exchange else {
                 completion(.busy)
+                return
+            }
+            guard exchange.isHandoverReady else {
+                if replaying, exchange.isReplayableForHandover {
+                    exchange.abandonForReplay()
+                    completion(.handedOver(HandedOverConnection(replay: RequestHeadRecord(exchange.requestHead))))
+                } else {
+                    completion(.busy)
+                }
                 return
             }
             exchange.handOverHold { record in
@@ -93,6 +106,11 @@ extension ClientConnectionHandler {
         guard let context = self.context else { return false }
         if let webSocket = connection.webSocket {
             return self.takeOver(webSocket)
+        }
+        if let replay = connection.replay {
+            // As if the client had just sent it (the client sends nothing more before its answer).
+            context.pipeline.syncOperations.fireChannelRead(NIOAny(ByteBuffer(bytes: replay.encoded)))
+            return true
         }
         guard let record = connection.hold else { return true }
         self.state.takeOverHeldRequest(headWritten: record.responseHeadWritten)

@@ -94,6 +94,17 @@ struct RequestHeadRecord: Codable, Sendable {
         self.headers = head.headers.map { HeaderField(name: $0.name, value: $0.value) }
     }
 
+    /// The head as the client sent it, in HTTP/1.x.
+    var encoded: [UInt8] {
+        var text =
+            "\(self.method) \(self.uri) HTTP/\(self.version.first ?? 1).\(self.version.dropFirst().first ?? 1)\r\n"
+        for header in self.headers {
+            text += "\(header.name): \(header.value)\r\n"
+        }
+        text += "\r\n"
+        return Array(text.utf8)
+    }
+
     var head: HTTPRequestHead {
         HTTPRequestHead(
             version: HTTPVersion(major: self.version.first ?? 1, minor: self.version.dropFirst().first ?? 1),

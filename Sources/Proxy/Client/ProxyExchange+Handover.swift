@@ -1,6 +1,7 @@
 import Foundation
 import GRIP
 import NIOCore
+import NIOHTTP1
 import Publish
 
 /// What a hold taken over from an earlier server starts from, besides its instructions: where its client is on
@@ -22,6 +23,21 @@ extension ProxyExchange {
     var isHandoverReady: Bool {
         guard let held = self.hold, held.session != nil, held.instruct.holdMode != .none else { return false }
         return self.finished && self.requestComplete && self.state.requestBodyBytes == 0 && self.followers.isEmpty
+    }
+
+    /// Whether the new server can send the request again instead: the client's own `GET` or `HEAD`, complete and
+    /// without a body, whose backend has not begun to answer (nothing was sent to the client). A long-poll's next
+    /// request, in flight when a restart's settling time ends, is the usual case.
+    var isReplayableForHandover: Bool {
+        guard case .original = self.requestKind, self.hold == nil, !self.finished, self.requestComplete,
+            self.state.requestBodyBytes == 0, self.state.response == .waitingForHead, self.followers.isEmpty
+        else { return false }
+        return self.requestHead.method == .GET || self.requestHead.method == .HEAD
+    }
+
+    /// Abandons the backend request (its connection is closed) for a server that sends it again.
+    func abandonForReplay() {
+        self.finish(reusingConnection: false)
     }
 
     /// Ends the hold for a server that takes the client over, and gives its record once everything the hub

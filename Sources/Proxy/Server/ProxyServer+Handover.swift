@@ -27,6 +27,8 @@ package struct HandoverSummary: Sendable, CustomStringConvertible {
     package var idle = 0
     /// Idle keep-alive connections to the publish API.
     package var publishAPI = 0
+    /// Connections whose request, still waiting for its backend, the new server sends again.
+    package var replayed = 0
     /// Connections that stay here and end as in any shutdown (TLS, WebSockets, requests in flight, clients that do
     /// not read).
     package var leftBehind = 0
@@ -35,11 +37,14 @@ package struct HandoverSummary: Sendable, CustomStringConvertible {
     package var detachSeconds = 0.0
     package var sendSeconds = 0.0
 
-    package var handedOver: Int { self.longPolls + self.streams + self.webSockets + self.idle + self.publishAPI }
+    package var handedOver: Int {
+        self.longPolls + self.streams + self.webSockets + self.idle + self.publishAPI + self.replayed
+    }
 
     package var description: String {
         "\(self.handedOver) handed over (\(self.longPolls) long-polls, \(self.streams) streams, "
-            + "\(self.webSockets) WebSockets, \(self.idle) idle, \(self.publishAPI) publishing), "
+            + "\(self.webSockets) WebSockets, \(self.idle) idle, \(self.publishAPI) publishing, "
+            + "\(self.replayed) sent again), "
             + "\(self.leftBehind) left to close; detached in "
             + String(
                 format: "%.3f s (first pass %.3f s), sent in %.3f s",
@@ -129,6 +134,7 @@ extension ProxyServer {
                 case .handedOver(let descriptor, let connection, let payload)?:
                     switch connection.hold?.instruct.holdMode {
                     case nil where connection.publishAPI == true: summary.publishAPI += 1
+                    case nil where connection.replay != nil: summary.replayed += 1
                     case nil where connection.webSocket != nil: summary.webSockets += 1
                     case nil: summary.idle += 1
                     case .stream: summary.streams += 1
@@ -261,7 +267,7 @@ extension ProxyServer {
             }
             let passing = Passing(channel: channel, counter: counter, descriptor: descriptor, final: final)
             if let handler = try? pipeline.handler(type: ClientConnectionHandler.self) {
-                handler.handOver { outcome in
+                handler.handOver(replaying: final) { outcome in
                     passing.complete(
                         outcome,
                         release: handler.releaseReadsAfterHandover,

@@ -288,6 +288,12 @@ private final class BackendHandler: ChannelInboundHandler, RemovableChannelHandl
             }
         case "/hang":
             break
+        case "/firsthangs":
+            // Never answered the first time; answered as `/plain` from the second request for the same URI on.
+            guard self.backend.requests.count(where: { $0.uri == request.uri }) > 1 else { break }
+            var plain = request
+            plain.uri = "/plain" + request.uri.dropFirst("/firsthangs".count)
+            self.respond(to: plain, context: context)
         case "/once":
             if self.answered > 1 {
                 context.close(promise: nil)
