@@ -174,10 +174,23 @@ struct HoldPacing: Hashable, Sendable {
 final class HeldExchange {
     let generation: Int
     let instruct: Instruct
+    /// The links, when the hold has any (most have none: boxed, so that a hold without pays a pointer).
+    private let links: Links?
+
+    private final class Links {
+        let next: NextLink?
+        let gone: LinkTarget?
+
+        init(next: NextLink?, gone: LinkTarget?) {
+            self.next = next
+            self.gone = gone
+        }
+    }
+
     /// The next link, resolved.
-    let nextLink: NextLink?
+    var nextLink: NextLink? { self.links?.next }
     /// The gone link, resolved: where to `POST` when the client goes away while held.
-    let goneLink: LinkTarget?
+    var goneLink: LinkTarget? { self.links?.gone }
     /// The publish side's session, once the hub decided to hold.
     var session: HoldSession?
     /// Response holds: the timeout, and when it fires.
@@ -196,8 +209,7 @@ final class HeldExchange {
     init(generation: Int, instruct: Instruct, nextLink: NextLink?, goneLink: LinkTarget?) {
         self.generation = generation
         self.instruct = instruct
-        self.nextLink = nextLink
-        self.goneLink = goneLink
+        self.links = nextLink == nil && goneLink == nil ? nil : Links(next: nextLink, gone: goneLink)
     }
 
     func cancelTimers() {

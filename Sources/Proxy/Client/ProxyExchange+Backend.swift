@@ -35,7 +35,7 @@ extension ProxyExchange: BackendExchangeDelegate {
             }
         }
         request.addedHeaders = gripLast.map { (name: "Grip-Last", value: $0.headerValue) }
-        self.backend.start(request)
+        self.backendExchange().start(request)
     }
 
     /// The name a TLS backend's certificate is checked against (see ``BackendKey/tlsServerName(connectHost:target:)``).
@@ -66,7 +66,7 @@ extension ProxyExchange: BackendExchangeDelegate {
     /// A reused connection failed before any response byte: the backend probably closed it while it was
     /// idle. Send the request again on a new connection when the whole body is still at hand.
     private func retryOnFreshConnection() -> Bool {
-        guard self.backend.retryOnFreshConnection(replayable: self.state.replayable) else { return false }
+        guard self.backend?.retryOnFreshConnection(replayable: self.state.replayable) == true else { return false }
         self.state.retryingOnFreshConnection()
         self.timeout?.cancel()
         return true
@@ -148,7 +148,7 @@ extension ProxyExchange: BackendExchangeDelegate {
         if self.retryOnFreshConnection() {
             return
         }
-        self.backend.finish(reusingConnection: false)
+        self.backend?.finish(reusingConnection: false)
         self.carryOut(self.state.backendClosed())
     }
 }

@@ -120,6 +120,7 @@ extension ProxyExchange {
             timeoutAt: timeoutAt,
             record: resuming?.record
         )
+        self.releaseBackendWhileHeld()
         let connection = HeldClient(exchange: self, generation: held.generation)
         self.engine.hub.startHold(request, connection: connection) { decision in
             connection.decided(decision)

@@ -15,8 +15,9 @@ import Publish
 final class ProxyExchange {
     unowned let client: ClientConnectionHandler
     let engine: ProxyEngine
-    /// Connects each backend request of the exchange.
-    let backend: BackendExchange
+    /// Connects each backend request of the exchange; made for the first, and let go while the client is held
+    /// (a held request may last hours, and a retry or a next link makes a new one).
+    private(set) var backend: BackendExchange?
     /// The event loop's backend connections (also for the hold's gone callback).
     let pool: BackendConnectionPool
     /// The exchange's state: request body, response, failures.
@@ -47,7 +48,7 @@ final class ProxyExchange {
     private(set) var originForm = "/"
     private(set) var trusted = false
     /// The current backend request's connection, once connected.
-    var connection: BackendConnection? { self.backend.connection }
+    var connection: BackendConnection? { self.backend?.connection }
     /// When the current backend request was sent, and whether its outcome went to the metrics.
     var backendRequestSent: ContinuousClock.Instant?
     var backendOutcomeRecorded = false
@@ -69,10 +70,25 @@ final class ProxyExchange {
         self.client = client
         self.engine = engine
         self.pool = pool
-        self.backend = BackendExchange(pool: pool, requestBuilder: engine.requestBuilder, logger: logger)
         self.state = ProxyExchangeStateMachine(requestHead: requestHead)
         self.logger = logger
-        self.backend.delegate = self
+    }
+
+    /// The exchange's backend side, made on first use.
+    func backendExchange() -> BackendExchange {
+        if let backend = self.backend {
+            return backend
+        }
+        let backend = BackendExchange(pool: self.pool, requestBuilder: self.engine.requestBuilder, logger: self.logger)
+        backend.delegate = self
+        self.backend = backend
+        return backend
+    }
+
+    /// Lets the backend side go once its request is over and the client is held.
+    func releaseBackendWhileHeld() {
+        guard self.finished, self.hold != nil else { return }
+        self.backend = nil
     }
 
     var eventLoop: any EventLoop { self.client.eventLoop }
@@ -101,7 +117,7 @@ final class ProxyExchange {
         self.route = route
         if let level = route.logLevel {
             self.logger.logLevel = Logger.Level(pushpinLevel: level)
-            self.backend.logger = self.logger
+            self.backend?.logger = self.logger
         }
         self.originForm = target.originForm
         if crossOrigin {
@@ -123,7 +139,7 @@ final class ProxyExchange {
         self.route = route
         if let level = route.logLevel {
             self.logger.logLevel = Logger.Level(pushpinLevel: level)
-            self.backend.logger = self.logger
+            self.backend?.logger = self.logger
         }
         self.originForm = target.originForm
         self.trusted = self.engine.requestBuilder.isTrusted(self.requestHead, now: ProxyClock.unixSeconds())
@@ -308,7 +324,7 @@ final class ProxyExchange {
         self.abandonFollowers()
         self.timeout?.cancel()
         self.timeout = nil
-        self.backend.finish(reusingConnection: self.state.finish(reusingConnection: reusable))
+        self.backend?.finish(reusingConnection: self.state.finish(reusingConnection: reusable))
     }
 
     /// Answers the client with one of the proxy's own responses and ends the exchange; for a next link, counts

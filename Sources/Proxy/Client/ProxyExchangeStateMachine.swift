@@ -15,7 +15,8 @@ struct ProxyExchangeStateMachine {
         /// The client's request again, because the client is behind on these channels (grip-spec §5.2).
         case retry([GripLast])
         /// A stream's next link (grip-spec §3.6): the response body is appended to the stream.
-        case nextLink(NextLink, [GripLast])
+        /// (Indirect: a next link is large, and a held exchange keeps its kind.)
+        indirect case nextLink(NextLink, [GripLast])
 
         var isNextLink: Bool {
             if case .nextLink = self { return true }
