@@ -84,10 +84,11 @@ struct HandoverProcessTests {
             let opens = backend.requests.filter { $0.uri.hasPrefix("/ws") && $0.body.starts(with: Array("OPEN".utf8)) }
             #expect(opens.count == 1)
             let log = p8.stderrText
+            // The kept publish connection, and maybe the one publishing during the restart, if it was accepted
+            // before the old server stopped accepting.
             #expect(
                 log.contains(
-                    "5 handed over (1 long-polls, 1 streams, 1 WebSockets, 1 idle, 1 publishing, 0 sent again), "
-                        + "0 left to close"
+                    /handed over \(1 long-polls, 1 streams, 1 WebSockets, 1 idle, [12] publishing, 0 sent again\), 0 left to close/
                 )
             )
             for client in [stream, longPoll, idle, socket.connection, publisher] {
