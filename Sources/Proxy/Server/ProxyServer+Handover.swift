@@ -87,12 +87,21 @@ extension ProxyServer {
         let started = clock.now
         var summary = HandoverSummary()
         var outgoing: [(descriptor: CInt, payload: [UInt8])] = []
-        await Self.detachAll(channels, descriptors: SocketDescriptors.scan(), into: &summary, &outgoing)
+        var descriptors = SocketDescriptors.scan()
+        await Self.detachAll(channels, descriptors: descriptors, into: &summary, &outgoing)
         // The publish API served publishes until now (the holds just passed resume after them); its idle
         // connections go last, each once its request in flight is answered.
         if let control = self.control {
             let publishing = await control.stopForHandover()
-            await Self.detachAll(publishing, descriptors: SocketDescriptors.scan(), into: &summary, &outgoing)
+            // Only a connection accepted since the scan needs another (one still open keeps its descriptor).
+            let unscanned = publishing.contains { channel in
+                SocketDescriptors.key(local: channel.localAddress, remote: channel.remoteAddress)
+                    .map { descriptors[$0] == nil } ?? false
+            }
+            if unscanned {
+                descriptors = SocketDescriptors.scan()
+            }
+            await Self.detachAll(publishing, descriptors: descriptors, into: &summary, &outgoing)
         }
         summary.detachSeconds = (clock.now - started).seconds
         let sending = clock.now
