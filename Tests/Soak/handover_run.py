@@ -14,6 +14,7 @@ sent to item received) p50/p99 overall and for items published while a restart w
 sends every other batch on one keep-alive connection, kept for the whole run (the restarts hand it over too), and
 the others each on a connection of its own. A publish request closed without an answer is sent again once on a
 new connection, as a publisher would (the items carry ids: a copy is dropped), and counted in the report.
+The backend runs in processes of its own (`--backend-processes`), so that the clients do not slow it down.
 Standard library only.
 
 Usage: handover_run.py --p8 PATH [--long-polls 10000] [--streams 1000] [--websockets 500] [--channels 20]
@@ -32,8 +33,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Support"))
-from p8harness import (HOST, P8, GripBackend, masked_frame, publish_async, read_head,  # noqa: E402
-                       read_websocket_frame, start_server, websocket_request)
+from p8harness import (HOST, P8, BackendProcesses, masked_frame, publish_async, read_head,  # noqa: E402
+                       read_websocket_frame, websocket_request)
 
 
 class Client:
@@ -297,13 +298,15 @@ def main():
     parser.add_argument("--rate", type=int, default=100, help="items a second")
     parser.add_argument("--restarts", type=int, default=5)
     parser.add_argument("--interval", type=float, default=5, help="seconds between restarts")
+    parser.add_argument("--backend-processes", type=int, default=2,
+                        help="processes serving the backend (apart from the clients' interpreter)")
     args = parser.parse_args()
     total = args.long_polls + args.streams + args.websockets
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, total + 1024)), hard))
 
     directory = tempfile.mkdtemp(prefix="p8-handover-")
-    backend = start_server(GripBackend)
+    backend = BackendProcesses(args.backend_processes)
     routes = (f"*,proto=ws {HOST}:{backend.server_port},over_http\n"
               f"*,resume_last_event_id {HOST}:{backend.server_port}\n")
     p8 = P8(args.p8, routes, directory, runner={"client_maxconn": total + 1000}).start()

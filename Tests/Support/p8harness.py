@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -64,6 +65,40 @@ def start_server(handler, port=0, server_class=QuietServer):
     server = server_class((HOST, port), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+class ReusePortServer(QuietServer):
+    """A `QuietServer` that shares its port with others of its kind (`SO_REUSEPORT`): the kernel spreads new
+    connections over them."""
+
+    allow_reuse_port = True
+
+
+class BackendProcesses:
+    """`GripBackend` served by `count` processes of their own on one port. A soak with thousands of asyncio clients
+    in one process would otherwise share the interpreter lock with its backend's threads: the backend then answers
+    late (and the proxy 502s) because the clients run, not because of the proxy."""
+
+    def __init__(self, count=2):
+        self.server_port = free_port()
+        self.processes = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "--grip-backend",
+                                            str(self.server_port)]) for _ in range(count)]
+        if not wait_until(self.listening, timeout=WAIT):
+            self.shutdown()
+            raise RuntimeError("the backend processes did not start")
+
+    def listening(self):
+        try:
+            socket.create_connection((HOST, self.server_port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def shutdown(self):
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait(timeout=10)
 
 
 class GripBackend(BaseHTTPRequestHandler):
@@ -374,3 +409,9 @@ def rss_kib(pid):
 def fd_count(pid):
     """How many descriptors process `pid` has open."""
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+if __name__ == "__main__":
+    # One of `BackendProcesses`: `p8harness.py --grip-backend PORT` serves `GripBackend` until terminated.
+    if len(sys.argv) == 3 and sys.argv[1] == "--grip-backend":
+        ReusePortServer((HOST, int(sys.argv[2])), GripBackend).serve_forever()
