@@ -96,7 +96,9 @@ struct BackendExchangeTests {
         var results: [[String]] = []
         for request in requests {
             let events = try await eventLoop.flatSubmit {
-                let pool = pool?.value ?? BackendConnectionPool(eventLoop: eventLoop, connectTimeout: .seconds(5))
+                let pool =
+                    pool?.value
+                    ?? BackendConnectionPool(eventLoop: eventLoop, descriptors: .unbounded, connectTimeout: .seconds(5))
                 let exchange = BackendExchange(pool: pool, requestBuilder: builder, logger: Logger(label: "test"))
                 let owner = Owner(exchange: exchange, done: eventLoop.makePromise())
                 owner.retries = retries
@@ -146,7 +148,7 @@ struct BackendExchangeTests {
         let builder = try Self.builder()
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
         let (pool, owner) = try await eventLoop.submit {
-            let pool = BackendConnectionPool(eventLoop: eventLoop, connectTimeout: .seconds(5))
+            let pool = BackendConnectionPool(eventLoop: eventLoop, descriptors: .unbounded, connectTimeout: .seconds(5))
             let exchange = BackendExchange(pool: pool, requestBuilder: builder, logger: Logger(label: "test"))
             let owner = Owner(exchange: exchange, done: eventLoop.makePromise())
             exchange.delegate = owner
@@ -174,7 +176,10 @@ struct BackendExchangeTests {
         let request = try Self.request("* 127.0.0.1:\(backend.port)", uri: "/once")
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
         let pool = try await eventLoop.submit {
-            NIOLoopBound(BackendConnectionPool(eventLoop: eventLoop, connectTimeout: .seconds(5)), eventLoop: eventLoop)
+            NIOLoopBound(
+                BackendConnectionPool(eventLoop: eventLoop, descriptors: .unbounded, connectTimeout: .seconds(5)),
+                eventLoop: eventLoop
+            )
         }.get()
         let results = try await Self.send([request, request], retries: true, pool: pool, on: eventLoop)
         #expect(results[0] == ["connected \(backend.port)", "head 200"])
@@ -184,4 +189,9 @@ struct BackendExchangeTests {
         let failed = try await Self.send([request], retries: false, pool: pool, on: eventLoop)
         #expect(failed == [["connected \(backend.port)", "closed"]])
     }
+}
+
+extension DescriptorBudget {
+    /// A budget these tests never reach.
+    static let unbounded = DescriptorBudget(limit: 1 << 20, baseline: 0)
 }

@@ -24,6 +24,47 @@ struct P8ProcessTests {
         }
     }
 
+    @Test(
+        "near its descriptor limit, p8 closes new connections, answers 502 for want of a backend connection, and recovers"
+    )
+    func descriptorLimit() async throws {
+        try await withTestBackend { backend in
+            let p8 = try P8Process.start(
+                arguments: ["--port", "127.0.0.1:0", "--route", "* 127.0.0.1:\(backend.port)"],
+                descriptorLimit: 256
+            )
+            let port = try await p8.readyPort()
+            // More connections than the limit itself: at it, the process would crash (libdispatch's monitor).
+            var connections: [RawHTTPConnection] = []
+            for _ in 0..<260 {
+                connections.append(try await RawHTTPConnection.connect(port: port))
+            }
+            try await connections[259].waitForClose()
+            #expect(p8.stderrText.contains("near the descriptor limit: client connections refused"))
+            // An early connection was accepted, but its backend connection has no descriptor left.
+            try await connections[0].send("GET /plain?body=up HTTP/1.1\r\nHost: a\r\n\r\n")
+            #expect(try await connections[0].readResponse().status == 502)
+            for connection in connections {
+                await connection.close()
+            }
+            // The budget comes back as p8 sees them close.
+            var answered = false
+            let deadline = ContinuousClock.now + defaultWait
+            while !answered, ContinuousClock.now < deadline {
+                let client = try await RawHTTPConnection.connect(port: port)
+                try? await client.send("GET /plain?body=up HTTP/1.1\r\nHost: a\r\n\r\n")
+                answered = (try? await client.readResponse().text) == "up"
+                await client.close()
+                if !answered {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+            #expect(answered)
+            p8.signal(SIGTERM)
+            #expect(try await p8.waitForExit() == 0)
+        }
+    }
+
     @Test("SIGTERM does not wait for a publish API connection that sends nothing")
     func sigtermClosesIdlePublishConnections() async throws {
         let p8 = try P8Process.start(arguments: ["--route", "* 127.0.0.1:1"])
@@ -124,7 +165,10 @@ final class P8Process: Sendable {
 
     /// Starts `p8`; without a `--config` argument it gets one of its own in a fresh temporary directory (its
     /// database included), so tests running side by side never share a database.
-    static func start(arguments: [String]) throws -> P8Process {
+    ///
+    /// With `descriptorLimit`, p8 runs under that `RLIMIT_NOFILE` (soft and hard, set by a shell that then
+    /// becomes p8).
+    static func start(arguments: [String], descriptorLimit: Int? = nil) throws -> P8Process {
         var arguments = arguments
         var scratch: TemporaryDirectory?
         if !arguments.contains("--config") {
@@ -142,6 +186,11 @@ final class P8Process: Sendable {
         }
         guard let executable = ChildProcess.product("p8") else {
             throw P8ProcessError(description: "p8 not built beside the tests")
+        }
+        if let descriptorLimit {
+            let shell = ["-c", "ulimit -n \(descriptorLimit) && exec \"$0\" \"$@\"", executable.path] + arguments
+            let process = try ChildProcess.spawn(URL(fileURLWithPath: "/bin/sh"), arguments: shell)
+            return P8Process(process: process, scratch: scratch)
         }
         return P8Process(process: try ChildProcess.spawn(executable, arguments: arguments), scratch: scratch)
     }

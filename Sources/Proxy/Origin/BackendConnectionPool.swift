@@ -7,13 +7,15 @@ import NIOSSL
 /// backend connections on its own loop, so no request hops between threads and the pool needs no lock.
 final class BackendConnectionPool {
     private let eventLoop: any EventLoop
+    private let descriptors: DescriptorBudget
     private let connectTimeout: TimeAmount
     private var idle: [BackendKey: [BackendConnection]] = [:]
     /// TLS client contexts, by whether they verify certificates (made once: they load the trust roots).
     private var tlsContexts: [Bool: NIOSSLContext] = [:]
 
-    init(eventLoop: any EventLoop, connectTimeout: TimeAmount) {
+    init(eventLoop: any EventLoop, descriptors: DescriptorBudget, connectTimeout: TimeAmount) {
         self.eventLoop = eventLoop
+        self.descriptors = descriptors
         self.connectTimeout = connectTimeout
     }
 
@@ -47,6 +49,11 @@ final class BackendConnectionPool {
             completion(.failure(error))
             return
         }
+        let descriptors = self.descriptors
+        guard descriptors.take() else {
+            completion(.failure(DescriptorLimitReached()))
+            return
+        }
         ClientBootstrap(group: self.eventLoop)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(self.connectTimeout)
@@ -68,6 +75,10 @@ final class BackendConnectionPool {
             .connect(host: key.host, port: key.port)
             .assumeIsolated()
             .whenComplete { result in
+                switch result {
+                case .success(let channel): channel.closeFuture.whenComplete { _ in descriptors.give() }
+                case .failure: descriptors.give()
+                }
                 completion(
                     result.flatMap { channel in
                         Result {
@@ -138,3 +149,8 @@ final class BackendConnectionPool {
 
 @available(*, unavailable)
 extension BackendConnectionPool: Sendable {}
+
+/// A backend connection not opened: the process is near its descriptor limit (``DescriptorBudget``).
+struct DescriptorLimitReached: Error, CustomStringConvertible {
+    var description: String { "too many open connections: the process is near its descriptor limit" }
+}

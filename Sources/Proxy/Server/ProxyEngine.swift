@@ -19,6 +19,8 @@ final class ProxyEngine: Sendable {
     let responseTimeout: TimeAmount
     /// The exported metrics; nil without a metrics endpoint.
     let metrics: P8Metrics?
+    /// The sockets this process holds, kept below its descriptor limit.
+    let descriptors: DescriptorBudget
     private let openConnections = Atomic<Int>(0)
 
     init(settings: ProxySettings, routes: RouteTableBox, hub: PublishHub) {
@@ -29,6 +31,7 @@ final class ProxyEngine: Sendable {
         self.requestBuilder = BackendRequestBuilder(proxy: settings.proxy, signatures: GripSignatureCache())
         self.responseTimeout = .seconds(Int64(settings.proxy.backendResponseTimeout))
         self.metrics = hub.counters.metrics
+        self.descriptors = DescriptorBudget.forThisProcess()
     }
 
     var openConnectionCount: Int {

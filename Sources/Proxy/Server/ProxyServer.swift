@@ -13,7 +13,7 @@ import Synchronization
 /// backend. Runs until graceful shutdown, then stops accepting, lets responses in flight finish for the grace
 /// period, ends the rest, and returns when every client connection is closed.
 package final class ProxyServer: Service {
-    private let engine: ProxyEngine
+    let engine: ProxyEngine
     let group: MultiThreadedEventLoopGroup
     let logger: Logger
     private let onListening: @Sendable (_ http: [ListenAddress], _ https: [ListenAddress]) -> Void
@@ -58,6 +58,7 @@ package final class ProxyServer: Service {
     package func run() async throws {
         let pools = BackendPools(
             group: self.group,
+            descriptors: self.engine.descriptors,
             connectTimeout: .seconds(Int64(self.engine.settings.proxy.backendConnectTimeout))
         )
         var listeners: [any Channel] = []
@@ -213,6 +214,19 @@ package final class ProxyServer: Service {
                     logger.debug("client_maxconn reached: connection refused")
                     return channel.close()
                 }
+                let descriptors = engine.descriptors
+                guard descriptors.take() else {
+                    if descriptors.refusalWorthLogging() {
+                        logger.warning(
+                            "near the descriptor limit: client connections refused",
+                            metadata: [
+                                "p8.fd.limit": "\(descriptors.limit)", "p8.fd.refused": "\(descriptors.refusals)",
+                            ]
+                        )
+                    }
+                    return channel.close()
+                }
+                channel.closeFuture.whenComplete { _ in descriptors.give() }
                 return channel.eventLoop.makeCompletedFuture {
                     _ = try self.initializeClient(channel, tls: context, pools: pools)
                 }
@@ -278,11 +292,11 @@ package struct OwedGoneCallback: Sendable {
 final class BackendPools: Sendable {
     private let pools: [ObjectIdentifier: NIOLoopBoundBox<BackendConnectionPool>]
 
-    init(group: MultiThreadedEventLoopGroup, connectTimeout: TimeAmount) {
+    init(group: MultiThreadedEventLoopGroup, descriptors: DescriptorBudget, connectTimeout: TimeAmount) {
         var pools: [ObjectIdentifier: NIOLoopBoundBox<BackendConnectionPool>] = [:]
         for eventLoop in group.makeIterator() {
             pools[ObjectIdentifier(eventLoop)] = NIOLoopBoundBox.makeBoxSendingValue(
-                BackendConnectionPool(eventLoop: eventLoop, connectTimeout: connectTimeout),
+                BackendConnectionPool(eventLoop: eventLoop, descriptors: descriptors, connectTimeout: connectTimeout),
                 eventLoop: eventLoop
             )
         }
