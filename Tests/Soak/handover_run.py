@@ -322,7 +322,7 @@ def main():
         log = f.read()
     restart_seconds = [float(s) for s in re.findall(r"p8\.restart\.seconds=([0-9.]+)", log)]
     handover_seconds = [float(s) for s in re.findall(r"p8\.handover\.seconds=([0-9.]+)", log)]
-    moved = re.findall(r"p8\.handover=(\d+ handed over \([^)]*\), \d+ left to close)", log)
+    moved = re.findall(r"p8\.handover=(\d+ handed over \([^)]*\), \d+ left to close(?: \([^)]*\))?)", log)
     latencies, during, by_mode = [], [], {}
     for client in clients:
         for number, received in zip(client.numbers, client.times):

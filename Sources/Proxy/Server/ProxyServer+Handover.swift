@@ -29,9 +29,12 @@ package struct HandoverSummary: Sendable, CustomStringConvertible {
     package var publishAPI = 0
     /// Connections whose request, still waiting for its backend, the new server sends again.
     package var replayed = 0
-    /// Connections that stay here and end as in any shutdown (TLS, WebSockets, requests in flight, clients that do
-    /// not read).
-    package var leftBehind = 0
+    /// Connections that stay here and end as in any shutdown, by why: still busy with a request when the settling
+    /// time ended, a client that did not take what it was sent in time, or a kind that never goes over (TLS, a
+    /// passthrough WebSocket, a JSON-P or CORS response, pipelined requests).
+    package var leftBusy = 0
+    package var leftUnflushed = 0
+    package var leftNotTransferable = 0
     /// Seconds spent detaching the connections (the first pass over all of them, and in all), and sending them.
     package var firstPassSeconds = 0.0
     package var detachSeconds = 0.0
@@ -41,11 +44,16 @@ package struct HandoverSummary: Sendable, CustomStringConvertible {
         self.longPolls + self.streams + self.webSockets + self.idle + self.publishAPI + self.replayed
     }
 
+    package var leftBehind: Int {
+        self.leftBusy + self.leftUnflushed + self.leftNotTransferable
+    }
+
     package var description: String {
         "\(self.handedOver) handed over (\(self.longPolls) long-polls, \(self.streams) streams, "
             + "\(self.webSockets) WebSockets, \(self.idle) idle, \(self.publishAPI) publishing, "
             + "\(self.replayed) sent again), "
-            + "\(self.leftBehind) left to close; detached in "
+            + "\(self.leftBehind) left to close (\(self.leftBusy) busy, \(self.leftUnflushed) not reading, "
+            + "\(self.leftNotTransferable) of a kind that stays); detached in "
             + String(
                 format: "%.3f s (first pass %.3f s), sent in %.3f s",
                 self.detachSeconds,
@@ -88,7 +96,8 @@ extension ProxyServer {
         var summary = HandoverSummary()
         var outgoing: [(descriptor: CInt, payload: [UInt8])] = []
         var descriptors = SocketDescriptors.scan()
-        await Self.detachAll(channels, descriptors: descriptors, into: &summary, &outgoing)
+        let budget = self.engine.descriptors
+        await Self.detachAll(channels, descriptors: descriptors, budget: budget, into: &summary, &outgoing)
         // The publish API served publishes until now (the holds just passed resume after them); its idle
         // connections go last, each once its request in flight is answered.
         if let control = self.control {
@@ -101,13 +110,14 @@ extension ProxyServer {
             if unscanned {
                 descriptors = SocketDescriptors.scan()
             }
-            await Self.detachAll(publishing, descriptors: descriptors, into: &summary, &outgoing)
+            await Self.detachAll(publishing, descriptors: descriptors, budget: budget, into: &summary, &outgoing)
         }
         summary.detachSeconds = (clock.now - started).seconds
         let sending = clock.now
         defer {
             for message in outgoing {
                 Glibc.close(message.descriptor)
+                self.engine.descriptors.give()
             }
         }
         let messages = outgoing
@@ -127,6 +137,7 @@ extension ProxyServer {
     private static func detachAll(
         _ channels: [any Channel],
         descriptors: [String: CInt],
+        budget: DescriptorBudget,
         into summary: inout HandoverSummary,
         _ outgoing: inout [(descriptor: CInt, payload: [UInt8])]
     ) async {
@@ -136,7 +147,7 @@ extension ProxyServer {
         var pending = channels
         while !pending.isEmpty {
             let final = settleBy.map { clock.now >= $0 } ?? false
-            let attempts = pending.map { Self.detach($0, descriptors: descriptors, final: final) }
+            let attempts = pending.map { Self.detach($0, descriptors: descriptors, budget: budget, final: final) }
             var busy: [any Channel] = []
             for (channel, attempt) in zip(pending, attempts) {
                 switch try? await attempt.get() {
@@ -152,8 +163,12 @@ extension ProxyServer {
                     outgoing.append((descriptor, payload))
                 case .busy?:
                     busy.append(channel)
-                case .stays?, nil:
-                    summary.leftBehind += 1
+                case .stays(.busy)?:
+                    summary.leftBusy += 1
+                case .stays(.unflushed)?:
+                    summary.leftUnflushed += 1
+                case .stays(.notTransferable)?, nil:
+                    summary.leftNotTransferable += 1
                 case .gone?:
                     break
                 }
@@ -210,6 +225,8 @@ extension ProxyServer {
         on eventLoop: any EventLoop,
         pools: BackendPools
     ) {
+        let descriptors = self.engine.descriptors
+        descriptors.takeRegardless()
         let adopted = ClientBootstrap(group: eventLoop)
             .channelOption(.maxMessagesPerRead, value: 16)
             .channelOption(.recvAllocator, value: Self.clientReceiveBuffers)
@@ -224,6 +241,7 @@ extension ProxyServer {
         adopted.whenComplete { result in
             switch result {
             case .success(let channel):
+                channel.closeFuture.whenComplete { _ in descriptors.give() }
                 channel.eventLoop.execute {
                     guard
                         let handler = try? channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self),
@@ -237,6 +255,7 @@ extension ProxyServer {
             case .failure(let error):
                 logger.warning("a connection handed over could not be taken over", metadata: ["error": "\(error)"])
                 Glibc.close(descriptor)
+                descriptors.give()
             }
         }
     }
@@ -246,9 +265,16 @@ extension ProxyServer {
         /// A duplicate of its socket, and its description (and as JSON); the channel is closed.
         case handedOver(CInt, HandedOverConnection, [UInt8])
         case busy
-        case stays
+        case stays(LeftBehind)
         /// It closed meanwhile (its client left, or its last request asked for a close).
         case gone
+    }
+
+    /// Why a connection stays (``HandoverSummary``).
+    private enum LeftBehind {
+        case busy
+        case unflushed
+        case notTransferable
     }
 
     /// Tries to hand one connection over on its event loop: a duplicate of its socket and its description, once
@@ -257,12 +283,13 @@ extension ProxyServer {
     private static func detach(
         _ channel: any Channel,
         descriptors: [String: CInt],
+        budget: DescriptorBudget,
         final: Bool
     ) -> EventLoopFuture<Detached> {
         let eventLoop = channel.eventLoop
         guard let key = SocketDescriptors.key(local: channel.localAddress, remote: channel.remoteAddress),
             let descriptor = descriptors[key]
-        else { return eventLoop.makeSucceededFuture(.stays) }
+        else { return eventLoop.makeSucceededFuture(.stays(.notTransferable)) }
         let promise = eventLoop.makePromise(of: Detached.self)
         eventLoop.execute {
             guard channel.isActive else {
@@ -271,10 +298,16 @@ extension ProxyServer {
             }
             let pipeline = channel.pipeline.syncOperations
             guard let counter = try? pipeline.handler(type: ClientReadCounter.self) else {
-                promise.succeed(.stays)
+                promise.succeed(.stays(.notTransferable))
                 return
             }
-            let passing = Passing(channel: channel, counter: counter, descriptor: descriptor, final: final)
+            let passing = Passing(
+                channel: channel,
+                counter: counter,
+                descriptor: descriptor,
+                budget: budget,
+                final: final
+            )
             if let handler = try? pipeline.handler(type: ClientConnectionHandler.self) {
                 handler.handOver(replaying: final) { outcome in
                     passing.complete(
@@ -302,7 +335,7 @@ extension ProxyServer {
                 )
             } else {
                 // A passthrough WebSocket: its backend side is a second connection.
-                promise.succeed(.stays)
+                promise.succeed(.stays(.notTransferable))
             }
         }
         return promise.futureResult
@@ -313,6 +346,7 @@ extension ProxyServer {
         let channel: any Channel
         let counter: ClientReadCounter
         let descriptor: CInt
+        let budget: DescriptorBudget
         let final: Bool
 
         /// Carries out `outcome`: a connection to hand over is flushed first (everything decided for it before is
@@ -330,37 +364,50 @@ extension ProxyServer {
             case .busy where !self.final:
                 promise.succeed(.busy)
                 return
-            case .busy, .stays:
+            case .busy:
                 release()
-                promise.succeed(.stays)
+                promise.succeed(.stays(.busy))
+                return
+            case .stays:
+                release()
+                promise.succeed(.stays(.notTransferable))
                 return
             case .handedOver(let handedOver):
                 connection = handedOver
             }
             let eventLoop = self.channel.eventLoop.assumeIsolated()
+            // A request abandoned for the new server to send again has no answer coming here: its connection
+            // closes (the client asks again), it does not wait for the shutdown.
+            let stay = { [channel] (reason: LeftBehind) in
+                if connection.replay != nil {
+                    channel.close(promise: nil)
+                } else {
+                    release()
+                }
+                promise.succeed(.stays(reason))
+            }
             var decided = false
             let giveUp = eventLoop.scheduleTask(in: ProxyServer.handoverFlushTime) {
                 decided = true
-                release()
-                promise.succeed(.stays)
+                stay(.unflushed)
             }
-            let (counter, descriptor) = (self.counter, self.descriptor)
+            let (counter, descriptor, budget) = (self.counter, self.descriptor, self.budget)
             eventLoop.execute {
                 counter.afterWrites { written in
                     guard !decided else { return }
                     decided = true
                     giveUp.cancel()
                     guard written, let payload = try? JSONEncoder().encode(connection) else {
-                        release()
-                        promise.succeed(.stays)
+                        stay(.unflushed)
                         return
                     }
                     let duplicate = fcntl(descriptor, F_DUPFD_CLOEXEC, 0)
                     guard duplicate >= 0 else {
-                        release()
-                        promise.succeed(.stays)
+                        stay(.notTransferable)
                         return
                     }
+                    // Counted until sent and closed: the channel's own count ends as it closes.
+                    budget.takeRegardless()
                     detach()
                     promise.succeed(.handedOver(duplicate, connection, Array(payload)))
                 }
