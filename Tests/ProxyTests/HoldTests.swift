@@ -38,6 +38,50 @@ import Testing
         }
     }
 
+    /// Timeouts are the backend's input: one far past what a timer counts (NIO's `TimeAmount` is in nanoseconds)
+    /// still holds, and a publish still releases it.
+    @Test func aHugeTimeoutFromTheBackendIsHeldNotACrash() async throws {
+        let backend = try await TestBackend.start()
+        defer { Task { await backend.stop() } }
+        try await withRunningP8Server(routes: ["* 127.0.0.1:\(backend.port)"]) { p8 in
+            let huge = "99999999999999"
+            let paths = [
+                gripPath(
+                    [
+                        ("Grip-Hold", "response"), ("Grip-Channel", "huge-lp"), ("Grip-Timeout", huge),
+                        ("Grip-Link", "</link>; rel=next; timeout=\(huge)"),
+                    ],
+                    body: "timeout\n"
+                ),
+                gripPath(
+                    [
+                        ("Grip-Hold", "stream"), ("Grip-Channel", "huge-stream"),
+                        ("Grip-Keep-Alive", "ka; format=cstring; timeout=\(huge)"),
+                    ],
+                    body: "open\n"
+                ),
+            ]
+            var clients: [RawHTTPConnection] = []
+            for path in paths {
+                let client = try await RawHTTPConnection.connect(port: p8.httpPort)
+                try await client.send("GET \(path) HTTP/1.1\r\nHost: example.com\r\n\r\n")
+                clients.append(client)
+            }
+            try await waitForSubscribers(p8, channel: "huge-lp")
+            try await waitForSubscribers(p8, channel: "huge-stream")
+            let published = try await publish(
+                p8,
+                #"{"items": [{"channel": "huge-lp", "formats": {"http-response": {"body": "released\n"}}}]}"#
+            )
+            #expect(published.status == 200)
+            let response = try await clients[0].readResponse()
+            #expect(String(decoding: response.body, as: UTF8.self) == "released\n")
+            for client in clients {
+                await client.close()
+            }
+        }
+    }
+
     @Test func aLongPollTimesOutWithTheBackendsResponse() async throws {
         let backend = try await TestBackend.start()
         defer { Task { await backend.stop() } }

@@ -12,6 +12,9 @@ final class BackendConnectionPool {
     private var idle: [BackendKey: [BackendConnection]] = [:]
     /// TLS client contexts, by whether they verify certificates (made once: they load the trust roots).
     private var tlsContexts: [Bool: NIOSSLContext] = [:]
+    /// Requests waiting for a connection while the process is at its descriptor budget, oldest first.
+    private var waiting: [Waiter] = []
+    private var waitingRetry: Scheduled<Void>?
 
     init(eventLoop: any EventLoop, descriptors: DescriptorBudget, connectTimeout: TimeAmount) {
         self.eventLoop = eventLoop
@@ -29,7 +32,7 @@ final class BackendConnectionPool {
                 return
             }
         }
-        self.connect(key, completion: completion)
+        self.open(key, forUpgrade: false, reusable: true, completion: completion)
     }
 
     /// Opens a new connection, never a pooled one (used to retry after a reused connection failed).
@@ -42,18 +45,46 @@ final class BackendConnectionPool {
         forUpgrade: Bool = false,
         completion: @escaping (Result<BackendConnection, any Error>) -> Void
     ) {
+        self.open(key, forUpgrade: forUpgrade, reusable: false, completion: completion)
+    }
+
+    /// Opens a connection if the descriptor budget allows one; else the request waits (``Waiter``).
+    private func open(
+        _ key: BackendKey,
+        forUpgrade: Bool,
+        reusable: Bool,
+        completion: @escaping (Result<BackendConnection, any Error>) -> Void
+    ) {
+        guard self.descriptors.take() else {
+            let waiter = Waiter(
+                key: key,
+                forUpgrade: forUpgrade,
+                reusable: reusable,
+                deadline: .now() + self.connectTimeout,
+                completion: completion
+            )
+            self.waiting.append(waiter)
+            self.scheduleWaitingRetry()
+            return
+        }
+        self.openCounted(key, forUpgrade: forUpgrade, completion: completion)
+    }
+
+    /// Opens a connection whose descriptor the budget has counted already.
+    private func openCounted(
+        _ key: BackendKey,
+        forUpgrade: Bool,
+        completion: @escaping (Result<BackendConnection, any Error>) -> Void
+    ) {
         let tlsContext: NIOSSLContext?
         do {
             tlsContext = key.tls ? try self.tlsContext(verifyingCertificates: key.verifyCertificate) : nil
         } catch {
+            self.descriptors.give()
             completion(.failure(error))
             return
         }
         let descriptors = self.descriptors
-        guard descriptors.take() else {
-            completion(.failure(DescriptorLimitReached()))
-            return
-        }
         ClientBootstrap(group: self.eventLoop)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(self.connectTimeout)
@@ -117,6 +148,12 @@ final class BackendConnectionPool {
         guard connection.isActive else { return }
         connection.delegate = nil
         connection.isReadPaused = false
+        // A request waiting at the descriptor budget takes it at once.
+        if let index = self.waiting.firstIndex(where: { $0.reusable && $0.key == connection.key }) {
+            let waiter = self.waiting.remove(at: index)
+            waiter.completion(.success(connection))
+            return
+        }
         var connections = self.idle[connection.key, default: []]
         guard connections.count < ProxyLimits.maxIdleBackendConnections else {
             connection.close()
@@ -133,6 +170,32 @@ final class BackendConnectionPool {
         self.idle[key] = connections.isEmpty ? nil : connections
     }
 
+    /// While requests wait at the descriptor budget, looks every 20 ms whether a descriptor came free (any
+    /// connection of the process closing gives one back), and fails those that waited past the connect timeout.
+    private func scheduleWaitingRetry() {
+        guard self.waitingRetry == nil else { return }
+        self.waitingRetry = self.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(20)) {
+            self.waitingRetry = nil
+            self.serveWaiting()
+        }
+    }
+
+    private func serveWaiting() {
+        let now = NIODeadline.now()
+        let expired = self.waiting.filter { $0.deadline <= now }
+        self.waiting.removeAll { $0.deadline <= now }
+        for waiter in expired {
+            waiter.completion(.failure(DescriptorLimitReached()))
+        }
+        while !self.waiting.isEmpty, self.descriptors.take() {
+            let waiter = self.waiting.removeFirst()
+            self.openCounted(waiter.key, forUpgrade: waiter.forUpgrade, completion: waiter.completion)
+        }
+        if !self.waiting.isEmpty {
+            self.scheduleWaitingRetry()
+        }
+    }
+
     /// How many idle connections the pool keeps, to every backend.
     var idleConnectionCount: Int {
         self.idle.values.reduce(0) { $0 + $1.count }
@@ -144,6 +207,24 @@ final class BackendConnectionPool {
             connection.close()
         }
         self.idle = [:]
+        self.waitingRetry?.cancel()
+        self.waitingRetry = nil
+        let waiting = self.waiting
+        self.waiting = []
+        for waiter in waiting {
+            waiter.completion(.failure(DescriptorLimitReached()))
+        }
+    }
+
+    /// A request for a connection that the descriptor budget holds back: it gets a connection released to the
+    /// pool for its backend (unless it asked for a new one), or a new one once a descriptor comes free, or fails
+    /// at its deadline (the connect timeout).
+    private struct Waiter {
+        let key: BackendKey
+        let forUpgrade: Bool
+        let reusable: Bool
+        let deadline: NIODeadline
+        let completion: (Result<BackendConnection, any Error>) -> Void
     }
 }
 
