@@ -392,13 +392,20 @@ extension ProxyServer {
                 stay(.unflushed)
             }
             let (counter, descriptor, budget) = (self.counter, self.descriptor, self.budget)
+            // Holding reads stops the next read, not one the channel had asked for already: bytes read while this
+            // waits for the flush would be lost with this side of the connection, so it then stays.
+            let readsAtDecision = counter.reads
             eventLoop.execute {
                 counter.afterWrites { written in
                     guard !decided else { return }
                     decided = true
                     giveUp.cancel()
-                    guard written, let payload = try? JSONEncoder().encode(connection) else {
+                    guard written else {
                         stay(.unflushed)
+                        return
+                    }
+                    guard counter.reads == readsAtDecision, let payload = try? JSONEncoder().encode(connection) else {
+                        stay(.busy)
                         return
                     }
                     let duplicate = fcntl(descriptor, F_DUPFD_CLOEXEC, 0)
