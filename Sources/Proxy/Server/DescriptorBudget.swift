@@ -26,11 +26,12 @@ package final class DescriptorBudget: Sendable {
     }
 
     /// The budget of this process: its soft limit raised to the hard one first (as Go and nginx's
-    /// `worker_rlimit_nofile` do), and what is open now as the baseline.
-    package static func forThisProcess() -> DescriptorBudget {
+    /// `worker_rlimit_nofile` do), and what is open now as the baseline, less `notCounting` descriptors open now
+    /// that the caller counts itself (sockets an earlier server handed over).
+    package static func forThisProcess(notCounting: Int = 0) -> DescriptorBudget {
         var limits = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limits) == 0 else {
-            return DescriptorBudget(limit: 1024, baseline: Self.openDescriptors())
+            return DescriptorBudget(limit: 1024, baseline: max(0, Self.openDescriptors() - notCounting))
         }
         // An unlimited hard limit is still bounded by the kernel's `nr_open` (1,048,576 by default).
         let ceiling = min(limits.rlim_max, 1 << 20)
@@ -41,7 +42,7 @@ package final class DescriptorBudget: Sendable {
                 limits = raised
             }
         }
-        return DescriptorBudget(limit: Int(limits.rlim_cur), baseline: Self.openDescriptors())
+        return DescriptorBudget(limit: Int(limits.rlim_cur), baseline: max(0, Self.openDescriptors() - notCounting))
     }
 
     /// Counts one more descriptor if the budget allows it.

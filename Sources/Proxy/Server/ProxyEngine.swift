@@ -23,7 +23,7 @@ final class ProxyEngine: Sendable {
     let descriptors: DescriptorBudget
     private let openConnections = Atomic<Int>(0)
 
-    init(settings: ProxySettings, routes: RouteTableBox, hub: PublishHub) {
+    init(settings: ProxySettings, routes: RouteTableBox, hub: PublishHub, descriptors: DescriptorBudget) {
         self.settings = settings
         self.routes = routes
         self.hub = hub
@@ -31,7 +31,7 @@ final class ProxyEngine: Sendable {
         self.requestBuilder = BackendRequestBuilder(proxy: settings.proxy, signatures: GripSignatureCache())
         self.responseTimeout = .seconds(Int64(settings.proxy.backendResponseTimeout))
         self.metrics = hub.counters.metrics
-        self.descriptors = DescriptorBudget.forThisProcess()
+        self.descriptors = descriptors
     }
 
     var openConnectionCount: Int {

@@ -45,7 +45,13 @@ package final class ProxyServer: Service {
         logger: Logger,
         onListening: @escaping @Sendable (_ http: [ListenAddress], _ https: [ListenAddress]) -> Void
     ) {
-        self.engine = ProxyEngine(settings: settings, routes: routes, hub: hub)
+        // The sockets an earlier server handed over are open already; they are counted as they are taken over.
+        self.engine = ProxyEngine(
+            settings: settings,
+            routes: routes,
+            hub: hub,
+            descriptors: DescriptorBudget.forThisProcess(notCounting: takenOver.count)
+        )
         self.group = .singleton
         self.tls = tls
         self.owedGoneCallbacks = owedGoneCallbacks
@@ -59,7 +65,8 @@ package final class ProxyServer: Service {
         let pools = BackendPools(
             group: self.group,
             descriptors: self.engine.descriptors,
-            connectTimeout: .seconds(Int64(self.engine.settings.proxy.backendConnectTimeout))
+            connectTimeout: .seconds(Int64(self.engine.settings.proxy.backendConnectTimeout)),
+            logger: self.logger
         )
         var listeners: [any Channel] = []
         var tlsListeners: [any Channel] = []
@@ -292,11 +299,21 @@ package struct OwedGoneCallback: Sendable {
 final class BackendPools: Sendable {
     private let pools: [ObjectIdentifier: NIOLoopBoundBox<BackendConnectionPool>]
 
-    init(group: MultiThreadedEventLoopGroup, descriptors: DescriptorBudget, connectTimeout: TimeAmount) {
+    init(
+        group: MultiThreadedEventLoopGroup,
+        descriptors: DescriptorBudget,
+        connectTimeout: TimeAmount,
+        logger: Logger
+    ) {
         var pools: [ObjectIdentifier: NIOLoopBoundBox<BackendConnectionPool>] = [:]
         for eventLoop in group.makeIterator() {
             pools[ObjectIdentifier(eventLoop)] = NIOLoopBoundBox.makeBoxSendingValue(
-                BackendConnectionPool(eventLoop: eventLoop, descriptors: descriptors, connectTimeout: connectTimeout),
+                BackendConnectionPool(
+                    eventLoop: eventLoop,
+                    descriptors: descriptors,
+                    connectTimeout: connectTimeout,
+                    logger: logger
+                ),
                 eventLoop: eventLoop
             )
         }
