@@ -98,7 +98,12 @@ struct BackendExchangeTests {
             let events = try await eventLoop.flatSubmit {
                 let pool =
                     pool?.value
-                    ?? BackendConnectionPool(eventLoop: eventLoop, descriptors: .unbounded, connectTimeout: .seconds(5))
+                    ?? BackendConnectionPool(
+                        eventLoop: eventLoop,
+                        descriptors: .unbounded,
+                        connectTimeout: .seconds(5),
+                        logger: Logger(label: "test")
+                    )
                 let exchange = BackendExchange(pool: pool, requestBuilder: builder, logger: Logger(label: "test"))
                 let owner = Owner(exchange: exchange, done: eventLoop.makePromise())
                 owner.retries = retries
@@ -148,7 +153,12 @@ struct BackendExchangeTests {
         let builder = try Self.builder()
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
         let (pool, owner) = try await eventLoop.submit {
-            let pool = BackendConnectionPool(eventLoop: eventLoop, descriptors: .unbounded, connectTimeout: .seconds(5))
+            let pool = BackendConnectionPool(
+                eventLoop: eventLoop,
+                descriptors: .unbounded,
+                connectTimeout: .seconds(5),
+                logger: Logger(label: "test")
+            )
             let exchange = BackendExchange(pool: pool, requestBuilder: builder, logger: Logger(label: "test"))
             let owner = Owner(exchange: exchange, done: eventLoop.makePromise())
             exchange.delegate = owner
@@ -177,7 +187,12 @@ struct BackendExchangeTests {
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
         let pool = try await eventLoop.submit {
             NIOLoopBound(
-                BackendConnectionPool(eventLoop: eventLoop, descriptors: .unbounded, connectTimeout: .seconds(5)),
+                BackendConnectionPool(
+                    eventLoop: eventLoop,
+                    descriptors: .unbounded,
+                    connectTimeout: .seconds(5),
+                    logger: Logger(label: "test")
+                ),
                 eventLoop: eventLoop
             )
         }.get()

@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -9,6 +10,7 @@ final class BackendConnectionPool {
     private let eventLoop: any EventLoop
     private let descriptors: DescriptorBudget
     private let connectTimeout: TimeAmount
+    private let logger: Logger
     private var idle: [BackendKey: [BackendConnection]] = [:]
     /// TLS client contexts, by whether they verify certificates (made once: they load the trust roots).
     private var tlsContexts: [Bool: NIOSSLContext] = [:]
@@ -16,9 +18,10 @@ final class BackendConnectionPool {
     private var waiting: [Waiter] = []
     private var waitingRetry: Scheduled<Void>?
 
-    init(eventLoop: any EventLoop, descriptors: DescriptorBudget, connectTimeout: TimeAmount) {
+    init(eventLoop: any EventLoop, descriptors: DescriptorBudget, connectTimeout: TimeAmount, logger: Logger) {
         self.eventLoop = eventLoop
         self.descriptors = descriptors
+        self.logger = logger
         self.connectTimeout = connectTimeout
     }
 
@@ -63,6 +66,13 @@ final class BackendConnectionPool {
                 deadline: .now() + self.connectTimeout,
                 completion: completion
             )
+            if self.waiting.isEmpty {
+                // Once each time requests start waiting here, not a line per request.
+                self.logger.warning(
+                    "near the descriptor limit: backend requests wait for a connection",
+                    metadata: ["p8.fd.limit": "\(self.descriptors.limit)"]
+                )
+            }
             self.waiting.append(waiter)
             self.scheduleWaitingRetry()
             return

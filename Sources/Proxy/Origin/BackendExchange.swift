@@ -87,6 +87,9 @@ final class BackendExchange {
     private(set) var connection: BackendConnection?
     /// Counts connects, so that one completing after its request ended (or was retried) is recognised.
     private var generation = 0
+    /// Whether the current request's head went to a backend connection (on any attempt): until then the
+    /// backend cannot have seen it.
+    private(set) var requestWritten = false
 
     init(pool: BackendConnectionPool, requestBuilder: BackendRequestBuilder, mode: Mode = .pooled, logger: Logger) {
         self.pool = pool
@@ -111,6 +114,7 @@ final class BackendExchange {
         }
         self.attempts.failover = failover
         self.request = request
+        self.requestWritten = false
         self.carryOut(self.attempts.begin(fromFirstTarget: fromFirstTarget))
     }
 
@@ -215,6 +219,7 @@ final class BackendExchange {
             self.connection = connection
             connection.delegate = delegate
             connection.exchangesServed += 1
+            self.requestWritten = true
             connection.write(
                 .head(request.head(for: target, builder: self.requestBuilder, now: ProxyClock.unixSeconds()))
             )

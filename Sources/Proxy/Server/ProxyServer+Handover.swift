@@ -154,7 +154,8 @@ extension ProxyServer {
                 case .handedOver(let descriptor, let connection, let payload)?:
                     switch connection.hold?.instruct.holdMode {
                     case nil where connection.publishAPI == true: summary.publishAPI += 1
-                    case nil where connection.replay != nil: summary.replayed += 1
+                    case nil where connection.replay != nil || connection.webSocket?.pending != nil:
+                        summary.replayed += 1
                     case nil where connection.webSocket != nil: summary.webSockets += 1
                     case nil: summary.idle += 1
                     case .stream: summary.streams += 1
@@ -328,7 +329,7 @@ extension ProxyServer {
                 let webSocket = frames.delegate as? WebSocketOverHTTP
             {
                 passing.complete(
-                    webSocket.handOver(),
+                    webSocket.handOver(replaying: final),
                     release: frames.releaseReadsAfterHandover,
                     detach: frames.detachForHandover,
                     promise
@@ -376,10 +377,10 @@ extension ProxyServer {
                 connection = handedOver
             }
             let eventLoop = self.channel.eventLoop.assumeIsolated()
-            // A request abandoned for the new server to send again has no answer coming here: its connection
+            // A request abandoned for the new server to send (again) has no answer coming here: its connection
             // closes (the client asks again), it does not wait for the shutdown.
             let stay = { [channel] (reason: LeftBehind) in
-                if connection.replay != nil {
+                if connection.replay != nil || connection.webSocket?.pending != nil {
                     channel.close(promise: nil)
                 } else {
                     release()

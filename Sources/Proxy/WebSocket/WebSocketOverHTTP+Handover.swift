@@ -15,6 +15,9 @@ struct WebSocketHandoverRecord: Codable, Sendable {
     var keepAliveInterval: Int?
     var extensions: [String]
     var grip: WebSocketGrip.Handover?
+    /// Events the client sent that had not reached the backend (their request was still waiting for a backend
+    /// connection), in the WebSocket-events encoding: the new server sends them first.
+    var pending: [UInt8]?
     /// When the client's connection opened (its held-request record keeps it; nil from a server before this).
     var startedAt: Date?
 }
@@ -30,17 +33,30 @@ extension WebSocketOverHTTP {
             && session.clientClose == nil && (self.frames?.isHandoverReady ?? false)
     }
 
+    /// Whether the connection could be handed over but for its backend request, which has not reached the
+    /// backend yet (it waits for a connection, or for a retry after a failed connect).
+    private var isHandoverReadyButForUnsentRequest: Bool {
+        let session = self.machine.session
+        return session.phase == .open && session.clientAttached && session.clientClose == nil
+            && self.hasUnsentRequest && (self.frames?.isHandoverReady ?? false)
+    }
+
     /// Ends this side of the connection for a server that takes it over (the backend hears nothing), and gives
     /// its record; busy while a backend request or a message is under way, and for good once it is closing.
-    func handOver() -> HandoverOutcome {
+    /// With `replaying` (the settling time is over), a request that has not reached the backend goes over with
+    /// its events, for the new server to send.
+    func handOver(replaying: Bool) -> HandoverOutcome {
         let notNow: HandoverOutcome = self.machine.session.phase == .open ? .busy : .stays
-        guard self.isHandoverReady else { return notNow }
+        let unsent = !self.isHandoverReady && replaying && self.isHandoverReadyButForUnsentRequest
+        guard self.isHandoverReady || unsent else { return notNow }
         var grip: WebSocketGrip.Handover?
         let startedAt = self.grip?.startedAt
         if let current = self.grip {
             guard let handedOver = current.handOver() else { return notNow }
             grip = handedOver
         }
+        // Abandoned last, once nothing here can keep the connection (the hand-over closes it if it cannot go).
+        let pending = unsent ? self.abandonUnsentRequestForHandover().map(WebSocketEvent.encode) : nil
         self.grip = nil
         self.keepAlivePoll?.cancel()
         let session = self.machine.session
@@ -54,6 +70,7 @@ extension WebSocketOverHTTP {
             keepAliveInterval: session.keepAliveInterval,
             extensions: self.extensions,
             grip: grip,
+            pending: pending,
             startedAt: startedAt
         )
         return .handedOver(HandedOverConnection(webSocket: record))
@@ -102,6 +119,9 @@ extension WebSocketOverHTTP {
         }
         if let interval = record.keepAliveInterval {
             webSocket.run([.armKeepAlive(seconds: interval)])
+        }
+        if let pending = record.pending, let events = try? WebSocketEvent.decode(pending), !events.isEmpty {
+            webSocket.run(webSocket.machine.sendHandedOver(events))
         }
         return webSocket
     }

@@ -156,6 +156,24 @@ final class WebSocketOverHTTP: UpgradingWebSocket {
 
     // MARK: - Backend requests
 
+    /// Whether a request is in flight whose head has not gone to a backend connection yet.
+    var hasUnsentRequest: Bool {
+        self.machine.session.inFlight != nil && !self.exchange.requestWritten
+    }
+
+    /// For a restart: when the request in flight has not reached the backend yet (still waiting for a
+    /// connection), abandons it and returns the events it carried and those queued behind it, for the server
+    /// that takes the connection over to send; nil when it may have reached the backend.
+    func abandonUnsentRequestForHandover() -> [WebSocketEvent]? {
+        let session = self.machine.session
+        guard let inFlight = session.inFlight, self.hasUnsentRequest else { return nil }
+        self.requestTimeout?.cancel()
+        self.retryTimer?.cancel()
+        self.exchange.finish(reusingConnection: false)
+        self.inFlightBody = []
+        return inFlight + session.queued
+    }
+
     /// Sends a request through the exchange: `OPEN` to the route's first target that takes it, later requests
     /// to the target that took `OPEN`, without failover (grip-spec §7.2); a `retry` again on a fresh connection.
     private func send(_ events: [WebSocketEvent], retry: Bool) {

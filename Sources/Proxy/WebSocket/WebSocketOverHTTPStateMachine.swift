@@ -97,6 +97,12 @@ struct WebSocketOverHTTPStateMachine {
         return [.cancelKeepAlive, .send(events, retry: false)]
     }
 
+    /// Events an earlier server took from the client but had not sent to the backend (a restart): they go first.
+    mutating func sendHandedOver(_ events: [WebSocketEvent]) -> [Action] {
+        self.session.queued = events + self.session.queued
+        return self.sendNext()
+    }
+
     /// No target took the request's connection: it is tried again later (grip-spec §7.2), except `OPEN`.
     mutating func connectFailed(_ reason: String) -> [Action] {
         guard self.session.inFlight != nil else { return [] }
