@@ -11,6 +11,11 @@ final class ChannelTails: Sendable {
         var lastUse: UInt64
 
         mutating func append(_ item: StoredItem, keeping limit: Int, at clock: UInt64) {
+            // A gap (another writer's items, which this process never saw) would break the index arithmetic of
+            // `read`: the tail starts again from this item, and reads before it go to the database.
+            if let last = self.items.last, item.sequence != last.sequence + 1 {
+                self.items.removeAll()
+            }
             if self.items.count >= limit {
                 self.items.removeFirst(self.items.count - limit + 1)
             }
