@@ -29,9 +29,11 @@ package final class DescriptorBudget: Sendable {
     /// `worker_rlimit_nofile` do), and what is open now as the baseline, less `notCounting` descriptors open now
     /// that the caller counts itself (sockets an earlier server handed over).
     package static func forThisProcess(notCounting: Int = 0) -> DescriptorBudget {
+        // Less the listing's own descriptor.
+        let baseline = max(0, SocketDescriptors.open().count - 1 - notCounting)
         var limits = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limits) == 0 else {
-            return DescriptorBudget(limit: 1024, baseline: max(0, Self.openDescriptors() - notCounting))
+            return DescriptorBudget(limit: 1024, baseline: baseline)
         }
         // An unlimited hard limit is still bounded by the kernel's `nr_open` (1,048,576 by default).
         let ceiling = min(limits.rlim_max, 1 << 20)
@@ -42,7 +44,7 @@ package final class DescriptorBudget: Sendable {
                 limits = raised
             }
         }
-        return DescriptorBudget(limit: Int(limits.rlim_cur), baseline: max(0, Self.openDescriptors() - notCounting))
+        return DescriptorBudget(limit: Int(limits.rlim_cur), baseline: baseline)
     }
 
     /// Counts one more descriptor if the budget allows it.
@@ -79,16 +81,5 @@ package final class DescriptorBudget: Sendable {
     /// Whether this refusal is the first (or a thousandth one): worth a warning, not a line per connection.
     package func refusalWorthLogging() -> Bool {
         self.refusals % 1000 == 1
-    }
-
-    private static func openDescriptors() -> Int {
-        guard let directory = opendir("/proc/self/fd") else { return 0 }
-        defer { closedir(directory) }
-        var count = 0
-        while readdir(directory) != nil {
-            count += 1
-        }
-        // ".", "..", and the directory's own descriptor.
-        return max(0, count - 3)
     }
 }

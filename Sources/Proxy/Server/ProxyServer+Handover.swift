@@ -103,7 +103,7 @@ extension ProxyServer {
         defer {
             for message in outgoing {
                 Glibc.close(message.descriptor)
-                self.engine.descriptors.give()
+                budget.give()
             }
         }
         let messages = outgoing

@@ -12,16 +12,27 @@ extension Duration {
 /// This process's TCP sockets by their addresses: NIO does not tell a channel's descriptor, so the hand-over finds
 /// each in `/proc/self/fd`.
 enum SocketDescriptors {
-    /// Every connected TCP socket's descriptor, by ``key(local:remote:)``.
-    static func scan() -> [String: CInt] {
-        var found: [String: CInt] = [:]
-        guard let directory = opendir("/proc/self/fd") else { return found }
+    /// The process's open descriptors, as `/proc/self/fd` lists them (the listing's own included); empty when it
+    /// cannot be read.
+    static func open() -> [CInt] {
+        guard let directory = opendir("/proc/self/fd") else { return [] }
         defer { closedir(directory) }
+        var descriptors: [CInt] = []
         while let entry = readdir(directory) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
             }
-            guard let descriptor = CInt(name) else { continue }
+            if let descriptor = CInt(name) {
+                descriptors.append(descriptor)
+            }
+        }
+        return descriptors
+    }
+
+    /// Every connected TCP socket's descriptor, by ``key(local:remote:)``.
+    static func scan() -> [String: CInt] {
+        var found: [String: CInt] = [:]
+        for descriptor in Self.open() {
             var local = sockaddr_storage()
             var remote = sockaddr_storage()
             guard Self.address(of: descriptor, into: &local, getsockname),

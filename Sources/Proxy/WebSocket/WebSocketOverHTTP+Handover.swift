@@ -28,17 +28,21 @@ extension WebSocketOverHTTP {
     /// Whether the connection can be handed over now: open, attached, no backend request in flight or queued,
     /// no close under way, no message half received.
     var isHandoverReady: Bool {
-        let session = self.machine.session
-        return session.phase == .open && session.clientAttached && session.inFlight == nil && session.queued.isEmpty
-            && session.clientClose == nil && (self.frames?.isHandoverReady ?? false)
+        self.isHandoverReadyButForRequests && self.machine.session.inFlight == nil
+            && self.machine.session.queued.isEmpty
     }
 
     /// Whether the connection could be handed over but for its backend request, which has not reached the
     /// backend yet (it waits for a connection, or for a retry after a failed connect).
     private var isHandoverReadyButForUnsentRequest: Bool {
+        self.isHandoverReadyButForRequests && self.hasUnsentRequest
+    }
+
+    /// Open, attached, no close under way, no message half received: ready but for its backend requests.
+    private var isHandoverReadyButForRequests: Bool {
         let session = self.machine.session
         return session.phase == .open && session.clientAttached && session.clientClose == nil
-            && self.hasUnsentRequest && (self.frames?.isHandoverReady ?? false)
+            && (self.frames?.isHandoverReady ?? false)
     }
 
     /// Ends this side of the connection for a server that takes it over (the backend hears nothing), and gives
